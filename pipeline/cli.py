@@ -1,0 +1,96 @@
+"""Command-line interface (SPEC §3). Argument parsing only: each command calls a library function.
+
+Exit codes: 0 done; 1 the input had errors that stopped the run; 2 usage.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import date
+from pathlib import Path
+
+import click
+
+from pipeline import __version__
+from pipeline.config import ConfigError, load_config
+from pipeline.db import DatabaseBusy
+from pipeline.errors import InputError
+
+CONFIG_OPTION = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="TOML file overriding the SPEC's definitions (windows, cut-offs, instruments).",
+)
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+def _run_guarded(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+    """Turn expected failures (bad input, bad config, busy DB) into a message and exit 1."""
+    try:
+        return fn(*args, **kwargs)
+    except (InputError, ConfigError, DatabaseBusy) as exc:
+        _fail(str(exc))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="outcomes")
+def main() -> None:
+    """Outcomes reporting for ketamine-infusion clinics."""
+
+
+@main.command()
+@click.argument("data_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--patients", default=400, show_default=True, type=click.IntRange(min=1),
+              help="Number of synthetic patients.")
+@click.option("--seed", default=7, show_default=True, type=int,
+              help="Random seed; the same seed gives byte-identical files.")
+@click.option("--end", "end", default="2026-10-31", show_default=True,
+              type=click.DateTime(formats=["%Y-%m-%d"]),
+              help="Last day of clinic activity in the export (the export date).")
+def demo(data_dir: Path, patients: int, seed: int, end) -> None:  # type: ignore[no-untyped-def]
+    """Write a realistic synthetic clinic export (canonical CSVs) into DATA_DIR."""
+    from pipeline.demo import write_demo
+
+    summary = write_demo(data_dir, patients=patients, seed=seed, end=end.date())
+    click.echo(summary)
+
+
+@main.command()
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="DuckDB database file (created if missing).")
+@CONFIG_OPTION
+def ingest(data_dir: Path, db_path: Path, config_path: Path | None) -> None:
+    """Validate the export in DATA_DIR and load it into the database.
+
+    DATA_DIR holds protocols, patients, sessions and assessments files (.csv, .parquet or
+    .xlsx; any may be absent). Every row ends loaded, counted as an exact duplicate, or in
+    the `rejects` table with its file, line, column and reason. A file that cannot be read
+    or lacks a required column stops the load (exit 1) and leaves the database unchanged.
+    """
+    from pipeline.ingest import ingest as run_ingest
+
+    config = _run_guarded(load_config, config_path)
+    report = _run_guarded(run_ingest, data_dir, db_path, config, today=date.today())
+    click.echo(report.render())
+
+
+@main.command()
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the database and every output.")
+@click.option("--month", default=None, help="Report month YYYY-MM (default: last complete month "
+              "of the data).")
+@CONFIG_OPTION
+def run(data_dir: Path, out_dir: Path, month: str | None, config_path: Path | None) -> None:
+    """Run every step in order: ingest, then metrics and reports (as they exist)."""
+    from pipeline.run import run_all
+
+    config = _run_guarded(load_config, config_path)
+    _run_guarded(run_all, data_dir, out_dir, config, month=month, echo=click.echo)

@@ -1,0 +1,14 @@
+-- protocols: one row per treatment protocol (SPEC §1 `protocols`).
+-- row_hash identifies an exact duplicate; load_id names the load that brought the row.
+CREATE TABLE IF NOT EXISTS protocols (
+    protocol_id       VARCHAR NOT NULL,
+    name              VARCHAR NOT NULL,
+    planned_infusions INTEGER NOT NULL,
+    planned_days      INTEGER NOT NULL,
+    dose_mg_per_kg    DOUBLE,
+    infusion_minutes  DOUBLE,
+    phase             VARCHAR,           -- induction / maintenance / booster
+    indication        VARCHAR,
+    row_hash          VARCHAR NOT NULL,
+    load_id           INTEGER NOT NULL
+);
