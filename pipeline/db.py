@@ -14,7 +14,9 @@ class DatabaseBusy(Exception):
     """Another process holds the database file."""
 
 
-def connect(db_path: str | Path, config: Config, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+def connect(
+    db_path: str | Path, config: Config, read_only: bool = False
+) -> duckdb.DuckDBPyConnection:
     """Open (creating if needed) the database with offline-safe settings and the canonical schema."""
     settings: dict[str, str | bool | int] = {
         # Extensions cannot be downloaded here; never try at query time.
@@ -38,5 +40,11 @@ def connect(db_path: str | Path, config: Config, read_only: bool = False) -> duc
         raise
     if not read_only:
         for schema_file in sorted((SQL_DIR / "schema").glob("*.sql")):
-            con.execute(schema_file.read_text(encoding="utf-8"))
+            run(con, schema_file.read_text(encoding="utf-8"))
     return con
+
+
+def run(con: duckdb.DuckDBPyConnection, query: str, params: dict | list | None = None) -> None:
+    """Execute statements that return no rows (DuckDB 2 keeps a result open until completed)."""
+    result = con.execute(query, params) if params is not None else con.execute(query)
+    result.complete()

@@ -1,0 +1,137 @@
+"""The input contract of SPEC §1: which files, which columns, which id makes a row unique."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import InputError
+
+FORMATS = {".csv": "csv", ".parquet": "parquet", ".xlsx": "xlsx"}
+ITEM_COLUMN = re.compile(r"item_(\d+)")
+
+
+@dataclass(frozen=True)
+class TableContract:
+    name: str
+    required: tuple[str, ...]
+    optional: tuple[str, ...]
+    id_column: str
+    has_items: bool = False
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.required + self.optional
+
+
+# Load order matters: references (protocol, patient) are checked against what loaded before.
+TABLES: tuple[TableContract, ...] = (
+    TableContract(
+        "protocols",
+        ("protocol_id", "name", "planned_infusions", "planned_days"),
+        ("dose_mg_per_kg", "infusion_minutes", "phase", "indication"),
+        "protocol_id",
+    ),
+    TableContract(
+        "patients",
+        ("patient_id",),
+        ("birth_date", "sex", "diagnosis_code", "payer", "member_id", "site"),
+        "patient_id",
+    ),
+    TableContract(
+        "sessions",
+        ("session_id", "patient_id", "protocol_id", "started_at"),
+        (
+            "course_id",
+            "status",
+            "dose_mg_per_kg",
+            "weight_kg",
+            "dose_mg",
+            "duration_minutes",
+            "site",
+            "provider",
+            "bp_systolic_max",
+            "bp_diastolic_max",
+            "adverse_events",
+            "cpt_codes",
+        ),
+        "session_id",
+    ),
+    TableContract(
+        "assessments",
+        ("patient_id", "instrument", "administered_at", "total_score"),
+        ("assessment_id", "session_id", "timing"),
+        "assessment_id",
+        has_items=True,
+    ),
+)
+CONTRACTS = {t.name: t for t in TABLES}
+
+
+def normalize_column(name: str) -> str:
+    """Column names are case-insensitive; surrounding spaces and a BOM are ignored."""
+    return name.replace("\ufeff", "").strip().lower()
+
+
+def discover(data_dir: Path) -> tuple[dict[str, Path], list[str]]:
+    """Map each table to its file in data_dir (name case-insensitive); list ignored files."""
+    found: dict[str, list[Path]] = {}
+    ignored: list[str] = []
+    for path in sorted(data_dir.iterdir()):
+        stem, suffix = path.stem.lower(), path.suffix.lower()
+        if path.is_file() and stem in CONTRACTS and suffix in FORMATS:
+            found.setdefault(stem, []).append(path)
+        elif path.is_file() and not path.name.startswith("."):
+            ignored.append(path.name)
+    for table, paths in found.items():
+        if len(paths) > 1:
+            names = ", ".join(p.name for p in paths)
+            raise InputError(
+                f"{data_dir}: {names} are all '{table}' files; keep one of them and load again"
+            )
+    if not found:
+        raise InputError(
+            f"{data_dir}: no export files found; expected protocols, patients, sessions and/or "
+            "assessments as .csv, .parquet or .xlsx"
+        )
+    return {t: paths[0] for t, paths in found.items()}, ignored
+
+
+@dataclass(frozen=True)
+class ColumnMap:
+    """How a file's columns (by position) map onto the contract."""
+
+    positions: dict[str, int]  # contract column -> position in the file
+    items: dict[int, int]  # item number -> position in the file
+    ignored: tuple[str, ...]  # columns not in the contract (reported, not loaded)
+
+
+def map_columns(file_label: str, header: list[str], contract: TableContract) -> ColumnMap:
+    """Match a header to the contract; a missing required column stops the load."""
+    positions: dict[str, int] = {}
+    items: dict[int, int] = {}
+    ignored: list[str] = []
+    for pos, raw in enumerate(header):
+        name = normalize_column(str(raw) if raw is not None else "")
+        item = ITEM_COLUMN.fullmatch(name) if contract.has_items else None
+        if name in positions or (item and int(item.group(1)) in items):
+            raise InputError(
+                f"{file_label}: column '{name}' appears twice in the header (column {pos + 1}); "
+                "remove one copy and load again"
+            )
+        if name in contract.columns:
+            positions[name] = pos
+        elif item and int(item.group(1)) >= 1:
+            items[int(item.group(1))] = pos
+        elif name:
+            ignored.append(name)
+    missing = [c for c in contract.required if c not in positions]
+    if missing:
+        found = ", ".join(normalize_column(str(h)) for h in header if h is not None) or "nothing"
+        raise InputError(
+            f"{file_label}: required column{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(repr(m) for m in missing)} missing from the header (found: {found}); "
+            f"a {contract.name} file needs {', '.join(contract.required)}"
+        )
+    return ColumnMap(positions, items, tuple(ignored))

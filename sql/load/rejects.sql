@@ -1,0 +1,23 @@
+-- Appends this file's rejects: structural (stage_rejects), value problems, conflicting ids.
+-- SPEC §1 "Bad input": every rejected row with its file, line, column, value and reason.
+INSERT INTO rejects
+SELECT s.load_id, s.file, r.line, r."column", left(r.value, 200), r.reason
+FROM (
+    SELECT line, "column", value, reason FROM stage_rejects
+    UNION ALL
+    SELECT line, "column", value, reason FROM problems
+    UNION ALL
+    SELECT st.__line, s2.id_column, t.__id, st.reason
+    FROM row_status st JOIN typed t USING (__line), settings s2
+    WHERE st.verdict = 'conflict'
+) r, settings s
+ORDER BY r.line, r."column";
+
+-- Ids whose rows were rejected, so that references to them can say why they are unknown.
+INSERT INTO rejected_ids
+SELECT s.table_name, t.__id, s.file, min(t.__line)
+FROM typed t, settings s
+WHERE t.__id IS NOT NULL
+  AND (t.__line IN (SELECT line FROM problems)
+       OR t.__line IN (SELECT __line FROM row_status WHERE verdict = 'conflict'))
+GROUP BY s.table_name, t.__id, s.file;

@@ -1,0 +1,37 @@
+-- row_status: for every staged row without a problem: load, duplicate (counted) or conflict (rejected).
+-- SPEC §1: exact duplicates are counted, not rejected; a conflicting duplicate id is rejected.
+-- Reads temp tables typed (__line, __id, row_hash), problems, and view existing (__id, row_hash, load_id, replaceable).
+CREATE OR REPLACE TEMP TABLE row_status AS
+WITH valid AS (
+    SELECT __line, __id, row_hash FROM typed
+    WHERE __line NOT IN (SELECT line FROM problems)
+),
+conflicting_ids AS (
+    -- Ids present with two or more different rows in this file: none of them is trusted.
+    SELECT __id, array_to_string(list_slice(list(__line ORDER BY __line), 1, 6), ', ') AS id_lines
+    FROM valid
+    WHERE __id IS NOT NULL
+    GROUP BY __id
+    HAVING count(DISTINCT row_hash) > 1
+),
+copies AS (
+    SELECT *, row_number() OVER (PARTITION BY __id, row_hash ORDER BY __line) AS copy_no
+    FROM valid
+)
+SELECT c.__line,
+       CASE WHEN k.__id IS NOT NULL THEN 'conflict'
+            WHEN e.row_hash = c.row_hash THEN 'duplicate'
+            WHEN c.__id IS NULL AND c.row_hash IN (SELECT row_hash FROM existing) THEN 'duplicate'
+            WHEN e.__id IS NOT NULL AND NOT e.replaceable THEN 'conflict'
+            WHEN c.copy_no > 1 THEN 'duplicate'
+            ELSE 'load' END AS verdict,
+       CASE WHEN k.__id IS NOT NULL
+                THEN 'conflicting duplicate id: the same id is on lines ' || k.id_lines
+                     || ' with different values; keep one and reload'
+            WHEN e.__id IS NOT NULL AND NOT e.replaceable AND e.row_hash <> c.row_hash
+                THEN 'conflicting duplicate id: a row with this id and different values was '
+                     || 'loaded before (load ' || e.load_id || '); correct the id or the values'
+       END AS reason
+FROM copies c
+LEFT JOIN conflicting_ids k ON k.__id = c.__id
+LEFT JOIN existing e ON e.__id = c.__id;

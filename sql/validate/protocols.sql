@@ -1,0 +1,48 @@
+-- typed + problems for a staged protocols file (temp table stg, all text) -> canonical types.
+-- SPEC §1 protocols: protocol_id, name, planned_infusions, planned_days required.
+CREATE OR REPLACE TEMP TABLE typed AS
+SELECT
+    __line,
+    clean(protocol_id)              AS protocol_id,
+    clean(name)                     AS name,
+    to_int(planned_infusions)       AS planned_infusions,
+    to_int(planned_days)            AS planned_days,
+    try_cast(trim(dose_mg_per_kg) AS DOUBLE)   AS dose_mg_per_kg,
+    try_cast(trim(infusion_minutes) AS DOUBLE) AS infusion_minutes,
+    lower(clean(phase))             AS phase,
+    clean(indication)               AS indication,
+    clean(protocol_id)              AS __id
+FROM stg;
+
+ALTER TABLE typed ADD COLUMN row_hash VARCHAR;
+UPDATE typed SET row_hash = md5(CAST(struct_pack(
+    protocol_id, name, planned_infusions, planned_days, dose_mg_per_kg, infusion_minutes,
+    phase, indication) AS VARCHAR));
+
+CREATE OR REPLACE TEMP TABLE problems AS
+WITH checks AS (
+    SELECT __line AS line, 'protocol_id' AS "column", protocol_id AS value,
+           required_problem(protocol_id) AS reason FROM stg
+    UNION ALL
+    SELECT __line, 'name', name, required_problem(name) FROM stg
+    UNION ALL
+    SELECT __line, 'planned_infusions', planned_infusions,
+           coalesce(required_problem(planned_infusions),
+                    int_problem(planned_infusions, 1, 200, 'planned infusions')) FROM stg
+    UNION ALL
+    SELECT __line, 'planned_days', planned_days,
+           coalesce(required_problem(planned_days),
+                    int_problem(planned_days, 1, 3650, 'planned days')) FROM stg
+    UNION ALL
+    SELECT __line, 'dose_mg_per_kg', dose_mg_per_kg,
+           num_problem(dose_mg_per_kg, 0, 5, 'a ketamine dose in mg/kg') FROM stg
+    UNION ALL
+    SELECT __line, 'infusion_minutes', infusion_minutes,
+           num_problem(infusion_minutes, 1, 600, 'infusion minutes') FROM stg
+    UNION ALL
+    SELECT __line, 'phase', phase,
+           CASE WHEN NOT blank(phase)
+                 AND lower(trim(phase)) NOT IN ('induction', 'maintenance', 'booster')
+                THEN 'unknown phase; use induction, maintenance or booster' END FROM stg
+)
+SELECT * FROM checks WHERE reason IS NOT NULL;
