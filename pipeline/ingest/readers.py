@@ -18,9 +18,9 @@ import pyarrow as pa
 
 from pipeline.db import run
 from pipeline.errors import InputError
-from pipeline.paths import sql
 from pipeline.ingest.contract import ColumnMap, TableContract, map_columns
 from pipeline.ingest.csv_text import CsvText, _sha256, prepare_csv
+from pipeline.paths import sql
 
 HEADER_SEARCH_ROWS = 20  # clinic workbooks often have a title row or two above the header
 

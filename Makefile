@@ -1,0 +1,41 @@
+# Two commands on a fresh Debian 12 (python3, python3-venv, make, git):
+#   make run    installs what is missing, generates the demo export, runs the pipeline -> out/
+#   make test   installs what is missing and runs the test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+OUT ?= out
+DEMO_PATIENTS ?= 400
+DEMO_SEED ?= 7
+
+# WeasyPrint: pango + harfbuzz-subset (without it fonts are subset ~6x slower); a font;
+# the tests read PDFs back with poppler (pdftotext, pdftoppm) and qpdf.
+DEBIAN_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core \
+                   poppler-utils qpdf
+
+.PHONY: run test lint bench sysdeps clean
+
+run: sysdeps $(STAMP)
+	$(BIN)/outcomes demo $(OUT)/demo-export --patients $(DEMO_PATIENTS) --seed $(DEMO_SEED)
+	$(BIN)/outcomes run $(OUT)/demo-export --out $(OUT)
+
+test: sysdeps $(STAMP)
+	$(BIN)/ruff check pipeline tests
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check pipeline tests
+	$(BIN)/mypy pipeline
+
+sysdeps:
+	@sh scripts/ensure-debian-packages.sh $(DEBIAN_PACKAGES)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade "pip==26.3"
+	$(BIN)/pip install -q -c constraints.txt -e ".[test]"
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) $(OUT)

@@ -1,0 +1,72 @@
+"""`outcomes run`: every step that exists, in order, on one export (SPEC §3)."""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+from pipeline.config import Config
+from pipeline.db import connect
+from pipeline.errors import InputError
+from pipeline.ingest import ingest
+
+DB_NAME = "clinic.duckdb"
+
+
+def month_end(month: str) -> date:
+    """Last day of YYYY-MM."""
+    try:
+        year, mon = (int(p) for p in month.split("-"))
+        return date(year, mon, calendar.monthrange(year, mon)[1])
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"--month {month!r}: use the form YYYY-MM, e.g. 2026-03") from exc
+
+
+def last_complete_month(db_path: Path, config: Config) -> str:
+    """The last month whose every day lies within the data (latest session or score day)."""
+    con = connect(db_path, config)
+    try:
+        latest = con.execute(
+            "SELECT max(d) FROM (SELECT max(started_at)::DATE AS d FROM sessions "
+            "UNION ALL SELECT max(administered_at)::DATE FROM assessments)"
+        ).fetchall()[0][0]
+    finally:
+        con.close()
+    if latest is None:
+        raise InputError("the database holds no sessions or scores yet; nothing to report")
+    if latest == month_end(f"{latest.year}-{latest.month:02d}"):
+        return f"{latest.year}-{latest.month:02d}"
+    year, mon = (latest.year, latest.month - 1) if latest.month > 1 else (latest.year - 1, 12)
+    return f"{year}-{mon:02d}"
+
+
+def run_all(
+    data_dir: Path,
+    out_dir: Path,
+    config: Config,
+    month: str | None = None,
+    echo: Callable[[str], None] = print,
+) -> dict[str, Path]:
+    """Ingest data_dir into out_dir/clinic.duckdb, then metrics and reports for `month`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    db_path = out_dir / DB_NAME
+    report = ingest(data_dir, db_path, config)
+    echo(report.render())
+    written: dict[str, Path] = {"database": db_path}
+    month = month or last_complete_month(db_path, config)
+    as_of = month_end(month)
+    try:
+        from pipeline.metrics import run_metrics
+    except ImportError:  # the outcomes engine is not part of this build yet
+        run_metrics = None
+    if run_metrics is not None:
+        metrics_dir = out_dir / "metrics"
+        run_metrics(db_path, as_of, metrics_dir, config)
+        written["metrics"] = metrics_dir
+    echo("")
+    echo(f"Report month {month} (as of {as_of}). Written:")
+    for name, path in written.items():
+        echo(f"  {name:<10} {path}")
+    return written
