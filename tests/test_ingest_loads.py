@@ -174,13 +174,15 @@ def test_xlsx_with_title_row_reports_sheet_row_numbers(export, db):
     sheet.write_row(6, 0, ["P1", "GAD-7"])  # row 7: date-only cell
     sheet.write_datetime(6, 2, dt.datetime(2026, 2, 4), day)
     sheet.write_number(6, 3, 9)
+    sheet.write_row(7, 0, ["P1", "PHQ-9", "2026-02-05", 5, "stray note"])  # row 8: beyond header
     book.close()
     report = load(export, db)
     f = result(report, "assessments.xlsx")
-    assert (f.format, f.read, f.loaded, f.rejected) == ("xlsx", 3, 2, 1)
-    assert rejects(db, "assessments.xlsx") == [
-        ("assessments.xlsx", 6, "total_score", "not a number; the total score must be a number")
-    ]
+    assert (f.format, f.read, f.loaded, f.rejected) == ("xlsx", 4, 2, 2)
+    got = rejects(db, "assessments.xlsx")
+    assert [r[1:3] for r in got] == [(6, "total_score"), (8, None)]
+    assert got[0][3] == "not a number; the total score must be a number"
+    assert got[1][3].startswith("the line has more fields than the header")
     assert query(
         db,
         "SELECT instrument, administered_at, date_only, total_score FROM assessments "

@@ -127,6 +127,8 @@ def _load_file(
         {"file": label, "table": contract.name, "id": contract.id_column},
     )
     run(con, sql(f"validate/{contract.name}.sql"))
+    if contract.name in ("sessions", "assessments"):
+        run(con, sql("validate/patient_references.sql"))
     run(con, f"CREATE OR REPLACE TEMP VIEW existing AS {EXISTING[contract.name]}")
     run(con, sql("validate/duplicates.sql"))
     run(con, sql("load/rejects.sql"))

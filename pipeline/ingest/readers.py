@@ -52,15 +52,23 @@ def _empty_stage_rejects(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def _arrow_raw(
-    con: duckdb.DuckDBPyConnection, lines: list[int], rows: list[list[str | None]], width: int
+def _stage_rows(
+    con: duckdb.DuckDBPyConnection,
+    lines: list[int],
+    rows: list[list[str | None]],
+    width: int,
+    bad: list[tuple[int, str | None, str, str]],
 ) -> None:
+    """raw + stage_rejects from rows split in Python (exact CSV path, XLSX)."""
     data = {"__line": pa.array(lines, pa.int64())}
     for i in range(width):
         data[f"c{i}"] = pa.array([r[i] for r in rows], pa.string())
     con.register("raw_arrow", pa.table(data))
     run(con, "CREATE OR REPLACE TEMP TABLE raw AS SELECT * FROM raw_arrow")
     con.unregister("raw_arrow")
+    _empty_stage_rejects(con)
+    if bad:
+        con.executemany("INSERT INTO stage_rejects VALUES (?, ?, ?, ?)", [list(b) for b in bad])
 
 
 # ---------------------------------------------------------------- CSV
@@ -152,10 +160,7 @@ def _read_csv_exact(con: duckdb.DuckDBPyConnection, text: CsvText, label: str) -
                 f"{label}: line {start}: {exc}. A quoted field that opens here is never closed, "
                 "so every later line would be lost; fix the quote and load again"
             ) from exc
-    _arrow_raw(con, lines, rows, width)
-    _empty_stage_rejects(con)
-    if bad:
-        con.executemany("INSERT INTO stage_rejects VALUES (?, ?, ?, ?)", [list(b) for b in bad])
+    _stage_rows(con, lines, rows, width, bad)
 
 
 def stage_csv(
@@ -246,10 +251,13 @@ def stage_xlsx(
         columns: ColumnMap | None = None
         lines: list[int] = []
         rows: list[list[str | None]] = []
+        bad: list[tuple[int, str | None, str, str]] = []
         for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
             cells = [_cell_text(v) for v in values]
             if header is None:
                 names = [c or "" for c in cells]
+                while names and not names[-1].strip():  # rows are padded to the sheet's width
+                    names.pop()
                 if set(contract.required) <= {n.strip().lower() for n in names}:
                     header = names
                     columns = map_columns(f"{label} row {number}", header, contract)
@@ -258,9 +266,13 @@ def stage_xlsx(
                 continue
             if all(c is None for c in cells):
                 continue  # an empty sheet row, like a blank CSV line
-            cells = (cells + [None] * len(header))[: len(header)]
+            width = len(header)
+            if any(c is not None for c in cells[width:]):
+                text = ", ".join(c for c in cells if c is not None)[:200]
+                bad.append((number, None, text, STRUCTURAL_REASONS["TOO MANY COLUMNS"]))
+                continue
             lines.append(number)
-            rows.append(cells)
+            rows.append((cells + [None] * width)[:width])
     finally:
         workbook.close()
     if header is None or columns is None:
@@ -268,6 +280,5 @@ def stage_xlsx(
             f"{label}: no header row with {', '.join(contract.required)} in the first "
             f"{HEADER_SEARCH_ROWS} rows of the first sheet"
         )
-    _arrow_raw(con, lines, rows, len(header))
-    _empty_stage_rejects(con)
+    _stage_rows(con, lines, rows, len(header), bad)
     return Staged("xlsx", None, _sha256(path), columns, [])

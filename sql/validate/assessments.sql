@@ -95,16 +95,5 @@ checks AS (
                      || CASE WHEN scoring = 'qids' THEN ' (QIDS-SR16 domain scoring)' ELSE '' END
                      || ', not the total; correct the items or the total' END
     FROM item_sums
-    UNION ALL
-    SELECT t.__line, 'patient_id', t.patient_id,
-           CASE WHEN r.line IS NOT NULL
-                THEN 'the patient''s row in ' || r.file || ' (line ' || r.line
-                     || ') was rejected; fix that row first'
-                ELSE 'unknown patient: not in the patients file; add the patient or correct the id'
-           END
-    FROM typed t, settings
-    LEFT JOIN rejected_ids r ON r.table_name = 'patients' AND r.id = t.patient_id
-    WHERE settings.patients_listed AND t.patient_id IS NOT NULL
-      AND t.patient_id NOT IN (SELECT patient_id FROM patients)
 )
 SELECT * FROM checks WHERE reason IS NOT NULL;

@@ -66,7 +66,7 @@ WITH checks AS (
     SELECT __line, 'bp_diastolic_max', bp_diastolic_max,
            int_problem(bp_diastolic_max, 20, 200, 'diastolic blood pressure (mmHg)') FROM stg
     UNION ALL
-    -- References: the protocol must be known; the patient too once a patients file is loaded.
+    -- The protocol must be known (the patient check is in patient_references.sql).
     SELECT t.__line, 'protocol_id', t.protocol_id,
            CASE WHEN r.line IS NOT NULL
                 THEN 'the protocol''s row in ' || r.file || ' (line ' || r.line
@@ -76,16 +76,5 @@ WITH checks AS (
     LEFT JOIN rejected_ids r ON r.table_name = 'protocols' AND r.id = t.protocol_id
     WHERE t.protocol_id IS NOT NULL
       AND t.protocol_id NOT IN (SELECT protocol_id FROM protocols)
-    UNION ALL
-    SELECT t.__line, 'patient_id', t.patient_id,
-           CASE WHEN r.line IS NOT NULL
-                THEN 'the patient''s row in ' || r.file || ' (line ' || r.line
-                     || ') was rejected; fix that row first'
-                ELSE 'unknown patient: not in the patients file; add the patient or correct the id'
-           END
-    FROM typed t, settings
-    LEFT JOIN rejected_ids r ON r.table_name = 'patients' AND r.id = t.patient_id
-    WHERE settings.patients_listed AND t.patient_id IS NOT NULL
-      AND t.patient_id NOT IN (SELECT patient_id FROM patients)
 )
 SELECT * FROM checks WHERE reason IS NOT NULL;
