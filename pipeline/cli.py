@@ -94,3 +94,28 @@ def run(data_dir: Path, out_dir: Path, month: str | None, config_path: Path | No
 
     config = _run_guarded(load_config, config_path)
     _run_guarded(run_all, data_dir, out_dir, config, month=month, echo=click.echo)
+
+
+@main.command()
+@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="DuckDB database file written by `outcomes ingest`.")
+@click.option("--as-of", "as_of", required=True, type=click.DateTime(formats=["%Y-%m-%d"]),
+              help="Compute as of this day (YYYY-MM-DD); later sessions and scores are ignored.")
+@click.option("--out", "out_dir", required=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for course_outcomes.csv, protocol_summary.csv and metrics.json.")
+@CONFIG_OPTION
+def metrics(db_path: Path, as_of, out_dir: Path, config_path: Path | None) -> None:  # type: ignore[no-untyped-def]
+    """Compute course outcomes and protocol rates (SPEC §2) as of a day and write them.
+
+    Writes course_outcomes.csv, protocol_summary.csv and metrics.json into OUT and replaces
+    the result tables in the database, so reports read one place.
+    """
+    from pipeline.metrics import run_metrics
+
+    config = _run_guarded(load_config, config_path)
+    result = _run_guarded(run_metrics, db_path, as_of.date(), out_dir, config)
+    courses = len(result["course_outcomes"])
+    groups = len(result["protocol_summary"])
+    click.echo(f"metrics as of {as_of.date().isoformat()}: {courses} course rows, "
+               f"{groups} protocol x instrument rows -> {out_dir}")

@@ -1,0 +1,205 @@
+"""Course outcomes (SPEC §2): runs sql/outcomes for the set-based steps, then polars for the rest.
+
+The SQL files build, in order, administered infusions, courses, baselines, post-baseline scores
+and endpoints as temporary tables on the connection; `course_outcomes()` adds categories,
+remission, reliable change, recovery and infusions to response with whole-frame expressions.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+
+import duckdb
+import polars as pl
+from polars._typing import PolarsDataType
+
+from pipeline.config import Config, Definitions
+from pipeline.instruments import Instrument
+from pipeline.paths import SQL_DIR
+
+OUTCOME_SQL_DIR = SQL_DIR / "outcomes"
+
+# SPEC §3 `course_outcomes.csv`, in this order; extra columns follow.
+COURSE_OUTCOME_COLUMNS = [
+    "patient_id", "course_id", "protocol_id", "instrument", "course_start", "course_end",
+    "infusions", "planned_infusions", "status", "baseline_score", "endpoint_score",
+    "pct_change", "category", "remission", "reliable_improvement", "reliable_deterioration",
+    "infusions_to_response", "response_timing", "not_evaluable_reason",
+]
+COURSE_OUTCOME_EXTRA_COLUMNS = [
+    "course_outcome_date", "course_id_source", "evaluable", "aborted_infusions",
+    "baseline_at", "endpoint_at", "endpoint_after_infusions", "last_scored_infusion",
+    "caseness_at_baseline", "recovery", "reliable_recovery",
+]
+
+
+def outcome_sql_files() -> list[tuple[str, str]]:
+    """(relation name, SQL text) for every file in sql/outcomes, in file order."""
+    files = sorted(OUTCOME_SQL_DIR.glob("*.sql"))
+    return [(re.sub(r"^\d+_", "", f.stem), f.read_text(encoding="utf-8")) for f in files]
+
+
+def build_outcome_relations(
+    con: duckdb.DuckDBPyConnection, as_of: date, definitions: Definitions
+) -> None:
+    """Create the one-row `settings` table and every sql/outcomes relation as a temp table."""
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE settings AS SELECT ?::DATE AS as_of, "
+        "?::INTEGER AS course_gap_days, ?::INTEGER AS baseline_window_days, "
+        "?::INTEGER AS endpoint_window_days",
+        [as_of, definitions.course_gap_days, definitions.baseline_window_days,
+         definitions.endpoint_window_days],
+    )
+    for name, query in outcome_sql_files():
+        # The relation name comes from our own file name, never from input data.
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {query}")
+
+
+def instrument_frame(instruments: dict[str, Instrument]) -> pl.DataFrame:
+    """Registry thresholds as a frame to join on `instrument`."""
+    names = list(instruments)
+    return pl.DataFrame(
+        {
+            "instrument": names,
+            "remission_cutoff": [instruments[n].remission for n in names],
+            "caseness_cutoff": [instruments[n].caseness for n in names],
+            "reliable_change": [instruments[n].reliable_change for n in names],
+        },
+        schema={"instrument": pl.String, "remission_cutoff": pl.Float64,
+                "caseness_cutoff": pl.Float64, "reliable_change": pl.Float64},
+    )
+
+
+def reduced_by_at_least(score: pl.Expr, baseline: pl.Expr, pct: float) -> pl.Expr:
+    """score <= baseline * (1 - pct/100), compared without dividing (exact on whole scores)."""
+    return score * 100 <= baseline * (100 - pct)
+
+
+def infusions_to_response(
+    post_scores: pl.DataFrame, baselines: pl.DataFrame, response_pct: float
+) -> pl.DataFrame:
+    """SPEC §2 "Infusions to response": least infusion count n of a post score <= 50% of baseline.
+
+    Also returns `last_scored_infusion` (largest infusion count with a score), the KM censor time.
+    """
+    keys = ["patient_id", "course_id", "instrument"]
+    joined = post_scores.join(baselines.select([*keys, "baseline_score"]), on=keys, how="inner")
+    responded = reduced_by_at_least(pl.col("total_score"), pl.col("baseline_score"), response_pct)
+    return (
+        joined.filter(pl.col("baseline_score") > 0)
+        .group_by(keys)
+        .agg(
+            pl.col("infusions_before").filter(responded).min().alias("infusions_to_response"),
+            pl.col("infusions_before").max().alias("last_scored_infusion"),
+        )
+    )
+
+
+def add_outcome_columns(
+    course_scores: pl.DataFrame,
+    post_scores: pl.DataFrame,
+    instruments: dict[str, Instrument],
+    definitions: Definitions,
+) -> pl.DataFrame:
+    """SPEC §2 per-course outcomes from baseline and endpoint, one row per course x instrument."""
+    keys = ["patient_id", "course_id", "instrument"]
+    to_response = infusions_to_response(
+        post_scores, course_scores.select([*keys, "baseline_score"]), definitions.response_pct
+    )
+    frame = (
+        course_scores.join(instrument_frame(instruments), on="instrument", how="left")
+        .join(to_response, on=keys, how="left")
+    )
+    baseline, endpoint = pl.col("baseline_score"), pl.col("endpoint_score")
+    reason = (
+        pl.when(baseline.is_null()).then(pl.lit("no baseline"))
+        .when(baseline <= 0).then(pl.lit("zero baseline"))
+        .when(endpoint.is_null()).then(pl.lit("no follow-up score"))
+        .otherwise(pl.lit(None, dtype=pl.String))
+    )
+    frame = frame.with_columns(
+        not_evaluable_reason=reason, evaluable=reason.is_null()
+    )
+    evaluable = pl.col("evaluable")
+
+    def when_evaluable(expr: pl.Expr, dtype: PolarsDataType) -> pl.Expr:
+        return pl.when(evaluable).then(expr).otherwise(pl.lit(None, dtype=dtype))
+
+    response = reduced_by_at_least(endpoint, baseline, definitions.response_pct)
+    partial = reduced_by_at_least(endpoint, baseline, definitions.partial_response_pct)
+    category = (
+        pl.when(response).then(pl.lit("response"))
+        .when(partial).then(pl.lit("partial_response"))
+        .otherwise(pl.lit("non_response"))
+    )
+    remission_cutoff, rc = pl.col("remission_cutoff"), pl.col("reliable_change")
+    remission = pl.when(baseline > remission_cutoff).then(endpoint <= remission_cutoff)
+    improvement = pl.when(rc.is_not_null()).then(baseline - endpoint >= rc)
+    deterioration = pl.when(rc.is_not_null()).then(endpoint - baseline >= rc)
+    caseness = pl.col("caseness_cutoff")
+    is_case = pl.when(caseness.is_not_null() & baseline.is_not_null()).then(baseline >= caseness)
+    recovery = pl.when(is_case).then(endpoint < caseness)
+    n = pl.col("infusions_to_response")
+    timing = (
+        pl.when(n.is_null()).then(pl.lit("never"))
+        .when(n <= 2).then(pl.lit("early"))
+        .when(n <= 4).then(pl.lit("gradual"))
+        .otherwise(pl.lit("late"))
+    )
+    frame = frame.with_columns(
+        pct_change=when_evaluable(((endpoint - baseline) / baseline * 100).round(1), pl.Float64),
+        category=when_evaluable(category, pl.String),
+        remission=when_evaluable(remission, pl.Boolean),
+        reliable_improvement=when_evaluable(improvement, pl.Boolean),
+        reliable_deterioration=when_evaluable(deterioration, pl.Boolean),
+        infusions_to_response=when_evaluable(n, pl.Int64),
+        response_timing=when_evaluable(timing, pl.String),
+        last_scored_infusion=when_evaluable(pl.col("last_scored_infusion"), pl.Int64),
+        caseness_at_baseline=is_case,
+        recovery=when_evaluable(recovery, pl.Boolean),
+    ).with_columns(
+        reliable_recovery=pl.when(pl.col("recovery").is_not_null() & rc.is_not_null())
+        .then(pl.col("recovery") & pl.col("reliable_improvement")),
+        course_end=pl.col("last_infusion_day"),
+        course_start=pl.col("first_infusion_day"),
+    )
+    return frame.select(COURSE_OUTCOME_COLUMNS + COURSE_OUTCOME_EXTRA_COLUMNS).sort(
+        ["patient_id", "course_start", "course_id", "instrument"]
+    )
+
+
+@dataclass(frozen=True)
+class OutcomeFrames:
+    """Everything the metrics step needs, read once from the database as of one day."""
+
+    as_of: date
+    course_infusions: pl.DataFrame  # one row per administered infusion, with course and number
+    courses: pl.DataFrame  # one row per course
+    scores: pl.DataFrame  # assessments as of, with scored_at
+    post_scores: pl.DataFrame
+    course_outcomes: pl.DataFrame  # SPEC §3 columns first
+
+
+def compute_outcomes(
+    con: duckdb.DuckDBPyConnection, as_of: date, config: Config
+) -> OutcomeFrames:
+    """Run sql/outcomes on `con` as of `as_of` and return the frames, sorted for stable output."""
+    build_outcome_relations(con, as_of, config.definitions)
+    course_infusions = con.sql("SELECT * FROM course_infusions").pl().sort(
+        ["patient_id", "started_at", "session_id"]
+    )
+    courses = con.sql("SELECT * FROM courses").pl().sort(
+        ["patient_id", "course_start", "course_id"]
+    )
+    scores = con.sql("SELECT * FROM scores").pl().sort(
+        ["patient_id", "instrument", "scored_at", "total_score"]
+    )
+    post_scores = con.sql("SELECT * FROM post_scores").pl().sort(
+        ["patient_id", "course_id", "instrument", "scored_at", "total_score"]
+    )
+    course_scores = con.sql("SELECT * FROM course_scores").pl()
+    outcomes = add_outcome_columns(course_scores, post_scores, config.instruments,
+                                   config.definitions)
+    return OutcomeFrames(as_of, course_infusions, courses, scores, post_scores, outcomes)

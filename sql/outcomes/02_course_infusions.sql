@@ -1,0 +1,71 @@
+-- course_infusions: every administered infusion with its course_id and infusion number 1..k.
+-- SPEC §2 "Course": export course_id wins; else new course on protocol change or > course_gap_days.
+with without_export_id as (
+    select
+        infusions.*,
+        lag(protocol_id) over by_time as previous_protocol_id,
+        lag(infusion_day) over by_time as previous_infusion_day
+    from infusions
+    where export_course_id is null
+    window by_time as (partition by patient_id order by started_at, session_id)
+),
+
+course_breaks as (
+    select
+        without_export_id.*,
+        case
+            when previous_infusion_day is null then 1
+            when protocol_id <> previous_protocol_id then 1
+            when infusion_day - previous_infusion_day > settings.course_gap_days then 1
+            else 0
+        end as starts_course
+    from without_export_id
+    cross join settings
+),
+
+islands as (
+    select
+        course_breaks.*,
+        sum(starts_course) over (
+            partition by patient_id order by started_at, session_id
+            rows between unbounded preceding and current row
+        ) as island
+    from course_breaks
+),
+
+derived as (
+    -- A derived id names patient, protocol and first infusion day: stable across re-runs.
+    select
+        islands.* exclude (previous_protocol_id, previous_infusion_day, starts_course, island),
+        patient_id || '-' || protocol_id || '-'
+            || strftime(min(infusion_day) over (partition by patient_id, island), '%Y%m%d')
+            as course_id,
+        'derived' as course_id_source
+    from islands
+),
+
+exported as (
+    select
+        infusions.*,
+        export_course_id as course_id,
+        'export' as course_id_source
+    from infusions
+    where export_course_id is not null
+),
+
+all_infusions as (
+    select * from derived
+    union all by name
+    select * from exported
+),
+
+final as (
+    select
+        all_infusions.*,
+        row_number() over (
+            partition by patient_id, course_id order by started_at, session_id
+        ) as infusion_number
+    from all_infusions
+)
+
+select * from final
