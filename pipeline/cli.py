@@ -119,3 +119,72 @@ def metrics(db_path: Path, as_of, out_dir: Path, config_path: Path | None) -> No
     groups = len(result["protocol_summary"])
     click.echo(f"metrics as of {as_of.date().isoformat()}: {courses} course rows, "
                f"{groups} protocol x instrument rows -> {out_dir}")
+
+
+@main.group()
+def report() -> None:
+    """Write a report (PDF plus the same figures as CSV/JSON)."""
+
+
+DB_OPTION = click.option("--db", "db_path", required=True,
+                         type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                         help="DuckDB database file written by `outcomes ingest`.")
+OUT_OPTION = click.option("--out", "out_dir", required=True,
+                          type=click.Path(file_okay=False, path_type=Path),
+                          help="Folder the report files are written to.")
+MONTH_TYPE = click.DateTime(formats=["%Y-%m"])
+
+
+@report.command("monthly")
+@DB_OPTION
+@click.option("--month", required=True, type=MONTH_TYPE, help="Report month, YYYY-MM.")
+@OUT_OPTION
+@CONFIG_OPTION
+def report_monthly(db_path: Path, month, out_dir: Path, config_path: Path | None) -> None:  # type: ignore[no-untyped-def]
+    """Monthly quality report for the clinical lead: monthly-YYYY-MM.pdf and .json."""
+    from pipeline.reports.monthly import write_monthly_report
+
+    config = _run_guarded(load_config, config_path)
+    written = _run_guarded(write_monthly_report, db_path, month.strftime("%Y-%m"), out_dir, config)
+    for path in written:
+        click.echo(str(path))
+
+
+@report.command("evidence")
+@DB_OPTION
+@click.option("--as-of", "as_of", required=True, type=click.DateTime(formats=["%Y-%m-%d"]),
+              help="Compare outcomes as of this day (YYYY-MM-DD).")
+@OUT_OPTION
+@CONFIG_OPTION
+def report_evidence(db_path: Path, as_of, out_dir: Path, config_path: Path | None) -> None:  # type: ignore[no-untyped-def]
+    """Evidence comparison report: evidence-DATE.pdf and .json (small cells always suppressed)."""
+    from pipeline.reports.evidence import write_evidence_report
+
+    config = _run_guarded(load_config, config_path)
+    written = _run_guarded(write_evidence_report, db_path, as_of.date(), out_dir, config)
+    for path in written:
+        click.echo(str(path))
+
+
+@report.command("payer")
+@DB_OPTION
+@click.option("--patient", default=None, help="Every course of this patient id.")
+@click.option("--month", default=None, type=MONTH_TYPE,
+              help="Every course active in this month, YYYY-MM.")
+@OUT_OPTION
+@click.option("--html", "write_html", is_flag=True, help="Also write the HTML each PDF was rendered from.")
+@click.option("--jobs", default=None, type=click.IntRange(min=1),
+              help="Worker processes (default: all cores).")
+@CONFIG_OPTION
+def report_payer(db_path: Path, patient: str | None, month, out_dir: Path, write_html: bool,  # type: ignore[no-untyped-def]
+                 jobs: int | None, config_path: Path | None) -> None:
+    """Payer documentation: one PDF/A-3 per patient course, plus index.csv of what was written."""
+    if (patient is None) == (month is None):
+        raise click.UsageError("give exactly one of --patient ID or --month YYYY-MM")
+    from pipeline.reports.payer import write_payer_packets
+
+    config = _run_guarded(load_config, config_path)
+    index = _run_guarded(write_payer_packets, db_path, out_dir, config, patient=patient,
+                         month=month.strftime("%Y-%m") if month else None, html=write_html,
+                         jobs=jobs)
+    click.echo(str(index))

@@ -49,6 +49,9 @@ class Config:
     clinic: Clinic = field(default_factory=Clinic)
     database: Database = field(default_factory=Database)
     instruments: dict[str, Instrument] = field(default_factory=lambda: build_registry())
+    # Report-specific sections, validated by the report that reads them (pipeline/reports/*).
+    evidence: dict[str, Any] = field(default_factory=dict)
+    payer: dict[str, Any] = field(default_factory=dict)
     source: str | None = None  # path of the TOML file, None for defaults
     sha256: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
@@ -62,6 +65,7 @@ class Config:
 
 
 _SECTIONS = {"definitions": Definitions, "clinic": Clinic, "database": Database}
+_REPORT_SECTIONS = ("evidence", "payer")
 
 
 def _section(name: str, cls: type, values: Any, path: Path) -> Any:
@@ -99,10 +103,15 @@ def load_config(path: str | Path | None = None) -> Config:
     for key, values in raw.items():
         if key == "instruments":
             continue
+        if key in _REPORT_SECTIONS:
+            if not isinstance(values, dict):
+                raise ConfigError(f"{path}: [{key}] must be a table")
+            sections[key] = values
+            continue
         if key not in _SECTIONS:
             raise ConfigError(
                 f"{path}: unknown section [{key}]; known sections: "
-                f"{', '.join([*_SECTIONS, 'instruments'])}"
+                f"{', '.join([*_SECTIONS, *_REPORT_SECTIONS, 'instruments'])}"
             )
         sections[key] = _section(key, _SECTIONS[key], values, path)
     try:

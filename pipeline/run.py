@@ -42,6 +42,33 @@ def last_complete_month(db_path: Path, config: Config) -> str:
     return f"{year}-{mon:02d}"
 
 
+def _report_steps() -> list[tuple[str, Callable[..., Path]]]:
+    """The report steps that exist in this build, in order."""
+    steps: list[tuple[str, Callable[..., Path]]] = []
+    try:
+        from pipeline.reports.monthly import write_monthly_report
+    except ImportError:
+        pass
+    else:
+        steps.append(("monthly", lambda db, month, as_of, out, config:
+                      write_monthly_report(db, month, out / "reports", config)[0]))
+    try:
+        from pipeline.reports.evidence import write_evidence_report
+    except ImportError:
+        pass
+    else:
+        steps.append(("evidence", lambda db, month, as_of, out, config:
+                      write_evidence_report(db, as_of, out / "reports", config)[0]))
+    try:
+        from pipeline.reports.payer import write_payer_packets
+    except ImportError:
+        pass
+    else:
+        steps.append(("payer", lambda db, month, as_of, out, config:
+                      write_payer_packets(db, out / "payer", config, month=month)))
+    return steps
+
+
 def run_all(
     data_dir: Path,
     out_dir: Path,
@@ -57,14 +84,13 @@ def run_all(
     written: dict[str, Path] = {"database": db_path}
     month = month or last_complete_month(db_path, config)
     as_of = month_end(month)
-    try:
-        from pipeline.metrics import run_metrics
-    except ImportError:  # the outcomes engine is not part of this build yet
-        run_metrics = None
-    if run_metrics is not None:
-        metrics_dir = out_dir / "metrics"
-        run_metrics(db_path, as_of, metrics_dir, config)
-        written["metrics"] = metrics_dir
+    from pipeline.metrics import run_metrics
+
+    metrics_dir = out_dir / "metrics"
+    run_metrics(db_path, as_of, metrics_dir, config)
+    written["metrics"] = metrics_dir
+    for name, step in _report_steps():
+        written[name] = step(db_path, month, as_of, out_dir, config)
     echo("")
     echo(f"Report month {month} (as of {as_of}). Written:")
     for name, path in written.items():

@@ -1,0 +1,95 @@
+"""Number formatting for templates (Jinja filters) and the small-cell marker.
+
+Templates format numbers, they never compute them. Suppression is decided in Python when the
+context is built (SPEC §2 "Small-cell suppression"); a suppressed count arrives here as a
+`Suppressed` value and prints as "<11", and a rate built on it arrives as None with
+`suppressed=True` in its dict.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Suppressed:
+    """A count from 1 to small_cell_max, withheld."""
+
+    small_cell_max: int = 10
+
+    def __str__(self) -> str:
+        return f"<{self.small_cell_max + 1}"
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def fmt_count(value: Any) -> str:
+    """12345 -> '12,345'; a Suppressed count -> '<11'; None -> '–'."""
+    if isinstance(value, Suppressed):
+        return str(value)
+    if _missing(value):
+        return "–"
+    return f"{int(value):,}"
+
+
+def fmt_pct(value: Any, digits: int = 1) -> str:
+    """A proportion 0..1 -> '53.6%'."""
+    if _missing(value):
+        return "–"
+    return f"{100 * float(value):.{digits}f}%"
+
+
+def fmt_ci(low: Any, high: Any, digits: int = 1) -> str:
+    """Interval of proportions -> '45.1–61.9%'."""
+    if _missing(low) or _missing(high):
+        return "–"
+    return f"{100 * float(low):.{digits}f}–{100 * float(high):.{digits}f}%"
+
+
+def fmt_num(value: Any, digits: int = 1) -> str:
+    if _missing(value):
+        return "–"
+    if isinstance(value, int) or float(value).is_integer() and digits == 0:
+        return f"{int(value):,}"
+    return f"{float(value):,.{digits}f}"
+
+
+def fmt_signed(value: Any, digits: int = 1) -> str:
+    """-61.1 -> '−61.1' (a real minus sign), 3 -> '+3.0'."""
+    if _missing(value):
+        return "–"
+    text = f"{float(value):+.{digits}f}"
+    return text.replace("-", "\u2212")
+
+
+def fmt_date(value: Any) -> str:
+    if _missing(value):
+        return "–"
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M") if value.time() != dt.time() else value.date().isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def fmt_month(value: Any) -> str:
+    """'2026-03' or a date -> 'March 2026'."""
+    if isinstance(value, str):
+        value = dt.date.fromisoformat(value + "-01")
+    return value.strftime("%B %Y")
+
+
+FILTERS = {
+    "count": fmt_count,
+    "pct": fmt_pct,
+    "ci": fmt_ci,
+    "num": fmt_num,
+    "signed": fmt_signed,
+    "date": fmt_date,
+    "month": fmt_month,
+}

@@ -1,0 +1,1 @@
+"""Reports: metrics -> context (plain dicts) -> template -> PDF + JSON/CSV."""
