@@ -248,3 +248,20 @@ def test_cli_ingest_help_documents_every_option():
     for option in ("DATA_DIR", "--db", "--config", "--help"):
         assert option in proc.stdout
     assert run_cli("ingest").returncode == 2  # usage error
+
+
+def test_treatment_history_loads_with_its_own_checks(export, db):
+    write(export, "treatment_history.csv", """\
+        patient_id,medication,drug_class,start_date,end_date,adequate_dose,improvement_pct,episode
+        P1,sertraline,SSRI,2024-01-10,2024-03-20,yes,10,current
+        P1,venlafaxine,SNRI,2024-04-01,2024-03-01,yes,20,current
+        P1,bupropion,atypical,2024-06-01,2024-08-15,maybe,150,current
+        P9,mirtazapine,atypical,2024-06-01,,no,,prior
+        """)
+    report = load(export, db)
+    f = result(report, "treatment_history.csv")
+    assert (f.read, f.loaded, f.rejected) == (4, 1, 3)
+    assert [(r[1], r[2]) for r in rejects(db, "treatment_history.csv")] == [
+        (3, "end_date"), (4, "adequate_dose"), (4, "improvement_pct"), (5, "patient_id")]
+    assert query(db, "SELECT medication, adequate_dose, improvement_pct FROM treatment_history") == [
+        ("sertraline", True, 10.0)]

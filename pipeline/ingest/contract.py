@@ -65,6 +65,12 @@ TABLES: tuple[TableContract, ...] = (
         "assessment_id",
         has_items=True,
     ),
+    TableContract(
+        "treatment_history",
+        ("patient_id", "medication", "start_date"),
+        ("trial_id", "drug_class", "end_date", "adequate_dose", "improvement_pct", "episode"),
+        "trial_id",
+    ),
 )
 CONTRACTS = {t.name: t for t in TABLES}
 

@@ -31,6 +31,8 @@ EXISTING = {
     "sessions": "SELECT session_id AS __id, row_hash, load_id, false AS replaceable FROM sessions",
     "assessments": "SELECT assessment_id AS __id, row_hash, load_id, false AS replaceable "
     "FROM assessments",
+    "treatment_history": "SELECT trial_id AS __id, row_hash, load_id, false AS replaceable "
+    "FROM treatment_history",
 }
 
 
@@ -127,7 +129,7 @@ def _load_file(
         {"file": label, "table": contract.name, "id": contract.id_column},
     )
     run(con, sql(f"validate/{contract.name}.sql"))
-    if contract.name in ("sessions", "assessments"):
+    if contract.name in ("sessions", "assessments", "treatment_history"):
         run(con, sql("validate/patient_references.sql"))
     run(con, f"CREATE OR REPLACE TEMP VIEW existing AS {EXISTING[contract.name]}")
     run(con, sql("validate/duplicates.sql"))

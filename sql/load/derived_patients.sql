@@ -3,6 +3,7 @@
 INSERT INTO patients
 SELECT patient_id, NULL, NULL, NULL, NULL, NULL, NULL, 'derived', 'derived:' || patient_id,
        (SELECT load_id FROM settings)
-FROM (SELECT patient_id FROM sessions UNION SELECT patient_id FROM assessments)
+FROM (SELECT patient_id FROM sessions UNION SELECT patient_id FROM assessments
+      UNION SELECT patient_id FROM treatment_history)
 WHERE patient_id NOT IN (SELECT patient_id FROM patients)
 ORDER BY patient_id;

@@ -1,0 +1,55 @@
+-- typed + problems for a staged treatment_history file (temp table stg, all text) -> canonical types.
+-- README "treatment_history": patient_id, medication, start_date required.
+CREATE OR REPLACE TEMP TABLE typed AS
+SELECT
+    __line,
+    clean(trial_id)                 AS trial_id,
+    clean(patient_id)               AS patient_id,
+    clean(medication)               AS medication,
+    clean(drug_class)               AS drug_class,
+    parse_ts(start_date)::DATE      AS start_date,
+    parse_ts(end_date)::DATE        AS end_date,
+    CASE lower(trim(adequate_dose)) WHEN 'yes' THEN true WHEN 'true' THEN true WHEN '1' THEN true
+                                    WHEN 'y' THEN true WHEN 'no' THEN false WHEN 'false' THEN false
+                                    WHEN '0' THEN false WHEN 'n' THEN false END AS adequate_dose,
+    try_cast(trim(improvement_pct) AS DOUBLE) AS improvement_pct,
+    lower(clean(episode))           AS episode,
+    clean(trial_id)                 AS __id
+FROM stg;
+
+ALTER TABLE typed ADD COLUMN row_hash VARCHAR;
+UPDATE typed SET row_hash = md5(CAST(struct_pack(
+    trial_id, patient_id, medication, drug_class, start_date, end_date, adequate_dose,
+    improvement_pct, episode) AS VARCHAR));
+
+CREATE OR REPLACE TEMP TABLE problems AS
+WITH checks AS (
+    SELECT __line AS line, 'patient_id' AS "column", patient_id AS value,
+           required_problem(patient_id) AS reason FROM stg
+    UNION ALL
+    SELECT __line, 'medication', medication, required_problem(medication) FROM stg
+    UNION ALL
+    SELECT s.__line, 'start_date', s.start_date,
+           coalesce(required_problem(s.start_date),
+                    ts_problem(s.start_date, parse_ts(s.start_date), settings.load_date))
+    FROM stg s, settings
+    UNION ALL
+    SELECT s.__line, 'end_date', s.end_date,
+           coalesce(ts_problem(s.end_date, parse_ts(s.end_date), settings.load_date),
+                    CASE WHEN parse_ts(s.end_date) < parse_ts(s.start_date)
+                         THEN 'end date before start date' END)
+    FROM stg s, settings
+    UNION ALL
+    SELECT __line, 'adequate_dose', adequate_dose,
+           CASE WHEN NOT blank(adequate_dose)
+                 AND lower(trim(adequate_dose)) NOT IN ('yes', 'no', 'true', 'false', '1', '0', 'y', 'n')
+                THEN 'use yes or no' END FROM stg
+    UNION ALL
+    SELECT __line, 'improvement_pct', improvement_pct,
+           num_problem(improvement_pct, -100, 100, 'percent improvement') FROM stg
+    UNION ALL
+    SELECT __line, 'episode', episode,
+           CASE WHEN NOT blank(episode) AND lower(trim(episode)) NOT IN ('current', 'prior')
+                THEN 'unknown episode; use current or prior' END FROM stg
+)
+SELECT * FROM checks WHERE reason IS NOT NULL;
