@@ -65,8 +65,17 @@ def demo(data_dir: Path, patients: int, seed: int, end) -> None:  # type: ignore
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="DuckDB database file (created if missing).")
+@click.option("--format", "source_format", type=click.Choice(["canonical", "redcap", "fhir"]),
+              default="canonical", show_default=True,
+              help="canonical: SPEC files (protocols, patients, sessions, assessments, "
+                   "treatment_history); redcap: a REDCap flat CSV export + data dictionary; "
+                   "fhir: FHIR R4 Bulk Data NDJSON files.")
+@click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="TOML mapping for --format redcap/fhir (which forms, fields or "
+                                 "codes hold sessions and scores); see README.")
 @CONFIG_OPTION
-def ingest(data_dir: Path, db_path: Path, config_path: Path | None) -> None:
+def ingest(data_dir: Path, db_path: Path, source_format: str, mapping: Path | None,
+           config_path: Path | None) -> None:
     """Validate the export in DATA_DIR and load it into the database.
 
     DATA_DIR holds protocols, patients, sessions and assessments files (.csv, .parquet or
@@ -77,7 +86,8 @@ def ingest(data_dir: Path, db_path: Path, config_path: Path | None) -> None:
     from pipeline.ingest import ingest as run_ingest
 
     config = _run_guarded(load_config, config_path)
-    report = _run_guarded(run_ingest, data_dir, db_path, config, today=date.today())
+    report = _run_guarded(run_ingest, data_dir, db_path, config, today=date.today(),
+                          source_format=source_format, mapping=mapping)
     click.echo(report.render())
 
 

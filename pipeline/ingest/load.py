@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tempfile
 from datetime import date, datetime
+from functools import partial
 from pathlib import Path
 
 import duckdb
@@ -17,9 +18,11 @@ import pyarrow as pa
 from pipeline.config import Config
 from pipeline.db import connect, run
 from pipeline.errors import InputError
+from pipeline.ingest.adapters import adapter_units
 from pipeline.ingest.contract import TABLES, TableContract, discover
 from pipeline.ingest.readers import Staged, stage_csv, stage_parquet, stage_xlsx
 from pipeline.ingest.report import FileResult, LoadReport
+from pipeline.ingest.units import LoadUnit
 from pipeline.instruments import alias_table
 from pipeline.paths import sql
 
@@ -100,7 +103,7 @@ def _build_stg(
 
 
 def _stage(
-    con: duckdb.DuckDBPyConnection, path: Path, contract: TableContract, label: str, work_dir: Path
+    con: duckdb.DuckDBPyConnection, work_dir: Path, *, path: Path, contract: TableContract, label: str
 ) -> Staged:
     suffix = path.suffix.lower()
     try:
@@ -113,15 +116,22 @@ def _stage(
         raise InputError(f"{label}: cannot be read ({exc.strerror})") from exc
 
 
-def _load_file(
-    con: duckdb.DuckDBPyConnection,
-    path: Path,
-    contract: TableContract,
-    work_dir: Path,
-    max_items: int,
+def canonical_units(data_dir: Path) -> tuple[list[LoadUnit], list[str]]:
+    """One unit per canonical file found in data_dir (SPEC §1), and the names ignored."""
+    files, ignored = discover(data_dir)
+    units = [
+        LoadUnit(path.name, contract, partial(_stage, path=path, contract=contract, label=path.name))
+        for contract in TABLES
+        if (path := files.get(contract.name)) is not None
+    ]
+    return units, ignored
+
+
+def _load_unit(
+    con: duckdb.DuckDBPyConnection, unit: LoadUnit, work_dir: Path, max_items: int
 ) -> FileResult:
-    label = path.name
-    staged = _stage(con, path, contract, label, work_dir)
+    label, contract = unit.label, unit.contract
+    staged = unit.stage(con, work_dir)
     _build_stg(con, staged, contract, max_items)
     run(
         con,
@@ -166,9 +176,10 @@ def _load_file(
 
 
 def _check_sessions_have_protocols(
-    con: duckdb.DuckDBPyConnection, files: dict[str, Path], data_dir: Path
+    con: duckdb.DuckDBPyConnection, units: list[LoadUnit], data_dir: Path
 ) -> None:
-    if "sessions" in files and "protocols" not in files:
+    tables = {u.contract.name for u in units}
+    if "sessions" in tables and "protocols" not in tables:
         if _one(con, "SELECT count(*) FROM protocols") == 0:
             raise InputError(
                 f"{data_dir}: a sessions file needs a protocols file (planned infusions per "
@@ -177,12 +188,26 @@ def _check_sessions_have_protocols(
 
 
 def ingest(
-    data_dir: str | Path, db_path: str | Path, config: Config, today: date | None = None
+    data_dir: str | Path,
+    db_path: str | Path,
+    config: Config,
+    today: date | None = None,
+    source_format: str = "canonical",
+    mapping: Path | None = None,
 ) -> LoadReport:
-    """Validate the export in data_dir and load it into db_path in one transaction."""
+    """Validate the export in data_dir and load it into db_path in one transaction.
+
+    source_format "canonical" reads SPEC §1 files; "redcap" and "fhir" go through an adapter
+    (pipeline/ingest/adapters) that yields the same units, so every row meets the same checks.
+    """
     data_dir = Path(data_dir)
     today = today or date.today()
-    files, ignored = discover(data_dir)
+    if source_format == "canonical":
+        units, ignored = canonical_units(data_dir)
+    else:
+        units, ignored = adapter_units(source_format, data_dir, config, mapping)
+    order = {c.name: i for i, c in enumerate(TABLES)}
+    units = sorted(units, key=lambda u: order[u.contract.name])  # references load first
     max_items = max(i.item_count for i in config.instruments.values())
     con = connect(db_path, config)
     try:
@@ -190,20 +215,19 @@ def ingest(
         try:
             load_id = int(_one(con, "SELECT coalesce(max(load_id), 0) + 1 FROM loads"))  # type: ignore[arg-type]
             _setup_session(con, config, load_id, today)
-            _check_sessions_have_protocols(con, files, data_dir)
+            _check_sessions_have_protocols(con, units, data_dir)
             results = []
             with tempfile.TemporaryDirectory(prefix="outcomes-ingest-") as work:
-                for contract in TABLES:
-                    if contract.name == "sessions":
+                listed_checked = False
+                for unit in units:
+                    if not listed_checked and order[unit.contract.name] >= order["sessions"]:
                         run(
                             con,
                             "UPDATE settings SET patients_listed = "
                             "(SELECT count(*) > 0 FROM patients WHERE source = 'patients')",
                         )
-                    if contract.name in files:
-                        results.append(
-                            _load_file(con, files[contract.name], contract, Path(work), max_items)
-                        )
+                        listed_checked = True
+                    results.append(_load_unit(con, unit, Path(work), max_items))
             run(con, sql("load/derived_patients.sql"))
             loaded_at = datetime.now().replace(microsecond=0)
             con.executemany(

@@ -63,7 +63,14 @@ def _stage_rows(
     data = {"__line": pa.array(lines, pa.int64())}
     for i in range(width):
         data[f"c{i}"] = pa.array([r[i] for r in rows], pa.string())
-    con.register("raw_arrow", pa.table(data))
+    _stage_table(con, pa.table(data), bad)
+
+
+def _stage_table(
+    con: duckdb.DuckDBPyConnection, table: pa.Table, bad: list[tuple[int, str | None, str, str]]
+) -> None:
+    """raw (`__line`, c0..cN as text) + stage_rejects."""
+    con.register("raw_arrow", table)
     run(con, "CREATE OR REPLACE TEMP TABLE raw AS SELECT * FROM raw_arrow")
     con.unregister("raw_arrow")
     _empty_stage_rejects(con)
@@ -282,3 +289,30 @@ def stage_xlsx(
         )
     _stage_rows(con, lines, rows, len(header), bad)
     return Staged("xlsx", None, _sha256(path), columns, [])
+
+
+# ---------------------------------------------------------------- adapters
+
+
+def stage_arrow(
+    con: duckdb.DuckDBPyConnection,
+    table: pa.Table,
+    contract: TableContract,
+    label: str,
+    source_format: str,
+    sha256: str,
+    rejects: list[tuple[int, str | None, str | None, str]] | None = None,
+) -> Staged:
+    """Stage rows an adapter built: `__line` (line in the source file) + canonical columns as text.
+
+    rejects: rows the adapter could not map at all (line, column, value, reason); they are
+    counted as read and rejected, like a malformed CSV line.
+    """
+    names = [n for n in table.column_names if n != "__line"]
+    columns = map_columns(label, names, contract)
+    data = {"__line": table.column("__line").cast(pa.int64())}
+    for i, name in enumerate(names):
+        data[f"c{i}"] = table.column(name).cast(pa.string())
+    bad = [(line, col, (value or "")[:200], reason) for line, col, value, reason in (rejects or [])]
+    _stage_table(con, pa.table(data), bad)
+    return Staged(source_format, None, sha256, columns, [])
