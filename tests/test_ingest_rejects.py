@@ -57,7 +57,7 @@ def test_items_that_do_not_sum_to_total_are_rejected(export, db):
             "assessments.csv",
             2,
             "total_score",
-            "items add up to 9, not the total; correct the items or the total",
+            "items do not add up to the total; correct the items or the total (items add up to 9)",
         ),
     ]
     assert result(report, "assessments.csv").loaded == 1
@@ -85,7 +85,7 @@ def test_qids_total_uses_domain_scoring_not_the_item_sum(export, db):
     )
     load(export, db)
     assert [(r[1], r[2]) for r in rejects(db, "assessments.csv")] == [(3, "total_score")]
-    assert "items add up to 15 (QIDS-SR16 domain scoring)" in rejects(db)[0][3]
+    assert "(items add up to 15, by QIDS-SR16 domain scoring)" in rejects(db)[0][3]
 
 
 def test_unparseable_impossible_and_future_dates_are_rejected(export, db):
@@ -168,7 +168,7 @@ def test_reference_to_a_rejected_patient_says_where_that_row_is(export, db):
             "sessions.csv",
             3,
             "patient_id",
-            "the patient's row in patients.csv (line 3) was rejected; fix that row first",
+            "the patient's own row was rejected; fix that row first (patients.csv line 3)",
         )
     ]
 
@@ -186,9 +186,8 @@ def test_conflicting_duplicate_id_in_one_file_rejects_every_copy(export, db):
     got = rejects(db, "sessions.csv")
     assert [(r[1], r[2]) for r in got] == [(3, "session_id"), (4, "session_id")]
     assert got[0][3] == (
-        "conflicting duplicate id: the same id is on lines 3, 4 with "
-        "different values; keep one and reload"
-    )
+        "conflicting duplicate id: the same id is on other lines with different values; "
+        "keep one and reload (lines 3, 4)")
     f = result(report, "sessions.csv")
     assert (f.read, f.loaded, f.duplicates, f.rejected) == (4, 1, 1, 2)
 
@@ -205,7 +204,7 @@ def test_conflicting_duplicate_id_against_an_earlier_load_is_rejected(export, db
     report = load(later, db)
     got = rejects(db, "sessions.csv")
     assert [(r[1], r[2]) for r in got] == [(2, "session_id")]
-    assert "was loaded before (load 1)" in got[0][3]
+    assert "was loaded before; correct the id or the values (load 1)" in got[0][3]
     assert result(report, "sessions.csv").rejected == 1
 
 

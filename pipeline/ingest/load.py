@@ -94,11 +94,11 @@ def _build_stg(
         pos = cols.positions.get(name)
         parts.append(f"c{pos} AS {name}" if pos is not None else f"NULL::VARCHAR AS {name}")
     if contract.has_items:
-        n = max([max_items, *cols.items])
+        n = max(cols.items, default=0)  # item columns the file has; the rules slice per instrument
         items = [
             f"c{cols.items[k]}" if k in cols.items else "NULL::VARCHAR" for k in range(1, n + 1)
         ]
-        parts.append(f"list_value({', '.join(items)}) AS items_raw")
+        parts.append(f"list_value({', '.join(items)}) AS items_raw" if items else "[]::VARCHAR[] AS items_raw")
     run(con, f"CREATE OR REPLACE TEMP TABLE stg AS SELECT {', '.join(parts)} FROM raw")
 
 
@@ -249,11 +249,7 @@ def ingest(
                     for r in results
                 ],
             )
-            top = con.execute(
-                'SELECT file, "column", reason, count(*) AS n FROM rejects WHERE load_id = ? '
-                'GROUP BY ALL ORDER BY n DESC, file, "column", reason LIMIT 8',
-                [load_id],
-            ).fetchall()
+            top = con.execute(sql("load/top_rejects.sql"), [load_id]).fetchall()
             run(con, "COMMIT")
         except BaseException:
             run(con, "ROLLBACK")

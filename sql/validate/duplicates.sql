@@ -26,11 +26,11 @@ SELECT c.__line,
             WHEN c.copy_no > 1 THEN 'duplicate'
             ELSE 'load' END AS verdict,
        CASE WHEN k.__id IS NOT NULL
-                THEN 'conflicting duplicate id: the same id is on lines ' || k.id_lines
-                     || ' with different values; keep one and reload'
+                THEN 'conflicting duplicate id: the same id is on other lines with different values; '
+                     || 'keep one and reload (lines ' || k.id_lines || ')'
             WHEN e.__id IS NOT NULL AND NOT e.replaceable AND e.row_hash <> c.row_hash
                 THEN 'conflicting duplicate id: a row with this id and different values was '
-                     || 'loaded before (load ' || e.load_id || '); correct the id or the values'
+                     || 'loaded before; correct the id or the values (load ' || e.load_id || ')'
        END AS reason
 FROM copies c
 LEFT JOIN conflicting_ids k ON k.__id = c.__id

@@ -1,19 +1,11 @@
 -- Parsing and problem-text macros shared by every validation file (SPEC §1 "Bad input").
 -- A *_problem macro returns NULL when the value is fine, else a reason an analyst can act on.
 
--- Text of a timestamp with any UTC offset removed: times are clinic-local (SPEC §1).
-CREATE OR REPLACE TEMP MACRO ts_text(s) AS
-    regexp_replace(trim(s), '([T ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)\s*(Z|[+-]\d{2}:?\d{2})$', '\1');
+-- ISO 8601 date or date-time; a UTC offset is ignored (times are clinic-local, SPEC §1).
+CREATE OR REPLACE TEMP MACRO parse_ts(s) AS try_cast(trim(s) AS TIMESTAMP);
 
-CREATE OR REPLACE TEMP MACRO parse_ts(s) AS
-    try_strptime(ts_text(s), ['%Y-%m-%dT%H:%M:%S', '%Y-%m-%d %H:%M:%S', '%Y-%m-%dT%H:%M',
-                              '%Y-%m-%d %H:%M', '%Y-%m-%dT%H:%M:%S.%f', '%Y-%m-%d %H:%M:%S.%f',
-                              '%Y-%m-%d']);
-
--- Date-only: no time written, or exactly 00:00 (SPEC §2 baseline rule).
-CREATE OR REPLACE TEMP MACRO is_date_only(s) AS
-    CASE WHEN parse_ts(s) IS NULL THEN NULL
-         ELSE parse_ts(s) = date_trunc('day', parse_ts(s)) END;
+-- Date-only: no time written, or exactly 00:00 (SPEC §2 baseline rule). Takes the parsed value.
+CREATE OR REPLACE TEMP MACRO is_date_only(ts) AS ts = date_trunc('day', ts);
 
 CREATE OR REPLACE TEMP MACRO blank(s) AS s IS NULL OR trim(s) = '';
 
@@ -21,9 +13,10 @@ CREATE OR REPLACE TEMP MACRO clean(s) AS nullif(trim(s), '');
 
 -- Whole numbers only ("3" and "3.0" pass, "3.5" does not).
 CREATE OR REPLACE TEMP MACRO to_int(s) AS
-    CASE WHEN try_cast(trim(s) AS DOUBLE) = floor(try_cast(trim(s) AS DOUBLE))
-              AND abs(try_cast(trim(s) AS DOUBLE)) < 2e9
-         THEN try_cast(trim(s) AS DOUBLE)::INTEGER END;
+    coalesce(try_cast(trim(s) AS INTEGER),
+             CASE WHEN try_cast(trim(s) AS DOUBLE) = round(try_cast(trim(s) AS DOUBLE))
+                   AND abs(try_cast(trim(s) AS DOUBLE)) < 2e9
+                  THEN try_cast(trim(s) AS DOUBLE)::INTEGER END);
 
 CREATE OR REPLACE TEMP MACRO num_text(x) AS
     CASE WHEN x = floor(x) THEN CAST(CAST(x AS BIGINT) AS VARCHAR) ELSE CAST(x AS VARCHAR) END;

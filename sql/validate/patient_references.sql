@@ -3,8 +3,8 @@
 INSERT INTO problems
 SELECT t.__line, 'patient_id', t.patient_id,
        CASE WHEN r.line IS NOT NULL
-            THEN 'the patient''s row in ' || r.file || ' (line ' || r.line
-                 || ') was rejected; fix that row first'
+            THEN 'the patient''s own row was rejected; fix that row first ('
+                 || r.file || ' line ' || r.line || ')'
             ELSE 'unknown patient: not in the patients file; add the patient or correct the id'
        END
 FROM typed t, settings
