@@ -1,0 +1,1 @@
+"""Published evidence: the curated study registry and the protocol -> study-family mapping."""
