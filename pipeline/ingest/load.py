@@ -32,8 +32,7 @@ EXISTING = {
     "patients": "SELECT patient_id AS __id, row_hash, load_id, source = 'derived' AS replaceable "
     "FROM patients",
     "sessions": "SELECT session_id AS __id, row_hash, load_id, false AS replaceable FROM sessions",
-    "assessments": "SELECT assessment_id AS __id, row_hash, load_id, false AS replaceable "
-    "FROM assessments",
+    "assessments": "SELECT assessment_id AS __id, row_hash, load_id, false AS replaceable FROM assessments",
     "treatment_history": "SELECT trial_id AS __id, row_hash, load_id, false AS replaceable "
     "FROM treatment_history",
 }
@@ -43,9 +42,7 @@ def _one(con: duckdb.DuckDBPyConnection, query: str) -> object:
     return con.execute(query).fetchall()[0][0]
 
 
-def _setup_session(
-    con: duckdb.DuckDBPyConnection, config: Config, load_id: int, today: date
-) -> None:
+def _setup_session(con: duckdb.DuckDBPyConnection, config: Config, load_id: int, today: date) -> None:
     run(con, sql("validate/macros.sql"))
     registry = config.instruments.values()
     con.register(
@@ -64,9 +61,7 @@ def _setup_session(
     )
     run(con, "CREATE OR REPLACE TEMP TABLE instruments AS SELECT * FROM registry_arrow")
     aliases = alias_table(config.instruments)
-    con.register(
-        "alias_arrow", pa.table({"alias_key": list(aliases), "instrument": list(aliases.values())})
-    )
+    con.register("alias_arrow", pa.table({"alias_key": list(aliases), "instrument": list(aliases.values())}))
     run(con, "CREATE OR REPLACE TEMP TABLE instrument_aliases AS SELECT * FROM alias_arrow")
     con.unregister("registry_arrow")
     con.unregister("alias_arrow")
@@ -84,9 +79,7 @@ def _setup_session(
     )
 
 
-def _build_stg(
-    con: duckdb.DuckDBPyConnection, staged: Staged, contract: TableContract, max_items: int
-) -> None:
+def _build_stg(con: duckdb.DuckDBPyConnection, staged: Staged, contract: TableContract) -> None:
     """raw (c0..cN by position) -> stg (contract names); the column names are our own."""
     cols = staged.columns
     parts = ["__line"]
@@ -95,10 +88,9 @@ def _build_stg(
         parts.append(f"c{pos} AS {name}" if pos is not None else f"NULL::VARCHAR AS {name}")
     if contract.has_items:
         n = max(cols.items, default=0)  # item columns the file has; the rules slice per instrument
-        items = [
-            f"c{cols.items[k]}" if k in cols.items else "NULL::VARCHAR" for k in range(1, n + 1)
-        ]
-        parts.append(f"list_value({', '.join(items)}) AS items_raw" if items else "[]::VARCHAR[] AS items_raw")
+        items = [f"c{cols.items[k]}" if k in cols.items else "NULL::VARCHAR" for k in range(1, n + 1)]
+        listed = f"list_value({', '.join(items)})" if items else "[]::VARCHAR[]"
+        parts.append(f"{listed} AS items_raw")
     run(con, f"CREATE OR REPLACE TEMP TABLE stg AS SELECT {', '.join(parts)} FROM raw")
 
 
@@ -127,12 +119,10 @@ def canonical_units(data_dir: Path) -> tuple[list[LoadUnit], list[str]]:
     return units, ignored
 
 
-def _load_unit(
-    con: duckdb.DuckDBPyConnection, unit: LoadUnit, work_dir: Path, max_items: int
-) -> FileResult:
+def _load_unit(con: duckdb.DuckDBPyConnection, unit: LoadUnit, work_dir: Path) -> FileResult:
     label, contract = unit.label, unit.contract
     staged = unit.stage(con, work_dir)
-    _build_stg(con, staged, contract, max_items)
+    _build_stg(con, staged, contract)
     run(
         con,
         "UPDATE settings SET file = $file, table_name = $table, id_column = $id",
@@ -208,7 +198,6 @@ def ingest(
         units, ignored = adapter_units(source_format, data_dir, config, mapping)
     order = {c.name: i for i, c in enumerate(TABLES)}
     units = sorted(units, key=lambda u: order[u.contract.name])  # references load first
-    max_items = max(i.item_count for i in config.instruments.values())
     con = connect(db_path, config)
     try:
         run(con, "BEGIN TRANSACTION")
@@ -227,7 +216,7 @@ def ingest(
                             "(SELECT count(*) > 0 FROM patients WHERE source = 'patients')",
                         )
                         listed_checked = True
-                    results.append(_load_unit(con, unit, Path(work), max_items))
+                    results.append(_load_unit(con, unit, Path(work)))
             run(con, sql("load/derived_patients.sql"))
             loaded_at = datetime.now().replace(microsecond=0)
             con.executemany(
