@@ -14,7 +14,7 @@ DEMO_SEED ?= 7
 DEBIAN_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core \
                    poppler-utils qpdf
 
-.PHONY: run test lint bench sysdeps clean
+.PHONY: run test lint bench bench-1m sysdeps clean
 
 run: sysdeps $(STAMP)
 	$(BIN)/outcomes demo $(OUT)/demo-export --patients $(DEMO_PATIENTS) --seed $(DEMO_SEED)
@@ -23,6 +23,13 @@ run: sysdeps $(STAMP)
 test: sysdeps $(STAMP)
 	$(BIN)/ruff check pipeline tests
 	$(BIN)/python -m pytest
+
+# Not part of `make test` / CI: minutes, and gigabytes of generated exports under bench-out/.
+bench: sysdeps $(STAMP)
+	$(BIN)/python bench/run_bench.py --sizes 10000,100000
+
+bench-1m: sysdeps $(STAMP)
+	$(BIN)/python bench/run_bench.py --sizes 10000,100000 --with-1m
 
 lint: $(STAMP)
 	$(BIN)/ruff check pipeline tests
