@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import calendar
+import importlib
 from collections.abc import Callable
 from datetime import date
+from functools import partial
 from pathlib import Path
 
 from pipeline.config import Config
@@ -42,30 +44,26 @@ def last_complete_month(db_path: Path, config: Config) -> str:
     return f"{year}-{mon:02d}"
 
 
+# (name, module, function, call): the report steps in order. A step whose module is not in
+# this build is skipped, so `outcomes run` runs "every step that exists".
+REPORT_STEPS: list[tuple[str, str, str, Callable[..., Path]]] = [
+    ("monthly", "pipeline.reports.monthly", "write_monthly_report",
+     lambda fn, db, month, as_of, out, config: fn(db, month, out / "reports", config)[0]),
+    ("evidence", "pipeline.reports.evidence", "write_evidence_report",
+     lambda fn, db, month, as_of, out, config: fn(db, as_of, out / "reports", config)[0]),
+    ("payer", "pipeline.reports.payer", "write_payer_packets",
+     lambda fn, db, month, as_of, out, config: fn(db, out / "payer", config, month=month)),
+]
+
+
 def _report_steps() -> list[tuple[str, Callable[..., Path]]]:
-    """The report steps that exist in this build, in order."""
-    steps: list[tuple[str, Callable[..., Path]]] = []
-    try:
-        from pipeline.reports.monthly import write_monthly_report
-    except ImportError:
-        pass
-    else:
-        steps.append(("monthly", lambda db, month, as_of, out, config:
-                      write_monthly_report(db, month, out / "reports", config)[0]))
-    try:
-        from pipeline.reports.evidence import write_evidence_report
-    except ImportError:
-        pass
-    else:
-        steps.append(("evidence", lambda db, month, as_of, out, config:
-                      write_evidence_report(db, as_of, out / "reports", config)[0]))
-    try:
-        from pipeline.reports.payer import write_payer_packets
-    except ImportError:
-        pass
-    else:
-        steps.append(("payer", lambda db, month, as_of, out, config:
-                      write_payer_packets(db, out / "payer", config, month=month)))
+    steps = []
+    for name, module, function, call in REPORT_STEPS:
+        try:
+            fn = getattr(importlib.import_module(module), function)
+        except ImportError:
+            continue
+        steps.append((name, partial(call, fn)))
     return steps
 
 
