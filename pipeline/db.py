@@ -29,6 +29,8 @@ def connect(
         settings["temp_directory"] = config.database.temp_directory
     if config.database.threads:
         settings["threads"] = config.database.threads
+    if not read_only:
+        Path(db_path).parent.mkdir(parents=True, exist_ok=True)
     try:
         con = duckdb.connect(str(db_path), read_only=read_only, config=settings)
     except duckdb.IOException as exc:

@@ -24,13 +24,34 @@ class Suppressed:
         return f"<{self.small_cell_max + 1}"
 
 
+@dataclass(frozen=True)
+class Withheld:
+    """A count above small_cell_max withheld so that a suppressed cell cannot be derived from it
+    (complementary suppression); prints as '*', explained in the report's notes."""
+
+    def __str__(self) -> str:
+        return "*"
+
+
+def small_cell(value: int, definitions: Any) -> int | Suppressed:
+    """SPEC §2 "Small-cell suppression": a count from 1 to small_cell_max becomes `Suppressed`
+    when `definitions.suppress_small_cells` is on; 0 and larger counts stay as they are."""
+    if definitions.suppress_small_cells and 1 <= value <= definitions.small_cell_max:
+        return Suppressed(definitions.small_cell_max)
+    return value
+
+
+def is_withheld(value: Any) -> bool:
+    return isinstance(value, Suppressed | Withheld)
+
+
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def fmt_count(value: Any) -> str:
-    """12345 -> '12,345'; a Suppressed count -> '<11'; None -> '–'."""
-    if isinstance(value, Suppressed):
+    """12345 -> '12,345'; a Suppressed count -> '<11'; a Withheld one -> '*'; None -> '–'."""
+    if isinstance(value, Suppressed | Withheld):
         return str(value)
     if _missing(value):
         return "–"
@@ -51,7 +72,16 @@ def fmt_ci(low: Any, high: Any, digits: int = 1) -> str:
     return f"{100 * float(low):.{digits}f}–{100 * float(high):.{digits}f}%"
 
 
+def fmt_per100(value: Any, digits: int = 1) -> str:
+    """A proportion 0..1 -> '25.2 per 100' (events per 100 infusions)."""
+    if _missing(value):
+        return "–"
+    return f"{100 * float(value):.{digits}f}"
+
+
 def fmt_num(value: Any, digits: int = 1) -> str:
+    if is_withheld(value):
+        return str(value)
     if _missing(value):
         return "–"
     if isinstance(value, int) or float(value).is_integer() and digits == 0:
@@ -92,4 +122,5 @@ FILTERS = {
     "signed": fmt_signed,
     "date": fmt_date,
     "month": fmt_month,
+    "per100": fmt_per100,
 }

@@ -1,0 +1,230 @@
+"""Monthly quality report end to end: real demo export -> ingest -> metrics -> PDF, read back.
+
+The printed figures are checked against numbers worked out here, independently, from
+course_outcomes.csv (filter outcome dates to the month, count responders / evaluable, Wilson
+interval from statsmodels), and against the report's own JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from statsmodels.stats.proportion import proportion_confint
+
+from pipeline.config import load_config
+from pipeline.reports.monthly import write_monthly_report
+
+MONTH = "2026-10"
+RUN_TIME = datetime(2026, 11, 28, 9, 0)
+PATIENT_ID = re.compile(r"P\d{5}")
+
+
+def outcomes_cli(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "pipeline", *args], check=True, capture_output=True)
+
+
+def pdf_text(pdf: Path) -> str:
+    return subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True,
+                          text=True, check=True).stdout
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """demo, ingest, metrics as of 2026-10-31 and 2026-09-30 (previous-month column), and
+    `outcomes report monthly` for 2026-10, each through the CLI. (Not `outcomes run`, which
+    also renders the evidence and payer reports.)"""
+    base = tmp_path_factory.mktemp("monthly")
+    (base / "out").mkdir()  # `outcomes ingest` does not create the database's folder
+    db = str(base / "out" / "clinic.duckdb")
+    outcomes_cli("demo", str(base / "export"), "--patients", "400", "--seed", "7")
+    outcomes_cli("ingest", str(base / "export"), "--db", db)
+    for as_of, folder in (("2026-10-31", "out/metrics"), ("2026-09-30", "previous")):
+        outcomes_cli("metrics", "--db", db, "--as-of", as_of, "--out", str(base / folder))
+    outcomes_cli("report", "monthly", "--db", db, "--month", MONTH, "--out",
+                 str(base / "out" / "reports"))
+    pdf = base / "out" / "reports" / f"monthly-{MONTH}.pdf"
+    return {
+        "base": base,
+        "db": base / "out" / "clinic.duckdb",
+        "pdf": pdf,
+        "json": json.loads(pdf.with_suffix(".json").read_text(encoding="utf-8")),
+        "text": pdf_text(pdf),
+        "outcomes": pl.read_csv(base / "out" / "metrics" / "course_outcomes.csv",
+                                try_parse_dates=True),
+        "previous_outcomes": pl.read_csv(base / "previous" / "course_outcomes.csv",
+                                         try_parse_dates=True),
+    }
+
+
+def expected_rate(frame: pl.DataFrame, start: date, end: date, instrument: str = "PHQ-9",
+                  protocol: str | None = None) -> tuple[int, int, str]:
+    """(responders, evaluable, printed text) worked out from course_outcomes.csv."""
+    ended = frame.filter(
+        (pl.col("status") != "in_progress")
+        & pl.col("course_outcome_date").is_between(start, end)
+        & (pl.col("instrument") == instrument)
+    )
+    if protocol is not None:
+        ended = ended.filter(pl.col("protocol_id") == protocol)
+    evaluable = ended.filter(pl.col("not_evaluable_reason").is_null())
+    k = evaluable.filter(pl.col("category") == "response").height
+    n = evaluable.height
+    low, high = proportion_confint(k, n, alpha=0.05, method="wilson")
+    return k, n, f"{k}/{n} {100 * k / n:.1f}%", f"{100 * low:.1f}–{100 * high:.1f}%"
+
+
+def section(text: str, start: str, end: str) -> str:
+    return text[text.index(start):text.index(end, text.index(start))]
+
+
+def headline_line(text: str, label: str) -> str:
+    return next(line for line in section(text, "Headline", "Activity in").splitlines()
+                if line.strip().startswith(label))
+
+
+def test_headline_response_equals_course_outcomes_csv(run: dict[str, Any]) -> None:
+    text = run["text"]
+    month = expected_rate(run["outcomes"], date(2026, 10, 1), date(2026, 10, 31))
+    previous = expected_rate(run["previous_outcomes"], date(2026, 9, 1), date(2026, 9, 30))
+    rolling = expected_rate(run["outcomes"], date(2025, 11, 1), date(2026, 10, 31))
+    line = headline_line(text, "Response (≥ 50% reduction)")
+    assert re.search(rf"{re.escape(month[2])}\s+{re.escape(previous[2])}\s+{re.escape(rolling[2])}",
+                     line), line
+    ci_line = text.splitlines()[text.splitlines().index(line) + 1]
+    assert [month[3], previous[3], rolling[3]] == ci_line.split()[-3:]
+
+
+def test_per_protocol_rows_equal_course_outcomes_csv(run: dict[str, Any]) -> None:
+    month_table = section(run["text"], "Courses ending in October 2026",
+                          "Courses ending in the 12 months")
+    for protocol in run["outcomes"]["protocol_id"].unique().sort().to_list():
+        k, n, printed, interval = expected_rate(run["outcomes"], date(2026, 10, 1),
+                                                date(2026, 10, 31), protocol=protocol)
+        if n == 0:
+            continue
+        lines = month_table.splitlines()
+        at = next(i for i, li in enumerate(lines) if li.split()[:2] == [protocol, "PHQ-9"])
+        # the response cell is the first rate column, stacked: k/n, then the rate, then the CI
+        fraction, percent = printed.split()
+        assert lines[at].split()[4] == fraction, lines[at]
+        assert lines[at + 1].split()[0] == percent, lines[at + 1]
+        assert lines[at + 2].split()[0] == interval, lines[at + 2]
+
+
+def test_pdf_figures_equal_the_json(run: dict[str, Any]) -> None:
+    report, text = run["json"], run["text"]
+    for key in ("month", "previous", "rolling"):
+        r = report["headline"][key]["response"]
+        assert f"{r['numerator']}/{r['denominator']} {100 * r['rate']:.1f}%" in text
+        assert f"{100 * r['low']:.1f}–{100 * r['high']:.1f}%" in text
+        assert f"{report['headline'][key]['courses_ended']:,}" in headline_line(text, "Courses ending")
+    for row in report["outcomes"]["month"]:
+        if not row["empty"]:
+            r = row["response"]
+            assert f"{r['numerator']}/{r['denominator']}" in text
+            assert f"{100 * r['low']:.1f}–{100 * r['high']:.1f}%" in text
+    activity = section(text, "Activity in", "Outcomes per protocol")
+    infusions = next(li for li in activity.splitlines() if "Infusions administered" in li)
+    assert infusions.split()[-2:] == [f"{report['activity']['month']['infusions']:,}",
+                                      f"{report['activity']['previous']['infusions']:,}"]
+
+
+def test_json_rates_equal_protocol_summary_of_the_month(run: dict[str, Any]) -> None:
+    from pipeline.metrics import protocol_summary
+
+    frame = run["outcomes"].filter(
+        (pl.col("status") != "in_progress")
+        & pl.col("course_outcome_date").is_between(date(2026, 10, 1), date(2026, 10, 31))
+    ).with_columns(evaluable=pl.col("not_evaluable_reason").is_null())
+    summary = {(r["protocol_id"], r["instrument"]): r
+               for r in protocol_summary(frame).to_dicts()}
+    for row in run["json"]["outcomes"]["month"]:
+        s = summary[(row["protocol_id"], row["instrument"])]
+        assert row["evaluable"] == s["evaluable"]
+        assert row["response"]["numerator"] == s["responders"]
+        assert row["non_response"]["numerator"] == s["non_responders"]
+        assert row["itt_response"]["denominator"] == s["itt_courses"]
+
+
+def test_pdf_is_valid_and_every_page_renders(run: dict[str, Any], tmp_path: Path) -> None:
+    subprocess.run(["qpdf", "--check", str(run["pdf"])], check=True, capture_output=True)
+    info = subprocess.run(["pdfinfo", str(run["pdf"])], capture_output=True, text=True,
+                          check=True).stdout
+    pages = int(re.search(r"Pages:\s+(\d+)", info).group(1))  # type: ignore[union-attr]
+    subprocess.run(["pdftoppm", "-png", "-r", "30", str(run["pdf"]), str(tmp_path / "page")],
+                   check=True, capture_output=True)
+    assert len(list(tmp_path.glob("page-*.png"))) == pages
+    assert "Title:           Monthly quality report — October 2026" in info
+
+
+def test_no_patient_identifier_in_pdf_or_json(run: dict[str, Any]) -> None:
+    ids = set(run["outcomes"]["patient_id"].to_list())
+    assert PATIENT_ID.search(run["text"]) is None
+    raw_json = run["pdf"].with_suffix(".json").read_text(encoding="utf-8")
+    assert PATIENT_ID.search(raw_json) is None
+    assert not any(pid in run["text"] or pid in raw_json for pid in ids)
+    assert "patient_id" not in raw_json
+
+
+def test_no_nan_printed(run: dict[str, Any]) -> None:
+    assert re.search(r"\bnan\b|\bNaN\b|\bNone\b", run["text"]) is None
+
+
+def test_month_without_activity_renders_sentences(run: dict[str, Any], tmp_path: Path) -> None:
+    pdf, data = write_monthly_report(run["db"], "2025-03", tmp_path, load_config(),
+                                     run_time=RUN_TIME)
+    text = pdf_text(pdf)
+    assert "No course ended in March 2025." in text
+    assert "No infusion was administered in March 2025." in text
+    assert re.search(r"\bnan\b|\bNaN\b", text) is None
+    report = json.loads(data.read_text(encoding="utf-8"))
+    assert report["headline"]["month"]["courses_ended"] == 0
+    assert report["outcomes"]["month"] == []
+
+
+def walk_rates(value: Any) -> list[dict[str, Any]]:
+    if isinstance(value, dict):
+        found = [value] if {"rate", "numerator", "denominator", "suppressed"} <= set(value) else []
+        return found + [r for v in value.values() for r in walk_rates(v)]
+    if isinstance(value, list):
+        return [r for v in value for r in walk_rates(v)]
+    return []
+
+
+def test_small_cells_are_suppressed_when_configured(run: dict[str, Any], tmp_path: Path) -> None:
+    config_file = tmp_path / "suppress.toml"
+    config_file.write_text("[definitions]\nsuppress_small_cells = true\nsmall_cell_max = 10\n",
+                           encoding="utf-8")
+    pdf, data = write_monthly_report(run["db"], MONTH, tmp_path, load_config(config_file),
+                                     run_time=RUN_TIME)
+    text, report = pdf_text(pdf), json.loads(data.read_text(encoding="utf-8"))
+    assert "<11" in text
+    rates = walk_rates(report)
+    assert any(r["suppressed"] for r in rates)
+    for r in rates:
+        if r["suppressed"] or r["rate"] is None:
+            assert r["rate"] is None and r["low"] is None
+            continue
+        k, n = r["numerator"], r["denominator"]
+        assert isinstance(k, int) and isinstance(n, int)
+        assert not 1 <= k <= 10 and not 1 <= n <= 10 and not 1 <= n - k <= 10, r
+    # complementary suppression: a column of sites adding up to a printed total never hides
+    # exactly one cell
+    for breakdown in report["breakdown"]["month"] + report["breakdown"]["rolling"]:
+        units = [row for row in breakdown["rows"] if not row["total"]]
+        for column in ("courses", "infusions"):
+            hidden = [row[column] for row in units if row[column] in ("<11", "*")]
+            assert len(hidden) != 1, (breakdown["unit"], column)
+    # and no printed count from 1 to 10 anywhere in the site/provider tables
+    for breakdown in report["breakdown"]["month"]:
+        for row in breakdown["rows"]:
+            for column in ("courses", "infusions"):
+                assert not (isinstance(row[column], int) and 1 <= row[column] <= 10)
