@@ -40,7 +40,7 @@ class Clinic:
                  planned_days: int = 14, name: str | None = None) -> Clinic:
         self.con.execute(
             "INSERT INTO protocols (protocol_id, name, planned_infusions, planned_days, "
-            "row_hash, load_id) VALUES (?, ?, ?, ?, 'h', 0)",
+            "row_hash, load_id) VALUES (?, ?, ?, ?, 0, 0)",
             [protocol_id, name or protocol_id, planned_infusions, planned_days],
         )
         if self._protocols == 0:
@@ -57,7 +57,7 @@ class Clinic:
         self.con.execute(
             "INSERT INTO sessions (session_id, patient_id, protocol_id, started_at, "
             "started_date_only, course_id, status, bp_systolic_max, bp_diastolic_max, "
-            "adverse_events, row_hash, load_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'h', 0)",
+            "adverse_events, row_hash, load_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0)",
             [session_id or f"S{next(_ids)}", patient_id, protocol_id or self.default_protocol,
              at, date_only, course_id,
              status, bp_systolic_max, bp_diastolic_max, adverse_events],
@@ -76,7 +76,7 @@ class Clinic:
         self.con.execute(
             "INSERT INTO assessments (assessment_id, patient_id, instrument, administered_at, "
             "date_only, total_score, timing, items, row_hash, load_id) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'h', 0)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0)",
             [assessment_id or f"A{next(_ids)}", patient_id, instrument, at, date_only,
              total_score, timing, items],
         )

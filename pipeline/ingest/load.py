@@ -26,17 +26,6 @@ from pipeline.ingest.units import LoadUnit
 from pipeline.instruments import alias_table
 from pipeline.paths import sql
 
-# Per table: how an existing canonical row is keyed, and whether a new row may replace it.
-EXISTING = {
-    "protocols": "SELECT protocol_id AS __id, row_hash, load_id, false AS replaceable FROM protocols",
-    "patients": "SELECT patient_id AS __id, row_hash, load_id, source = 'derived' AS replaceable "
-    "FROM patients",
-    "sessions": "SELECT session_id AS __id, row_hash, load_id, false AS replaceable FROM sessions",
-    "assessments": "SELECT assessment_id AS __id, row_hash, load_id, false AS replaceable FROM assessments",
-    "treatment_history": "SELECT trial_id AS __id, row_hash, load_id, false AS replaceable "
-    "FROM treatment_history",
-}
-
 
 def _one(con: duckdb.DuckDBPyConnection, query: str) -> object:
     return con.execute(query).fetchall()[0][0]
@@ -131,7 +120,7 @@ def _load_unit(con: duckdb.DuckDBPyConnection, unit: LoadUnit, work_dir: Path) -
     run(con, sql(f"validate/{contract.name}.sql"))
     if contract.name in ("sessions", "assessments", "treatment_history"):
         run(con, sql("validate/patient_references.sql"))
-    run(con, f"CREATE OR REPLACE TEMP VIEW existing AS {EXISTING[contract.name]}")
+    run(con, sql(f"existing/{contract.name}.sql"))
     run(con, sql("validate/duplicates.sql"))
     run(con, sql("load/rejects.sql"))
     run(con, sql(f"load/{contract.name}.sql"))

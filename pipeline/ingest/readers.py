@@ -71,7 +71,8 @@ def _stage_table(
 ) -> None:
     """raw (`__line`, c0..cN as text) + stage_rejects."""
     con.register("raw_arrow", table)
-    run(con, "CREATE OR REPLACE TEMP TABLE raw AS SELECT * FROM raw_arrow")
+    run(con, "CREATE OR REPLACE TEMP TABLE raw_table AS SELECT * FROM raw_arrow")
+    run(con, "CREATE OR REPLACE TEMP VIEW raw AS SELECT * FROM raw_table")
     con.unregister("raw_arrow")
     _empty_stage_rejects(con)
     if bad:
@@ -79,6 +80,25 @@ def _stage_table(
 
 
 # ---------------------------------------------------------------- CSV
+
+
+def _map_lines_around_gaps(con: duckdb.DuckDBPyConnection, text: CsvText, records: int) -> None:
+    """Records fill, in file order, the physical lines left after blank lines and rejects."""
+    run(con, "CREATE OR REPLACE TEMP TABLE blank_lines (line BIGINT)")
+    if text.blank_lines:
+        con.executemany("INSERT INTO blank_lines VALUES (?)", [[b] for b in text.blank_lines])
+    run(
+        con,
+        "CREATE OR REPLACE TEMP TABLE raw_table AS "
+        "WITH free AS (SELECT l AS line, row_number() OVER (ORDER BY l) - 1 AS rid "
+        "FROM range(2, $total + 1) t(l) "
+        "WHERE l NOT IN (SELECT line FROM blank_lines) "
+        "AND l NOT IN (SELECT line FROM stage_rejects)), "
+        "records AS (SELECT row_number() OVER (ORDER BY rowid) - 1 AS rid, * FROM raw_records) "
+        "SELECT free.line AS __line, r.* EXCLUDE (rid) FROM records r JOIN free USING (rid)",
+        {"total": text.total_lines},
+    )
+    run(con, "CREATE OR REPLACE TEMP VIEW raw AS SELECT * FROM raw_table")
 
 
 def _read_csv_duckdb(con: duckdb.DuckDBPyConnection, text: CsvText, tag: str) -> bool:
@@ -105,25 +125,17 @@ def _read_csv_duckdb(con: duckdb.DuckDBPyConnection, text: CsvText, tag: str) ->
     data_lines = text.total_lines - 1 - len([b for b in text.blank_lines if b > 1])
     if records + rejected != data_lines:
         return False  # multi-line fields or a swallowed tail: the exact path decides
-    run(con, "CREATE OR REPLACE TEMP TABLE blank_lines (line BIGINT)")
-    if text.blank_lines:
-        con.executemany("INSERT INTO blank_lines VALUES (?)", [[b] for b in text.blank_lines])
-    # With one record per line, records fill the physical lines left after blanks and rejects,
-    # in file order (rowid order is insertion order; inside a transaction it does not start at 0).
-    run(
-        con,
-        "CREATE OR REPLACE TEMP TABLE raw AS "
-        "WITH free AS (SELECT l AS line, row_number() OVER (ORDER BY l) - 1 AS rid "
-        "FROM range(2, $total + 1) t(l) "
-        "WHERE l NOT IN (SELECT line FROM blank_lines) "
-        "AND l NOT IN (SELECT line FROM stage_rejects)), "
-        "records AS (SELECT row_number() OVER (ORDER BY rowid) - 1 AS rid, * FROM raw_records) "
-        "SELECT free.line AS __line, r.* EXCLUDE (rid) FROM records r JOIN free USING (rid)",
-        {"total": text.total_lines},
-    )
-    mapped = con.execute("SELECT count(*) FROM raw").fetchall()[0][0]
-    if mapped != records:
-        return False
+    first, last = con.execute("SELECT min(rowid), max(rowid) FROM raw_records").fetchall()[0]
+    blanks_after_header = [b for b in text.blank_lines if b > 1]
+    if records and not blanks_after_header and not rejected and last - first + 1 == records:
+        # The common case: line n+1 holds the n-th record. rowid order is insertion order (it
+        # does not start at 0 inside a transaction, hence the offset); no copy, no sort.
+        run(con, f"CREATE OR REPLACE TEMP VIEW raw AS SELECT rowid - {int(first)} + 2 AS __line, * "
+                 "FROM raw_records")
+    else:
+        _map_lines_around_gaps(con, text, records)
+        if con.execute("SELECT count(*) FROM raw").fetchall()[0][0] != records:
+            return False
     names = {f"c{i}": h for i, h in enumerate(text.header)}
     con.register("header_names", pa.table({"c": list(names), "name": list(names.values())}))
     con.register(
@@ -135,7 +147,6 @@ def _read_csv_duckdb(con: duckdb.DuckDBPyConnection, text: CsvText, tag: str) ->
     run(con, sql("validate/structural.sql"))
     con.unregister("header_names")
     con.unregister("structural_reasons")
-    run(con, "DROP TABLE raw_records")
     return True
 
 
@@ -213,10 +224,11 @@ def stage_parquet(
         # Parquet has no header line; row 1 is reported as line 2, as it would be in a CSV.
         run(
             con,
-            f"CREATE OR REPLACE TEMP TABLE raw AS SELECT file_row_number + 2 AS __line, {select} "
-            "FROM read_parquet($path, file_row_number = true)",
+            f"CREATE OR REPLACE TEMP TABLE raw_table AS SELECT file_row_number + 2 AS __line, "
+            f"{select} FROM read_parquet($path, file_row_number = true)",
             {"path": str(path)},
         )
+        run(con, "CREATE OR REPLACE TEMP VIEW raw AS SELECT * FROM raw_table")
     except duckdb.Error as exc:
         raise InputError(f"{label}: cannot be read as Parquet ({exc}); export it again") from exc
     _empty_stage_rejects(con)

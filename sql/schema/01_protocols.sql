@@ -9,6 +9,6 @@ CREATE TABLE IF NOT EXISTS protocols (
     infusion_minutes  DOUBLE,
     phase             VARCHAR,           -- induction / maintenance / booster
     indication        VARCHAR,
-    row_hash          VARCHAR NOT NULL,
+    row_hash          UBIGINT NOT NULL,
     load_id           INTEGER NOT NULL
 );

@@ -9,6 +9,6 @@ CREATE TABLE IF NOT EXISTS patients (
     member_id      VARCHAR,
     site           VARCHAR,
     source         VARCHAR NOT NULL,
-    row_hash       VARCHAR NOT NULL,
+    row_hash       UBIGINT NOT NULL,
     load_id        INTEGER NOT NULL
 );

@@ -18,6 +18,6 @@ CREATE TABLE IF NOT EXISTS sessions (
     bp_diastolic_max  INTEGER,
     adverse_events    VARCHAR[],         -- lower-case, from the `;`-separated field
     cpt_codes         VARCHAR[],
-    row_hash          VARCHAR NOT NULL,
+    row_hash          UBIGINT NOT NULL,
     load_id           INTEGER NOT NULL
 );

@@ -10,6 +10,6 @@ CREATE TABLE IF NOT EXISTS assessments (
     session_id     VARCHAR,
     timing         VARCHAR,             -- pre / post / followup / NULL
     items          INTEGER[],
-    row_hash       VARCHAR NOT NULL,
+    row_hash       UBIGINT NOT NULL,
     load_id        INTEGER NOT NULL
 );

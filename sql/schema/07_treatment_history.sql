@@ -10,6 +10,6 @@ CREATE TABLE IF NOT EXISTS treatment_history (
     adequate_dose   BOOLEAN,            -- the prescriber judged the dose adequate
     improvement_pct DOUBLE,             -- % symptom improvement during the trial (negative = worse)
     episode         VARCHAR,            -- current / prior
-    row_hash        VARCHAR NOT NULL,
+    row_hash        UBIGINT NOT NULL,
     load_id         INTEGER NOT NULL
 );

@@ -35,8 +35,9 @@ final AS (
     FROM parsed
 )
 SELECT *,
-       md5(CAST(struct_pack(assessment_id, patient_id, instrument, administered_at, total_score,
-                            session_id, timing, items) AS VARCHAR)) AS row_hash
+       struct_pack(assessment_id, patient_id, instrument, administered_at, total_score,
+                            session_id, timing, items) AS row_struct,
+       hash(row_struct) AS row_hash
 FROM final;
 
 CREATE OR REPLACE TEMP TABLE problems AS

@@ -1,9 +1,11 @@
 -- row_status: for every staged row without a problem: load, duplicate (counted) or conflict (rejected).
 -- SPEC §1: exact duplicates are counted, not rejected; a conflicting duplicate id is rejected.
--- Reads temp tables typed (__line, __id, row_hash), problems, and view existing (__id, row_hash, load_id, replaceable).
+-- Reads temp tables typed (__line, __id, row_struct, row_hash), problems, and view existing.
+-- Equality is on row_struct (every typed value, NULLs equal), so it is exact; row_hash only
+-- narrows the comparison with earlier loads.
 CREATE OR REPLACE TEMP TABLE row_status AS
 WITH valid AS (
-    SELECT __line, __id, row_hash FROM typed
+    SELECT __line, __id, row_struct, row_hash FROM typed
     WHERE __line NOT IN (SELECT line FROM problems)
 ),
 conflicting_ids AS (
@@ -12,23 +14,29 @@ conflicting_ids AS (
     FROM valid
     WHERE __id IS NOT NULL
     GROUP BY __id
-    HAVING count(DISTINCT row_hash) > 1
+    HAVING count(DISTINCT row_struct) > 1
 ),
 copies AS (
-    SELECT *, row_number() OVER (PARTITION BY __id, row_hash ORDER BY __line) AS copy_no
+    SELECT *, row_number() OVER (PARTITION BY __id, row_struct ORDER BY __line) AS copy_no
     FROM valid
+),
+loaded_before AS (
+    -- Rows of this file identical to a row already in the table (rows without an id included).
+    SELECT c.__line
+    FROM copies c
+    JOIN existing e ON e.row_hash = c.row_hash AND e.row_struct IS NOT DISTINCT FROM c.row_struct
 )
 SELECT c.__line,
        CASE WHEN k.__id IS NOT NULL THEN 'conflict'
-            WHEN e.row_hash = c.row_hash THEN 'duplicate'
-            WHEN c.__id IS NULL AND c.row_hash IN (SELECT row_hash FROM existing) THEN 'duplicate'
+            WHEN c.__line IN (SELECT __line FROM loaded_before) THEN 'duplicate'
             WHEN e.__id IS NOT NULL AND NOT e.replaceable THEN 'conflict'
             WHEN c.copy_no > 1 THEN 'duplicate'
             ELSE 'load' END AS verdict,
        CASE WHEN k.__id IS NOT NULL
                 THEN 'conflicting duplicate id: the same id is on other lines with different values; '
                      || 'keep one and reload (lines ' || k.id_lines || ')'
-            WHEN e.__id IS NOT NULL AND NOT e.replaceable AND e.row_hash <> c.row_hash
+            WHEN c.__line NOT IN (SELECT __line FROM loaded_before)
+                 AND e.__id IS NOT NULL AND NOT e.replaceable
                 THEN 'conflicting duplicate id: a row with this id and different values was '
                      || 'loaded before; correct the id or the values (load ' || e.load_id || ')'
        END AS reason

@@ -1,23 +1,26 @@
 -- typed + problems for a staged protocols file (temp table stg, all text) -> canonical types.
 -- SPEC §1 protocols: protocol_id, name, planned_infusions, planned_days required.
 CREATE OR REPLACE TEMP TABLE typed AS
-SELECT
-    __line,
-    clean(protocol_id)              AS protocol_id,
-    clean(name)                     AS name,
-    to_int(planned_infusions)       AS planned_infusions,
-    to_int(planned_days)            AS planned_days,
-    try_cast(trim(dose_mg_per_kg) AS DOUBLE)   AS dose_mg_per_kg,
-    try_cast(trim(infusion_minutes) AS DOUBLE) AS infusion_minutes,
-    lower(clean(phase))             AS phase,
-    clean(indication)               AS indication,
-    clean(protocol_id)              AS __id
-FROM stg;
-
-ALTER TABLE typed ADD COLUMN row_hash VARCHAR;
-UPDATE typed SET row_hash = md5(CAST(struct_pack(
+WITH parsed AS (
+    SELECT
+        __line,
+        clean(protocol_id)              AS protocol_id,
+        clean(name)                     AS name,
+        to_int(planned_infusions)       AS planned_infusions,
+        to_int(planned_days)            AS planned_days,
+        try_cast(trim(dose_mg_per_kg) AS DOUBLE)   AS dose_mg_per_kg,
+        try_cast(trim(infusion_minutes) AS DOUBLE) AS infusion_minutes,
+        lower(clean(phase))             AS phase,
+        clean(indication)               AS indication,
+        clean(protocol_id)              AS __id
+    FROM stg
+)
+SELECT *,
+       struct_pack(
     protocol_id, name, planned_infusions, planned_days, dose_mg_per_kg, infusion_minutes,
-    phase, indication) AS VARCHAR));
+    phase, indication) AS row_struct,
+       hash(row_struct) AS row_hash
+FROM parsed;
 
 CREATE OR REPLACE TEMP TABLE problems AS
 WITH checks AS (

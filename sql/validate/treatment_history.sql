@@ -1,26 +1,29 @@
 -- typed + problems for a staged treatment_history file (temp table stg, all text) -> canonical types.
 -- README "treatment_history": patient_id, medication, start_date required.
 CREATE OR REPLACE TEMP TABLE typed AS
-SELECT
-    __line,
-    clean(trial_id)                 AS trial_id,
-    clean(patient_id)               AS patient_id,
-    clean(medication)               AS medication,
-    clean(drug_class)               AS drug_class,
-    parse_ts(start_date)::DATE      AS start_date,
-    parse_ts(end_date)::DATE        AS end_date,
-    CASE lower(trim(adequate_dose)) WHEN 'yes' THEN true WHEN 'true' THEN true WHEN '1' THEN true
-                                    WHEN 'y' THEN true WHEN 'no' THEN false WHEN 'false' THEN false
-                                    WHEN '0' THEN false WHEN 'n' THEN false END AS adequate_dose,
-    try_cast(trim(improvement_pct) AS DOUBLE) AS improvement_pct,
-    lower(clean(episode))           AS episode,
-    clean(trial_id)                 AS __id
-FROM stg;
-
-ALTER TABLE typed ADD COLUMN row_hash VARCHAR;
-UPDATE typed SET row_hash = md5(CAST(struct_pack(
+WITH parsed AS (
+    SELECT
+        __line,
+        clean(trial_id)                 AS trial_id,
+        clean(patient_id)               AS patient_id,
+        clean(medication)               AS medication,
+        clean(drug_class)               AS drug_class,
+        parse_ts(start_date)::DATE      AS start_date,
+        parse_ts(end_date)::DATE        AS end_date,
+        CASE lower(trim(adequate_dose)) WHEN 'yes' THEN true WHEN 'true' THEN true WHEN '1' THEN true
+                                        WHEN 'y' THEN true WHEN 'no' THEN false WHEN 'false' THEN false
+                                        WHEN '0' THEN false WHEN 'n' THEN false END AS adequate_dose,
+        try_cast(trim(improvement_pct) AS DOUBLE) AS improvement_pct,
+        lower(clean(episode))           AS episode,
+        clean(trial_id)                 AS __id
+    FROM stg
+)
+SELECT *,
+       struct_pack(
     trial_id, patient_id, medication, drug_class, start_date, end_date, adequate_dose,
-    improvement_pct, episode) AS VARCHAR));
+    improvement_pct, episode) AS row_struct,
+       hash(row_struct) AS row_hash
+FROM parsed;
 
 CREATE OR REPLACE TEMP TABLE problems AS
 WITH checks AS (
