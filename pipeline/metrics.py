@@ -424,6 +424,13 @@ def store_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, pl.DataFrame]
         raise
 
 
+def _json_table(frame: pl.DataFrame) -> str:
+    """A frame as a JSON array of row objects: ISO date-times, NaN as null (polars writes it)."""
+    iso = [pl.col(c).dt.strftime("%Y-%m-%dT%H:%M:%S") for c, t in frame.schema.items()
+           if isinstance(t, pl.Datetime)]
+    return frame.with_columns(iso).write_json()
+
+
 def _csv_ready(frame: pl.DataFrame) -> pl.DataFrame:
     """CSV writes datetimes as ISO text without a zone; lists are not CSV-able, drop them."""
     return frame.select([c for c, t in frame.schema.items() if not isinstance(t, pl.List)])
@@ -432,7 +439,8 @@ def _csv_ready(frame: pl.DataFrame) -> pl.DataFrame:
 def run_metrics(db_path: str | Path, as_of: date, out_dir: Path, config: Config) -> dict[str, Any]:
     """SPEC §3 `outcomes metrics`: compute as of `as_of`, write the CSVs and metrics.json.
 
-    Returns the metrics.json content. Raises InputError for a missing database or no data.
+    Returns the metrics.json head and the tables as polars frames. Raises InputError for a
+    missing database or no data.
     """
     db_path = Path(db_path)
     if not db_path.is_file():
@@ -459,14 +467,16 @@ def run_metrics(db_path: str | Path, as_of: date, out_dir: Path, config: Config)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in ("course_outcomes", "protocol_summary"):
         _csv_ready(tables[name]).write_csv(out_dir / f"{name}.csv", datetime_format=CSV_DATETIME)
-    result = {
+    head = {
         "as_of": as_of.isoformat(),
         "provenance": run,
         "definitions_in_force": config.definitions_in_force(),
         "methods": methods_sentences(config),
-        **{name: _jsonable(frame.to_dicts()) for name, frame in tables.items()},
     }
-    (out_dir / "metrics.json").write_text(
-        json.dumps(_jsonable(result), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
+    # Row-level tables are serialised by polars (hundreds of thousands of rows at registry
+    # scale); only the small head goes through Python's json.
+    parts = [f"{json.dumps(k)}: {json.dumps(_jsonable(v), ensure_ascii=False)}" for k, v in head.items()]
+    parts += [f"{json.dumps(name)}: {_json_table(frame)}" for name, frame in tables.items()]
+    (out_dir / "metrics.json").write_text("{\n" + ",\n".join(parts) + "\n}\n", encoding="utf-8")
+    result = {**head, **tables}
     return result
