@@ -38,16 +38,13 @@ def pdf_text(pdf: Path) -> str:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """demo, ingest, metrics as of 2026-10-31 and 2026-09-30 (previous-month column), and
-    `outcomes report monthly` for 2026-10, each through the CLI. (Not `outcomes run`, which
-    also renders the evidence and payer reports.)"""
+    """demo, ingest, metrics as of 2026-10-31 and `outcomes report monthly` for 2026-10, each
+    through the CLI. (Not `outcomes run`, which also renders the evidence and payer reports.)"""
     base = tmp_path_factory.mktemp("monthly")
-    (base / "out").mkdir()  # `outcomes ingest` does not create the database's folder
     db = str(base / "out" / "clinic.duckdb")
     outcomes_cli("demo", str(base / "export"), "--patients", "400", "--seed", "7")
     outcomes_cli("ingest", str(base / "export"), "--db", db)
-    for as_of, folder in (("2026-10-31", "out/metrics"), ("2026-09-30", "previous")):
-        outcomes_cli("metrics", "--db", db, "--as-of", as_of, "--out", str(base / folder))
+    outcomes_cli("metrics", "--db", db, "--as-of", "2026-10-31", "--out", str(base / "out" / "metrics"))
     outcomes_cli("report", "monthly", "--db", db, "--month", MONTH, "--out",
                  str(base / "out" / "reports"))
     pdf = base / "out" / "reports" / f"monthly-{MONTH}.pdf"
@@ -59,8 +56,6 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "text": pdf_text(pdf),
         "outcomes": pl.read_csv(base / "out" / "metrics" / "course_outcomes.csv",
                                 try_parse_dates=True),
-        "previous_outcomes": pl.read_csv(base / "previous" / "course_outcomes.csv",
-                                         try_parse_dates=True),
     }
 
 
@@ -93,7 +88,9 @@ def headline_line(text: str, label: str) -> str:
 def test_headline_response_equals_course_outcomes_csv(run: dict[str, Any]) -> None:
     text = run["text"]
     month = expected_rate(run["outcomes"], date(2026, 10, 1), date(2026, 10, 31))
-    previous = expected_rate(run["previous_outcomes"], date(2026, 9, 1), date(2026, 9, 30))
+    # SPEC §2: the report for M is computed as of M's last day; the previous month is the
+    # courses whose outcome date falls in September, in that same computation.
+    previous = expected_rate(run["outcomes"], date(2026, 9, 1), date(2026, 9, 30))
     rolling = expected_rate(run["outcomes"], date(2025, 11, 1), date(2026, 10, 31))
     line = headline_line(text, "Response (≥ 50% reduction)")
     assert re.search(rf"{re.escape(month[2])}\s+{re.escape(previous[2])}\s+{re.escape(rolling[2])}",

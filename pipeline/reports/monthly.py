@@ -450,7 +450,7 @@ def breakdown(period: Period, units: pl.DataFrame, sessions: pl.DataFrame, unit:
 
 
 def control_chart(inputs: MonthlyInputs, instrument: str | None, cells: Cells) -> dict[str, Any]:
-    """p-chart of the monthly response rate (headline instrument), each month as of its own end.
+    """p-chart of the monthly response rate (headline instrument), as of the report month's end.
 
     Centre line p-bar and 3-sigma limits per month's n (stats.p_chart); months before the first
     month with any course are dropped, keeping at least 12.
@@ -580,7 +580,7 @@ def build_context(inputs: MonthlyInputs, config: Config) -> dict[str, Any]:
         "month": month,
         "month_label": fmt_month(month),
         "as_of": end.isoformat(),
-        "previous_as_of": p_end.isoformat(),
+        "previous_as_of": end.isoformat(),
         "suppression": {"on": config.definitions.suppress_small_cells,
                         "small_cell_max": config.definitions.small_cell_max,
                         "marker": str(Suppressed(config.definitions.small_cell_max))},
@@ -642,26 +642,20 @@ def _sql(name: str) -> str:
 
 def read_inputs(con: duckdb.DuckDBPyConnection, month: str, config: Config,
                 run_time: datetime) -> MonthlyInputs:
-    """Everything the context needs, computed as of the last day of M (and of M-1, and of each
-    month of the p-chart)."""
-    history: dict[str, pl.DataFrame] = {}
-    frames: dict[str, OutcomeFrames] = {}
-    for back in range(HISTORY_MONTHS):
-        m = shift_month(month, -back)
-        got = compute_outcomes(con, parse_month(m)[1], config)
-        history[m] = got.course_outcomes
-        if back < 2:
-            frames[m] = got
-        if got.courses.height == 0 and back >= MIN_HISTORY_MONTHS:
-            break  # nothing earlier can have an outcome either
+    """Everything the context needs, computed once, as of the last day of M (SPEC §2 "Reporting
+    month of a course"): the month, the previous month, the rolling 12 months and every p-chart
+    month are the courses whose outcome date falls in them, all as of that day. One outcome
+    computation serves them all, so the report reads one set of numbers (and stays fast)."""
+    current = compute_outcomes(con, parse_month(month)[1], config)
+    history = {shift_month(month, -back): current.course_outcomes for back in range(HISTORY_MONTHS)}
     _, end = parse_month(month)
     sessions = con.sql(_sql("monthly_sessions.sql"), params={"as_of": end}).pl()
     protocols = {r["protocol_id"]: r["name"]
                  for r in con.sql(_sql("monthly_protocols.sql")).pl().to_dicts()}
     return MonthlyInputs(
         month=month,
-        current=frames[month],
-        previous=frames[shift_month(month, -1)],
+        current=current,
+        previous=current,
         history=history,
         sessions=sessions,
         protocols=protocols,
