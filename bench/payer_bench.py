@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 from pipeline.config import load_config
@@ -35,11 +35,27 @@ def main() -> None:
         for jobs in args.jobs:
             out = root / f"jobs{jobs}"
             start = time.perf_counter()
-            index = write_payer_packets(db, out, config, month=args.month, jobs=jobs)
+            index = write_payer_packets(db, out, config, month=args.month, jobs=jobs, html=True)
             seconds = time.perf_counter() - start
             packets = len(index.read_text(encoding="utf-8").splitlines()) - 1
             print(f"jobs={jobs}: {packets} packets in {seconds:.1f} s = "
                   f"{packets / seconds:.2f} packets/s")
+        bare_render(sorted((root / f"jobs{args.jobs[0]}").glob("*.html")), root / "bare")
+
+
+def bare_render(html_files: list[Path], out: Path) -> None:
+    """The floor: WeasyPrint alone rendering the same HTML files sequentially in one process."""
+    from pipeline.render import Renderer
+
+    renderer = Renderer()
+    out.mkdir()
+    start = time.perf_counter()
+    for path in html_files:
+        renderer.pdf(path.read_text(encoding="utf-8"), out / f"{path.stem}.pdf",
+                     created=datetime(2026, 10, 31), pdf_variant="pdf/a-3b")
+    seconds = time.perf_counter() - start
+    print(f"bare WeasyPrint, sequential, one process: {len(html_files)} HTML files in "
+          f"{seconds:.1f} s = {len(html_files) / seconds:.2f} packets/s")
 
 
 if __name__ == "__main__":
