@@ -29,7 +29,7 @@ bench: sysdeps $(STAMP)
 	$(BIN)/python bench/run_bench.py --sizes 10000,100000
 
 bench-1m: sysdeps $(STAMP)
-	$(BIN)/python bench/run_bench.py --sizes 10000,100000 --with-1m
+	$(BIN)/python bench/run_bench.py --sizes 10000,100000 --with-1m --config bench/large.toml
 
 lint: $(STAMP)
 	$(BIN)/ruff check pipeline tests

@@ -54,7 +54,7 @@ for path in sys.argv[1:]:
 """
 
 
-def bench_size(patients: int, work: Path) -> dict:
+def bench_size(patients: int, work: Path, config: list[str]) -> dict:
     export, db, metrics = work / "export", work / "clinic.duckdb", work / "metrics"
     if work.exists():
         shutil.rmtree(work)
@@ -63,8 +63,9 @@ def bench_size(patients: int, work: Path) -> dict:
     size_mib = sum(Path(p).stat().st_size for p in csvs) / 2**20
     rows = {Path(p).stem: sum(1 for _ in open(p, "rb")) - 1 for p in csvs}
     floor = measure([sys.executable, "-c", FLOOR_SCRIPT, *csvs])
-    ingest = measure([OUTCOMES, "ingest", str(export), "--db", str(db)])
-    metrics_m = measure([OUTCOMES, "metrics", "--db", str(db), "--as-of", AS_OF, "--out", str(metrics)])
+    ingest = measure([OUTCOMES, "ingest", str(export), "--db", str(db), *config])
+    metrics_m = measure([OUTCOMES, "metrics", "--db", str(db), "--as-of", AS_OF, "--out", str(metrics),
+                         *config])
     result = {
         "patients": patients,
         "csv_mib": round(size_mib, 1),
@@ -83,7 +84,8 @@ def bench_size(patients: int, work: Path) -> dict:
     for report, args in (("monthly", ["monthly", "--month", "2026-10"]),
                          ("evidence", ["evidence", "--as-of", AS_OF])):
         try:
-            m = measure([OUTCOMES, "report", *args, "--db", str(db), "--out", str(work / "reports")])
+            m = measure([OUTCOMES, "report", *args, "--db", str(db), "--out", str(work / "reports"),
+                         *config])
             result[f"{report}_report_s"] = round(m.seconds, 2)
         except SystemExit as exc:  # a report not in this build
             result[f"{report}_report_s"] = f"failed: {str(exc).splitlines()[0]}"
@@ -144,6 +146,8 @@ def main() -> None:
     parser.add_argument("--with-1m", action="store_true", help="also 1,000,000 patients (~10 GB disk)")
     parser.add_argument("--out", default=str(ROOT / "bench-out"))
     parser.add_argument("--markdown", default=str(ROOT / "BENCHMARKS.md"))
+    parser.add_argument("--config", default=None, help="TOML config passed to every step "
+                        "(e.g. [database] memory_limit for the 1M run)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
     if args.with_1m:
@@ -152,7 +156,8 @@ def main() -> None:
     results = {"machine": machine(), "startup": startup(), "sizes": []}
     for n in sizes:
         print(f"benchmarking {n:,} patients ...", flush=True)
-        results["sizes"].append(bench_size(n, out / f"p{n}"))
+        config = ["--config", args.config] if args.config else []
+        results["sizes"].append(bench_size(n, out / f"p{n}", config))
         print(json.dumps(results["sizes"][-1]), flush=True)
     write_markdown(results, Path(args.markdown))
     (out / "bench.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
