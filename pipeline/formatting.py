@@ -124,3 +124,28 @@ FILTERS = {
     "month": fmt_month,
     "per100": fmt_per100,
 }
+
+
+def finite(value: Any) -> Any:
+    """The same nested value with NaN and infinities as None (0/0 in polars is NaN, not null)."""
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def json_ready(value: Any) -> Any:
+    """Plain JSON values, recursively: dates as ISO text, NaN/inf as null, and a suppressed or
+    withheld count as it prints ("<11", "*"), so the JSON says what the PDF says."""
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(v) for v in value]
+    if isinstance(value, Suppressed | Withheld):
+        return str(value)
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return finite(value)

@@ -8,8 +8,7 @@ DuckDB so reports read one place. Every summary here is a group_by/agg over whol
 from __future__ import annotations
 
 import json
-import math
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import pipeline
 from pipeline.config import Config, Definitions
 from pipeline.db import connect
 from pipeline.errors import InputError
+from pipeline.formatting import json_ready
 from pipeline.methods import methods_sentences
 from pipeline.outcomes import OutcomeFrames, compute_outcomes, reduced_by_at_least
 from pipeline.stats import wilson
@@ -388,21 +388,8 @@ def provenance(con: duckdb.DuckDBPyConnection, as_of: date, config: Config) -> d
         "as_of": as_of.isoformat(),
         "package_version": pipeline.__version__,
         "config": {"path": config.source, "sha256": config.sha256},
-        "inputs": _jsonable(loads.to_dicts()),
+        "inputs": json_ready(loads.to_dicts()),
     }
-
-
-def _jsonable(value: Any) -> Any:
-    """Dates as ISO strings, NaN/inf as null, recursively."""
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def store_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, pl.DataFrame],
@@ -424,11 +411,27 @@ def store_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, pl.DataFrame]
         raise
 
 
-def _json_table(frame: pl.DataFrame) -> str:
-    """A frame as a JSON array of row objects: ISO date-times, NaN as null (polars writes it)."""
+def _json_ready_frame(frame: pl.DataFrame) -> pl.DataFrame:
+    """ISO date-times as text; polars writes NaN as null and dates as ISO already."""
     iso = [pl.col(c).dt.strftime("%Y-%m-%dT%H:%M:%S") for c, t in frame.schema.items()
            if isinstance(t, pl.Datetime)]
-    return frame.with_columns(iso).write_json()
+    return frame.with_columns(iso)
+
+
+def write_metrics_json(path: Path, head: dict[str, Any], tables: dict[str, pl.DataFrame]) -> None:
+    """metrics.json streamed to disk: the small head through Python's json, each row table by
+    polars straight into the file (at registry scale the tables are gigabytes of JSON, which
+    must never be held as one string)."""
+    with path.open("wb") as out:
+        out.write(b"{\n")
+        for key, value in head.items():
+            text = json.dumps(key) + ": " + json.dumps(json_ready(value), ensure_ascii=False)
+            out.write(text.encode("utf-8") + b",\n")
+        for i, (name, frame) in enumerate(tables.items()):
+            out.write(json.dumps(name).encode("utf-8") + b": ")
+            _json_ready_frame(frame).write_json(out)
+            out.write(b",\n" if i < len(tables) - 1 else b"\n")
+        out.write(b"}\n")
 
 
 def _csv_ready(frame: pl.DataFrame) -> pl.DataFrame:
@@ -473,10 +476,6 @@ def run_metrics(db_path: str | Path, as_of: date, out_dir: Path, config: Config)
         "definitions_in_force": config.definitions_in_force(),
         "methods": methods_sentences(config),
     }
-    # Row-level tables are serialised by polars (hundreds of thousands of rows at registry
-    # scale); only the small head goes through Python's json.
-    parts = [f"{json.dumps(k)}: {json.dumps(_jsonable(v), ensure_ascii=False)}" for k, v in head.items()]
-    parts += [f"{json.dumps(name)}: {_json_table(frame)}" for name, frame in tables.items()]
-    (out_dir / "metrics.json").write_text("{\n" + ",\n".join(parts) + "\n}\n", encoding="utf-8")
+    write_metrics_json(out_dir / "metrics.json", head, tables)
     result = {**head, **tables}
     return result

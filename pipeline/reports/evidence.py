@@ -9,7 +9,6 @@ as JSON. Small cells are always suppressed in this report (it may leave the clin
 from __future__ import annotations
 
 import json
-import math
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,7 @@ from pipeline.evidence.compare import (
 )
 from pipeline.evidence.families import MATCH_RULE, EvidenceSettings, Family, evidence_settings
 from pipeline.evidence.registry import EXCLUDED_SOURCE_ROWS, Study
-from pipeline.formatting import Suppressed
+from pipeline.formatting import Suppressed, finite, json_ready
 from pipeline.methods import methods_sentences
 from pipeline.metrics import compute_metrics, rated_courses
 from pipeline.outcomes import compute_outcomes
@@ -754,24 +753,6 @@ def _evidence_methods(k: int) -> list[dict[str, str]]:
 # Writing
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Suppressed):
-        return str(value)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    raise TypeError(f"not JSON-able: {type(value).__name__}")
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def load_inputs(db_path: Path, as_of: date, config: Config
                 ) -> tuple[dict[str, pl.DataFrame], pl.DataFrame, pl.DataFrame]:
     """Metrics as of `as_of` (recomputed, read-only), courses and protocols."""
@@ -807,7 +788,7 @@ def write_evidence_report(db_path: str | Path, as_of: date, out_dir: Path,
 
     settings = evidence_settings(config)  # config errors first, before any work
     metrics, courses, protocols = load_inputs(Path(db_path), as_of, config)
-    context = _finite(build_context(metrics, courses, protocols, config, settings, as_of))
+    context = finite(build_context(metrics, courses, protocols, config, settings, as_of))
     charts = {}
     for section in context["protocols"]:
         if section["families"]:
@@ -837,7 +818,7 @@ def write_evidence_report(db_path: str | Path, as_of: date, out_dir: Path,
     html = renderer.html(TEMPLATE, {"doc": doc, "ctx": context, "charts": charts})
     renderer.pdf(html, pdf_path, created=created)
     json_path.write_text(
-        json.dumps(context, indent=2, ensure_ascii=False, default=_json_default) + "\n",
+        json.dumps(json_ready(context), indent=2, ensure_ascii=False) + "\n",
         encoding="utf-8")
     return [pdf_path, json_path]
 

@@ -27,7 +27,7 @@ import pipeline
 from pipeline.config import Config
 from pipeline.db import connect
 from pipeline.errors import InputError
-from pipeline.formatting import Suppressed, Withheld, fmt_month, is_withheld
+from pipeline.formatting import Suppressed, Withheld, fmt_month, is_withheld, json_ready
 from pipeline.methods import methods_sentences
 from pipeline.metrics import compute_metrics, protocol_summary
 from pipeline.outcomes import OutcomeFrames, compute_outcomes
@@ -666,20 +666,6 @@ def read_inputs(con: duckdb.DuckDBPyConnection, month: str, config: Config,
     )
 
 
-def _json_ready(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _json_ready(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_ready(v) for v in value]
-    if isinstance(value, Suppressed | Withheld):
-        return str(value)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def write_monthly_report(db_path: str | Path, month: str, out_dir: Path, config: Config,
                          run_time: datetime | None = None) -> list[Path]:
     """Write monthly-YYYY-MM.pdf and monthly-YYYY-MM.json to out_dir; returns [pdf, json]."""
@@ -702,7 +688,7 @@ def write_monthly_report(db_path: str | Path, month: str, out_dir: Path, config:
     out_dir.mkdir(parents=True, exist_ok=True)
     pdf_path = out_dir / f"monthly-{month}.pdf"
     json_path = out_dir / f"monthly-{month}.json"
-    json_path.write_text(json.dumps(_json_ready(context), indent=2, ensure_ascii=False) + "\n",
+    json_path.write_text(json.dumps(json_ready(context), indent=2, ensure_ascii=False) + "\n",
                          encoding="utf-8")
     renderer = Renderer(page_size=config.clinic.page_size)
     doc = {
