@@ -113,12 +113,57 @@ def machine() -> dict:
     }
 
 
+def payer_bench() -> dict:
+    """Packets/s with --jobs 1 and 2, and bare sequential WeasyPrint, on the 400-patient demo."""
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "payer_bench.py")],
+                          capture_output=True, text=True, check=False)
+    rates = {}
+    for line in proc.stdout.splitlines():
+        key = line.split(":")[0]
+        if "packets/s" in line:
+            rates[key] = float(line.rsplit("=", 1)[1].split()[0])
+    return {"lines": proc.stdout.strip().splitlines(), "rates": rates}
+
+
+def targets(results: dict) -> list[tuple[str, str, str]]:
+    """(target, measured, verdict) for every target of the scale issue that this run measured."""
+    by_n = {r["patients"]: r for r in results["sizes"]}
+    rows = []
+    if 1_000_000 in by_n:
+        r = by_n[1_000_000]
+        rows.append(("1M: ingest + metrics within 3x the floor", f"{r['ratio_to_floor']}x",
+                     "met" if r["ratio_to_floor"] <= 3 else "missed"))
+        peak = max(r["ingest_rss_mib"], r["metrics_rss_mib"])
+        rows.append(("1M: peak RSS <= 4 GiB", f"{peak:,} MiB", "met" if peak <= 4096 else "missed"))
+    if 100_000 in by_n:
+        r = by_n[100_000]
+        peak = max(r["ingest_rss_mib"], r["metrics_rss_mib"])
+        rows.append(("100k: peak RSS <= 2 GiB", f"{peak:,} MiB", "met" if peak <= 2048 else "missed"))
+        for report in ("monthly", "evidence"):
+            v = r[f"{report}_report_s"]
+            ok = isinstance(v, float) and v <= 10
+            rows.append((f"100k: {report} report in seconds (<= 10 s)", f"{v} s", "met" if ok else "missed"))
+    sizes = sorted(by_n)
+    for small, big in zip(sizes, sizes[1:], strict=False):
+        a, b = by_n[small]["ingest_plus_metrics_s"], by_n[big]["ingest_plus_metrics_s"]
+        factor = round(b / a, 1)
+        rows.append((f"linear growth {small:,} -> {big:,} (~{big // small}x)", f"{factor}x",
+                     "met" if factor <= 1.5 * big / small else "missed"))
+    rates = results.get("payer", {}).get("rates", {})
+    if {"jobs=2", "bare WeasyPrint, sequential, one process"} <= rates.keys():
+        speedup = round(rates["jobs=2"] / rates["bare WeasyPrint, sequential, one process"], 2)
+        rows.append(("payer: --jobs 2 close to 2x the bare sequential render", f"{speedup}x",
+                     "met" if speedup >= 1.8 else "missed"))
+    return rows
+
+
 def write_markdown(results: dict, target: Path) -> None:
     m = results["machine"]
     lines = [
         "# Benchmarks",
         "",
-        f"One `make bench` run on {m['date']}: {m['cores']} cores, {m['memory_gib']} GiB, "
+        f"One run of `{results.get('command', 'make bench')}` on {m['date']}: {m['cores']} cores, "
+        f"{m['memory_gib']} GiB, "
         f"Python {m['python']}, DuckDB {m['duckdb']}, polars {m['polars']}.",
         "Each step is the real CLI in its own process; peak RSS is that process's own "
         "(os.wait4). Floor = DuckDB `SELECT count(*) FROM read_csv(...)` over the same CSVs.",
@@ -133,6 +178,14 @@ def write_markdown(results: dict, target: Path) -> None:
             f"{r['ingest_rss_mib']:,} | {r['metrics_s']} | {r['metrics_rss_mib']:,} | "
             f"{r['ratio_to_floor']}× | {r['monthly_report_s']} | {r['evidence_report_s']} |"
         )
+    lines += ["", "## Targets", "", "| target | measured | verdict |", "|---|---|---|"]
+    lines += [f"| {t} | {m} | {v} |" for t, m, v in targets(results)]
+    if results.get("payer"):
+        lines += ["", "## Payer packets (400-patient demo, month 2026-10)", "", "```",
+                  *results["payer"]["lines"], "```"]
+    analysis = ROOT / "bench" / "analysis.md"
+    if analysis.is_file():
+        lines += ["", analysis.read_text(encoding="utf-8").strip()]
     s = results["startup"]
     lines += ["", f"Start-up: `outcomes --help` {s['outcomes_help_s']} s; `import pipeline.cli` "
               f"{s['import_cli_s']} s.", "", "Raw figures:", "", "```json",
@@ -148,17 +201,29 @@ def main() -> None:
     parser.add_argument("--markdown", default=str(ROOT / "BENCHMARKS.md"))
     parser.add_argument("--config", default=None, help="TOML config passed to every step "
                         "(e.g. [database] memory_limit for the 1M run)")
+    parser.add_argument("--from-json", default=None,
+                        help="rewrite the markdown from an earlier bench.json (payer step re-run)")
     args = parser.parse_args()
+    if args.from_json:
+        results = json.loads(Path(args.from_json).read_text(encoding="utf-8"))
+        results.setdefault("command", "make bench-1m" if any(
+            r["patients"] == 1_000_000 for r in results["sizes"]) else "make bench")
+        results["payer"] = payer_bench()
+        write_markdown(results, Path(args.markdown))
+        return
     sizes = [int(s) for s in args.sizes.split(",") if s]
     if args.with_1m:
         sizes.append(1_000_000)
     out = Path(args.out)
-    results = {"machine": machine(), "startup": startup(), "sizes": []}
+    command = "make bench-1m" if args.with_1m else "make bench"
+    results = {"command": command, "machine": machine(), "startup": startup(), "sizes": []}
     for n in sizes:
         print(f"benchmarking {n:,} patients ...", flush=True)
         config = ["--config", args.config] if args.config else []
         results["sizes"].append(bench_size(n, out / f"p{n}", config))
         print(json.dumps(results["sizes"][-1]), flush=True)
+    print("benchmarking payer packets ...", flush=True)
+    results["payer"] = payer_bench()
     write_markdown(results, Path(args.markdown))
     (out / "bench.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
     print(f"written: {args.markdown}")
