@@ -21,7 +21,8 @@ run: sysdeps $(STAMP)
 	$(BIN)/outcomes run $(OUT)/demo-export --out $(OUT)
 
 test: sysdeps $(STAMP)
-	$(BIN)/ruff check pipeline tests
+	$(BIN)/ruff check pipeline tests bench
+	$(BIN)/mypy pipeline
 	$(BIN)/python -m pytest
 
 # Not part of `make test` / CI: minutes, and gigabytes of generated exports under bench-out/.

@@ -18,7 +18,7 @@ def connect(
     db_path: str | Path, config: Config, read_only: bool = False
 ) -> duckdb.DuckDBPyConnection:
     """Open (creating if needed) the database with offline-safe settings and the canonical schema."""
-    settings: dict[str, str | bool | int] = {
+    settings: dict[str, str | bool | int | float | list[str]] = {
         # Extensions cannot be downloaded here; never try at query time.
         "autoinstall_known_extensions": False,
         "autoload_known_extensions": False,

@@ -57,7 +57,7 @@ REPORT_STEPS: list[tuple[str, str, str, Callable[..., Path]]] = [
 
 
 def _report_steps() -> list[tuple[str, Callable[..., Path]]]:
-    steps = []
+    steps: list[tuple[str, Callable[..., Path]]] = []
     for name, module, function, call in REPORT_STEPS:
         try:
             fn = getattr(importlib.import_module(module), function)

@@ -11,6 +11,7 @@ import tempfile
 from datetime import date, datetime
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -27,7 +28,7 @@ from pipeline.instruments import alias_table
 from pipeline.paths import sql
 
 
-def _one(con: duckdb.DuckDBPyConnection, query: str) -> object:
+def _one(con: duckdb.DuckDBPyConnection, query: str) -> Any:
     return con.execute(query).fetchall()[0][0]
 
 

@@ -270,10 +270,10 @@ def family_comparison(family: Family, settings: EvidenceSettings, refs: dict[str
     registry = settings.registry
     studies = [study_row(registry[s], refs[s], True) for s in family.pooled]
     studies += [study_row(registry[s], refs[s], False) for s in family.context]
-    pooled = pooled_rate([(registry[s].response_rate, registry[s].n) for s in family.pooled
-                          if registry[s].response_rate is not None])
-    pooled_remission = pooled_rate([(registry[s].remission_rate, registry[s].remission_n)
-                                    for s in family.pooled if registry[s].remission_rate is not None])
+    pooled = pooled_rate([(rate, registry[s].n) for s in family.pooled
+                          if (rate := registry[s].response_rate) is not None])
+    pooled_remission = pooled_rate([(rate, registry[s].remission_n) for s in family.pooled
+                                    if (rate := registry[s].remission_rate) is not None])
     p0, p0_n = pooled if pooled else (None, 0)
 
     def place(entry: dict[str, Any], benchmark: float | None) -> dict[str, Any] | None:

@@ -85,6 +85,7 @@ def funnel_plot(section: dict[str, Any]) -> Markup:
     families = [f for f in section["families"] if f["p0"] is not None]
     response = section["rates"]["rows"][0]["evaluable"] if section["rates"] else None
     clinic_ok = bool(response and response["rate"] is not None)
+    response = response or {}
     fig, axes = plt.subplots(1, max(len(families), 1), figsize=(170 * MM, 68 * MM),
                              layout="constrained", squeeze=False, sharey=True)
     for ax, family in zip(axes[0], families, strict=False):

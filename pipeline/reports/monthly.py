@@ -336,7 +336,7 @@ def attrition_rows(period: Period, protocols_planned: dict[str, int], cells: Cel
             "planned": protocols_planned.get(protocol_id),
             "started": cells.count(started),
             "reached": [{"infusion_number": i + 1, "count": c,
-                         "share": None if is_withheld(c) or not started else c / started}
+                         "share": c / started if isinstance(c, int) and started else None}
                         for i, c in enumerate(shown)],
             "completed": group[0],
             "discontinued": group[1],
@@ -531,7 +531,7 @@ def severity_distribution(period: Period, config: Config, cells: Cells) -> dict[
         return None
     rated = period.frames.course_outcomes.filter(
         pl.col("evaluable") & (pl.col("instrument") == "PHQ-9"))
-    bands = []
+    bands: list[dict[str, Any]] = []
     for band in inst.severity_bands:
         def count(column: str, band: Any = band) -> int:
             return rated.filter(pl.col(column).is_between(band.low, band.high)).height
