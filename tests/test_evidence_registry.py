@@ -215,3 +215,14 @@ def test_default_matching_by_plan():
     assert default_families_for({"planned_infusions": 1, "planned_days": 1}) == ["single_infusion"]
     assert default_families_for({"planned_infusions": 6, "planned_days": 168,
                                  "phase": "maintenance"}) == []
+
+
+def test_context_study_without_doi_or_pmid_is_refused(tmp_path):
+    # Mathew 2010's DOI/PMID was not retrieved: its figures may not be printed as context either.
+    config_path = tmp_path / "c.toml"
+    config_path.write_text("[evidence.families.single_infusion]\n"
+                           "context = ['mathew2010_72h']\n", encoding="utf-8")
+    from pipeline.config import ConfigError, load_config
+    from pipeline.evidence.families import evidence_settings
+    with pytest.raises(ConfigError, match="mathew2010_72h.*no DOI or PMID"):
+        evidence_settings(load_config(config_path))

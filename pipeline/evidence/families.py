@@ -3,7 +3,7 @@ clinic protocol is compared with, and the `[evidence]` config section that can c
 
 A family is a named set of registry rows with a comparable plan, instrument family and
 timepoint. `pooled` rows form the n-weighted benchmark p0; `context` rows are drawn on the forest
-plot for orientation but never pooled (same patients as a pooled row, no DOI/PMID, cumulative
+plot for orientation but never pooled (same patients as a pooled row, cumulative
 Kaplan-Meier figures, or overlapping meta-analyses).
 
 Defaults are in code; `[evidence]` in the TOML config may override them:
@@ -48,7 +48,6 @@ DEFAULT_FAMILIES: dict[str, Family] = {
             "6 infusions of 0.5 mg/kg over 12–14 days; response (≥50% reduction, MADRS) at the "
             "end of the series",
             pooled=("murrough2013_biolpsych", "phillips2019"),
-            context=("shiroma2014_jad_end",),
         ),
         Family(
             "twice_weekly_3_4wk", "Twice weekly for three to four weeks",
@@ -63,14 +62,14 @@ DEFAULT_FAMILIES: dict[str, Family] = {
             "endpoint is the last score up to 14 days after the infusion, so the day-7 figure is "
             "the closest",
             pooled=("han2016_meta_d7", "salloum2019_fava_dose", "lii2023_masked"),
-            context=("han2016_meta_24h", "mathew2010_72h"),
+            context=("han2016_meta_24h",),
         ),
         Family(
             "real_world_induction", "Real-world induction series (community clinics)",
             "4–8 infusions over 1–4 weeks in routine care; response (≥50% reduction, mostly "
             "PHQ-9) up to about a month after the induction",
             pooled=("mcinnes2022_kit", "oliver2022_6wk", "juby2024_sa", "wilkinson2018_yale"),
-            context=("mcintyre2020_crtce", "griffiths2019_uk_qids", "alnefeesi2022_rw_meta"),
+            context=("alnefeesi2022_rw_meta",),
         ),
     )
 }
@@ -181,6 +180,11 @@ def evidence_settings(config: Config) -> EvidenceSettings:
         for sid in (*family.pooled, *family.context):
             if sid not in registry:
                 raise ConfigError(f"{where}: study '{sid}' is not in the registry")
+        for sid in family.context:
+            if not registry[sid].has_identifier:
+                # Every published figure the report prints must trace to a DOI or PMID.
+                raise ConfigError(f"{where} context: study '{sid}' has no DOI or PMID in the "
+                                  "registry, so the report cannot print its figures")
         for sid in family.pooled:
             study = registry[sid]
             if not study.benchmark:
