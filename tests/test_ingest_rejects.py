@@ -119,7 +119,8 @@ def test_unknown_instrument_is_rejected_and_loose_names_are_matched(export, db):
     load(export, db)
     got = rejects(db, "assessments.csv")
     assert [(r[1], r[2]) for r in got] == [(4, "instrument")]
-    assert got[0][3].startswith("unknown instrument; known: BDI-II, GAD-7, HAM-D17, MADRS")
+    assert got[0][3].startswith("unknown instrument; correct the name or add the instrument under "
+                                "[instruments] in the config (known: BDI-II, GAD-7, HAM-D17, MADRS")
     from tests.conftest import query
 
     assert query(db, "SELECT DISTINCT instrument FROM assessments") == [("PHQ-9",)]

@@ -74,9 +74,9 @@ checks AS (
     SELECT __line, 'instrument', raw_instrument,
            coalesce(required_problem(raw_instrument),
                     CASE WHEN instrument IS NULL
-                         THEN 'unknown instrument; known: '
-                              || (SELECT string_agg(name, ', ' ORDER BY name) FROM instruments)
-                              || ' (add new instruments under [instruments] in the config)' END)
+                         THEN 'unknown instrument; correct the name or add the instrument under '
+                              || '[instruments] in the config (known: '
+                              || (SELECT string_agg(name, ', ' ORDER BY name) FROM instruments) || ')' END)
     FROM typed
     UNION ALL
     SELECT __line, 'administered_at', raw_administered_at,
