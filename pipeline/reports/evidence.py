@@ -725,7 +725,7 @@ def _evidence_methods(k: int) -> list[dict[str, str]]:
     return [
         {"definition": "Benchmark p0", "text": "For each family of comparable studies, p0 is the "
          "n-weighted mean of the pooled studies' published rates: p0 = Σ nᵢpᵢ / Σ nᵢ. Only rows "
-         "with a DOI or PMID may be pooled; context rows are drawn but not pooled."},
+         "with a DOI or PMID are printed at all; context rows are drawn but not pooled."},
         {"definition": "Published intervals", "text": "Each published rate carries a 95% Wilson "
          "score interval computed here from its rate and n (the papers' own intervals were not "
          "retrieved)."},
