@@ -200,6 +200,9 @@ def compute_outcomes(
         ["patient_id", "course_id", "instrument", "scored_at", "total_score"]
     )
     course_scores = con.sql("SELECT * FROM course_scores").pl()
+    # The frames now hold everything; free the temp relations before polars works on them.
+    for name, _ in reversed(outcome_sql_files()):
+        con.execute(f"DROP TABLE IF EXISTS {name}").fetchall()
     outcomes = add_outcome_columns(course_scores, post_scores, config.instruments,
                                    config.definitions)
     return OutcomeFrames(as_of, course_infusions, courses, scores, post_scores, outcomes)

@@ -81,7 +81,7 @@ def _build_stg(con: duckdb.DuckDBPyConnection, staged: Staged, contract: TableCo
         items = [f"c{cols.items[k]}" if k in cols.items else "NULL::VARCHAR" for k in range(1, n + 1)]
         listed = f"list_value({', '.join(items)})" if items else "[]::VARCHAR[]"
         parts.append(f"{listed} AS items_raw")
-    run(con, f"CREATE OR REPLACE TEMP TABLE stg AS SELECT {', '.join(parts)} FROM raw")
+    run(con, f"CREATE OR REPLACE TEMP VIEW stg AS SELECT {', '.join(parts)} FROM raw")
 
 
 def _stage(
