@@ -5,6 +5,7 @@ Exit codes: 0 done; 1 the input had errors that stopped the run; 2 usage.
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import date
 from pathlib import Path
@@ -14,7 +15,8 @@ import click
 from pipeline import __version__
 from pipeline.config import ConfigError, load_config
 from pipeline.db import DatabaseBusy
-from pipeline.errors import InputError
+from pipeline.errors import InputError, describe_os_error
+from pipeline.outputs import OWNER_ONLY_UMASK
 
 CONFIG_OPTION = click.option(
     "--config",
@@ -31,17 +33,36 @@ def _fail(message: str) -> None:
 
 
 def _run_guarded(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
-    """Turn expected failures (bad input, bad config, busy DB) into a message and exit 1."""
+    """Turn expected failures (bad input, bad config, busy DB, a full disk or an unwritable
+    folder) into a one-paragraph message and exit 1."""
     try:
         return fn(*args, **kwargs)
     except (InputError, ConfigError, DatabaseBusy) as exc:
         _fail(str(exc))
+    except OSError as exc:
+        _fail(describe_os_error(exc))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="outcomes")
 def main() -> None:
     """Outcomes reporting for ketamine-infusion clinics."""
+    # Every file a command creates (database, CSV, JSON, PDF) holds health data: owner only.
+    os.umask(OWNER_ONLY_UMASK)
+
+
+PSEUDONYMIZE_OPTION = click.option(
+    "--pseudonymize", "key_file", default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Replace patient, course, session and assessment ids in row-level outputs "
+         "(course_outcomes.csv, metrics.json) with keyed HMAC-SHA-256 pseudonyms; KEYFILE "
+         "holds a secret of at least 16 bytes. The database keeps the real ids.")
+
+
+def _pseudonym_key(key_file: Path | None) -> bytes | None:
+    from pipeline.pseudonyms import read_key
+
+    return None if key_file is None else _run_guarded(read_key, key_file)
 
 
 @main.command()
@@ -97,13 +118,17 @@ def ingest(data_dir: Path, db_path: Path, source_format: str, mapping: Path | No
               help="Folder for the database and every output.")
 @click.option("--month", default=None, help="Report month YYYY-MM (default: last complete month "
               "of the data).")
+@PSEUDONYMIZE_OPTION
 @CONFIG_OPTION
-def run(data_dir: Path, out_dir: Path, month: str | None, config_path: Path | None) -> None:
+def run(data_dir: Path, out_dir: Path, month: str | None, key_file: Path | None,
+        config_path: Path | None) -> None:
     """Run every step in order: ingest, then metrics and reports (as they exist)."""
     from pipeline.run import run_all
 
     config = _run_guarded(load_config, config_path)
-    _run_guarded(run_all, data_dir, out_dir, config, month=month, echo=click.echo)
+    key = _pseudonym_key(key_file)
+    _run_guarded(run_all, data_dir, out_dir, config, month=month, echo=click.echo,
+                 pseudonym_key=key)
 
 
 @main.command()
@@ -114,8 +139,10 @@ def run(data_dir: Path, out_dir: Path, month: str | None, config_path: Path | No
 @click.option("--out", "out_dir", required=True,
               type=click.Path(file_okay=False, path_type=Path),
               help="Folder for course_outcomes.csv, protocol_summary.csv and metrics.json.")
+@PSEUDONYMIZE_OPTION
 @CONFIG_OPTION
-def metrics(db_path: Path, as_of, out_dir: Path, config_path: Path | None) -> None:  # type: ignore[no-untyped-def]
+def metrics(db_path: Path, as_of, out_dir: Path, key_file: Path | None,  # type: ignore[no-untyped-def]
+            config_path: Path | None) -> None:
     """Compute course outcomes and protocol rates (SPEC §2) as of a day and write them.
 
     Writes course_outcomes.csv, protocol_summary.csv and metrics.json into OUT and replaces
@@ -124,7 +151,8 @@ def metrics(db_path: Path, as_of, out_dir: Path, config_path: Path | None) -> No
     from pipeline.metrics import run_metrics
 
     config = _run_guarded(load_config, config_path)
-    result = _run_guarded(run_metrics, db_path, as_of.date(), out_dir, config)
+    result = _run_guarded(run_metrics, db_path, as_of.date(), out_dir, config,
+                          pseudonym_key=_pseudonym_key(key_file))
     courses = len(result["course_outcomes"])
     groups = len(result["protocol_summary"])
     click.echo(f"metrics as of {as_of.date().isoformat()}: {courses} course rows, "

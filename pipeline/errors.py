@@ -6,3 +6,20 @@ class InputError(Exception):
 
     The message names the file, and the line and column where known, and what to do.
     """
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for a file-system failure (full disk, unwritable folder, missing file)."""
+    where = exc.filename if exc.filename is not None else "an output file"
+    what = exc.strerror or str(exc)
+    advice = {
+        28: "free some space (or choose another --out) and run again; outputs already there "
+            "were left as they were",
+        27: "the file grew past the size this process may write (ulimit -f); raise the limit or "
+            "choose another --out",
+        13: "choose a folder you can write to (--out) or fix its permissions",
+        30: "the file system is read-only; choose another --out",
+        20: "a part of the path is a file, not a folder; choose another --out",
+        21: "the path is a folder, not a file",
+    }.get(exc.errno or 0, "check the path and run again")
+    return f"cannot write {where}: {what}; {advice}"

@@ -22,6 +22,8 @@ from pipeline.errors import InputError
 from pipeline.formatting import json_ready
 from pipeline.methods import methods_sentences
 from pipeline.outcomes import OutcomeFrames, compute_outcomes, reduced_by_at_least
+from pipeline.outputs import atomic_path
+from pipeline.pseudonyms import pseudonymize
 from pipeline.stats import wilson
 
 GROUP = ["protocol_id", "instrument"]
@@ -382,7 +384,9 @@ def compute_metrics(frames: OutcomeFrames, config: Config) -> dict[str, pl.DataF
 
 def provenance(con: duckdb.DuckDBPyConnection, as_of: date, config: Config) -> dict[str, Any]:
     loads = con.sql(
-        "SELECT load_id, file, table_name, sha256, rows_loaded, loaded_at FROM loads"
+        # The wall-clock loaded_at stays in the database's `loads` log; outputs carry only what
+        # the export determines, so the same export gives byte-identical outputs.
+        "SELECT load_id, file, table_name, sha256, rows_loaded FROM loads"
     ).pl().sort("load_id", "file")
     return {
         "as_of": as_of.isoformat(),
@@ -439,9 +443,12 @@ def _csv_ready(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select([c for c, t in frame.schema.items() if not isinstance(t, pl.List)])
 
 
-def run_metrics(db_path: str | Path, as_of: date, out_dir: Path, config: Config) -> dict[str, Any]:
+def run_metrics(db_path: str | Path, as_of: date, out_dir: Path, config: Config,
+                pseudonym_key: bytes | None = None) -> dict[str, Any]:
     """SPEC §3 `outcomes metrics`: compute as of `as_of`, write the CSVs and metrics.json.
 
+    pseudonym_key: when given, identifier columns in the written files are keyed pseudonyms
+    (pipeline.pseudonyms); the database and the returned frames keep the real ids.
     Returns the metrics.json head and the tables as polars frames. Raises InputError for a
     missing database or no data.
     """
@@ -467,15 +474,21 @@ def run_metrics(db_path: str | Path, as_of: date, out_dir: Path, config: Config)
     finally:
         con.close()
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    written = tables
+    if pseudonym_key is not None:
+        written = {name: pseudonymize(frame, pseudonym_key) for name, frame in tables.items()}
+        run = {**run, "pseudonymized": "identifier columns are HMAC-SHA-256 pseudonyms "
+                                       "(16 hex digits) under the clinic's key"}
     for name in ("course_outcomes", "protocol_summary"):
-        _csv_ready(tables[name]).write_csv(out_dir / f"{name}.csv", datetime_format=CSV_DATETIME)
+        with atomic_path(out_dir / f"{name}.csv") as path:
+            _csv_ready(written[name]).write_csv(path, datetime_format=CSV_DATETIME)
     head = {
         "as_of": as_of.isoformat(),
         "provenance": run,
         "definitions_in_force": config.definitions_in_force(),
         "methods": methods_sentences(config),
     }
-    write_metrics_json(out_dir / "metrics.json", head, tables)
+    with atomic_path(out_dir / "metrics.json") as path:
+        write_metrics_json(path, head, written)
     result = {**head, **tables}
     return result

@@ -28,7 +28,7 @@ def month_end(month: str) -> date:
 
 def last_complete_month(db_path: Path, config: Config) -> str:
     """The last month whose every day lies within the data (latest session or score day)."""
-    con = connect(db_path, config)
+    con = connect(db_path, config, read_only=True)
     try:
         latest = con.execute(
             "SELECT max(d) FROM (SELECT max(started_at)::DATE AS d FROM sessions "
@@ -73,6 +73,7 @@ def run_all(
     config: Config,
     month: str | None = None,
     echo: Callable[[str], None] = print,
+    pseudonym_key: bytes | None = None,
 ) -> dict[str, Path]:
     """Ingest data_dir into out_dir/clinic.duckdb, then metrics and reports for `month`."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -85,7 +86,7 @@ def run_all(
     from pipeline.metrics import run_metrics
 
     metrics_dir = out_dir / "metrics"
-    run_metrics(db_path, as_of, metrics_dir, config)
+    run_metrics(db_path, as_of, metrics_dir, config, pseudonym_key=pseudonym_key)
     written["metrics"] = metrics_dir
     for name, step in _report_steps():
         written[name] = step(db_path, month, as_of, out_dir, config)

@@ -1,0 +1,45 @@
+"""Writing output files: whole or not at all, readable by the owner only.
+
+A run killed half way must not leave a truncated CSV that looks complete. Every output is
+written beside its target under a hidden temporary name and renamed over it when complete
+(a rename within one folder is atomic on POSIX file systems).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno as errnos
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+OWNER_ONLY_UMASK = 0o077  # files 0600, folders 0700: outputs hold health data
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temporary path to write; it replaces `target` only if the block succeeds."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    try:
+        yield temporary
+        os.replace(temporary, target)
+    except OSError as exc:
+        raise named(exc, target) from exc
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+RUST_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+
+
+def named(exc: OSError, target: Path) -> OSError:
+    """The error with the output's name and errno (polars' Rust writers give neither)."""
+    number = exc.errno
+    if number is None and (match := RUST_OS_ERROR.search(str(exc))):
+        number = int(match.group(1))
+    if number is None:
+        return exc
+    return OSError(number, os.strerror(number) if number in errnos.errorcode else str(exc),
+                   str(target))

@@ -1,0 +1,294 @@
+"""Faults (issue 9): runs killed mid-load, two processes on one database, read-only reporting,
+full disks and unwritable output folders. Every test drives the real `outcomes` command in a
+subprocess and inspects the real DuckDB file afterwards."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+TABLES = ("protocols", "patients", "sessions", "assessments", "treatment_history", "rejects",
+          "loads")
+AS_OF = "2026-09-30"
+
+
+def outcomes(*args: str | Path, **kwargs) -> subprocess.CompletedProcess:  # type: ignore[no-untyped-def]
+    return subprocess.run([sys.executable, "-m", "pipeline", *map(str, args)],
+                          capture_output=True, text=True, timeout=300, **kwargs)
+
+
+def start(*args: str | Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "pipeline", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def fingerprint(db: Path) -> dict[str, tuple[int, int]]:
+    """Row count and an order-free hash of every row of every canonical and audit table
+    (the wall-clock `loaded_at` left out), read with DuckDB directly."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        out = {}
+        for table in TABLES:
+            columns = [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()
+                       if r[0] != "loaded_at"]
+            row = ", ".join(f'"{c}"' for c in columns)
+            out[table] = con.execute(
+                f"SELECT count(*), coalesce(sum(hash(row({row}))), 0) FROM {table}"
+            ).fetchall()[0]
+        return out
+    finally:
+        con.close()
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def wait_for(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.005)
+
+
+def holds(process: subprocess.Popen, path: Path) -> bool:
+    """True once the process has the file open (Linux /proc), i.e. DuckDB holds its lock."""
+    fds = Path(f"/proc/{process.pid}/fd")
+    try:
+        return any(os.readlink(fd) == str(path) for fd in fds.iterdir())
+    except OSError:  # the process ended, or an fd closed while we looked
+        return False
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory) -> dict[str, Path]:  # type: ignore[no-untyped-def]
+    """Export A (already loaded before each fault) and export B (the load that is hit)."""
+    root = tmp_path_factory.mktemp("faults")
+    a, b = root / "a", root / "b"
+    assert outcomes("demo", a, "--patients", "300", "--seed", "1").returncode == 0
+    assert outcomes("demo", b, "--patients", "2500", "--seed", "2").returncode == 0
+    before = root / "before.duckdb"
+    assert outcomes("ingest", a, "--db", before).returncode == 0
+    after = root / "after.duckdb"
+    shutil.copy(before, after)
+    began = time.monotonic()
+    done = outcomes("ingest", b, "--db", after)
+    seconds = time.monotonic() - began
+    assert done.returncode == 0, done.stderr
+    return {"root": root, "a": a, "b": b, "before": before, "after": after,
+            "seconds": seconds}  # type: ignore[dict-item]
+
+
+def test_a_load_killed_at_random_points_leaves_the_database_as_before_or_as_after(exports):
+    before, after = fingerprint(exports["before"]), fingerprint(exports["after"])
+    assert before != after
+    seconds = float(exports["seconds"])  # type: ignore[arg-type]
+    rng = random.Random(9)
+    # Spread over the whole run: start-up, staging, validation, commit, and after it ended.
+    delays = sorted(rng.uniform(0.1, 1.0) * seconds for _ in range(5)) + [seconds * 1.5]
+    seen = []
+    for i, delay in enumerate(delays):
+        db = exports["root"] / f"kill-{i}.duckdb"
+        shutil.copy(exports["before"], db)
+        process = start("ingest", exports["b"], "--db", db)
+        time.sleep(delay)
+        process.send_signal(signal.SIGKILL)
+        process.communicate()
+        state = fingerprint(db)
+        assert state in (before, after), f"kill after {delay:.2f} s left a mixed database"
+        seen.append("after" if state == after else "before")
+        if state == before:
+            # The next load recovers from whatever the kill left and ends in the full state.
+            retry = outcomes("ingest", exports["b"], "--db", db)
+            assert retry.returncode == 0, retry.stderr
+            assert fingerprint(db) == after
+    assert "before" in seen and "after" in seen, seen
+
+
+def test_metrics_killed_mid_run_leaves_either_old_or_new_complete_outputs(exports):
+    db = exports["root"] / "metrics-kill.duckdb"
+    shutil.copy(exports["after"], db)
+    out = exports["root"] / "metrics-kill-out"
+    reference = outcomes("metrics", "--db", db, "--as-of", AS_OF, "--out", out)
+    assert reference.returncode == 0, reference.stderr
+    expected = {name: sha256(out / name) for name in
+                ("course_outcomes.csv", "protocol_summary.csv", "metrics.json")}
+    rng = random.Random(4)
+    for _ in range(4):
+        shutil.rmtree(out, ignore_errors=True)
+        process = start("metrics", "--db", db, "--as-of", AS_OF, "--out", out)
+        time.sleep(rng.uniform(0.3, 3.0))
+        process.send_signal(signal.SIGKILL)
+        process.communicate()
+        for name, digest in expected.items():
+            # Never a truncated file under the real name; temporaries are hidden dot-files.
+            assert not (out / name).exists() or sha256(out / name) == digest, name
+    rerun = outcomes("metrics", "--db", db, "--as-of", AS_OF, "--out", out)
+    assert rerun.returncode == 0, rerun.stderr
+    assert {name: sha256(out / name) for name in expected} == expected
+
+
+def test_a_second_writer_fails_with_a_clear_message_while_the_first_holds_the_database(exports):
+    db = exports["root"] / "busy.duckdb"
+    shutil.copy(exports["before"], db)
+    first = start("ingest", exports["b"], "--db", db)
+    try:
+        # Freeze the first load while it holds the database: a deterministic overlap.
+        wait_for(lambda: holds(first, db) or first.poll() is not None)
+        os.kill(first.pid, signal.SIGSTOP)
+        assert first.poll() is None, "the first load ended before the overlap"
+        for second in (("ingest", exports["a"], "--db", db),
+                       ("metrics", "--db", db, "--as-of", AS_OF, "--out",
+                        exports["root"] / "busy-out"),
+                       ("report", "evidence", "--db", db, "--as-of", AS_OF, "--out",
+                        exports["root"] / "busy-out")):
+            result = outcomes(*second)
+            assert result.returncode == 1, (second, result.stderr)
+            assert "is in use by another process" in result.stderr
+            assert "Traceback" not in result.stderr + result.stdout
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
+    _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    assert fingerprint(db) == fingerprint(exports["after"])
+
+
+def test_two_loads_started_together_end_as_one_load(exports):
+    db = exports["root"] / "race.duckdb"
+    shutil.copy(exports["before"], db)
+    processes = [start("ingest", exports["b"], "--db", db) for _ in range(2)]
+    results = [(p.wait(timeout=300), p.communicate()[1]) for p in processes]
+    for code, err in results:
+        assert code == 0 or (code == 1 and "is in use by another process" in err), err
+        assert "Traceback" not in err
+    # Whether they overlapped or ran one after the other, the data is that of one load.
+    state = fingerprint(db)
+    reference = fingerprint(exports["after"])
+    assert {t: state[t] for t in TABLES if t != "loads"} == \
+        {t: reference[t] for t in TABLES if t != "loads"}
+
+
+def test_reports_read_the_database_without_changing_it(exports):
+    root = exports["root"] / "readonly"
+    root.mkdir()
+    db = root / "clinic.duckdb"
+    shutil.copy(exports["before"], db)
+    metrics = outcomes("metrics", "--db", db, "--as-of", AS_OF, "--out", root / "metrics")
+    assert metrics.returncode == 0, metrics.stderr
+    digest = sha256(db)
+    db.chmod(0o444)
+    root.chmod(0o555)  # no journal can be created beside it
+    try:
+        reports = [
+            start("report", "monthly", "--db", db, "--month", AS_OF[:7], "--out",
+                  exports["root"] / "ro-monthly"),
+            start("report", "evidence", "--db", db, "--as-of", AS_OF, "--out",
+                  exports["root"] / "ro-evidence"),
+            start("report", "payer", "--db", db, "--patient", "P00001", "--jobs", "1", "--out",
+                  exports["root"] / "ro-payer"),
+        ]  # all three at once: readers share the file
+        for process in reports:
+            _, err = process.communicate(timeout=600)
+            assert process.returncode == 0, err
+    finally:
+        root.chmod(0o755)
+        db.chmod(0o644)
+    assert sha256(db) == digest
+    assert sorted(p.name for p in root.iterdir()) == ["clinic.duckdb", "metrics"]
+    assert list((exports["root"] / "ro-monthly").glob("*.pdf"))
+    assert list((exports["root"] / "ro-evidence").glob("*.pdf"))
+    assert (exports["root"] / "ro-payer" / "index.csv").is_file()
+
+
+def _limit_file_size(limit: int):  # type: ignore[no-untyped-def]
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a killed process
+    return apply
+
+
+def test_a_file_size_limit_during_metrics_is_a_clear_error_and_keeps_old_outputs(exports):
+    db = exports["root"] / "limit.duckdb"
+    shutil.copy(exports["after"], db)
+    out = exports["root"] / "limit-out"
+    assert outcomes("metrics", "--db", db, "--as-of", AS_OF, "--out", out).returncode == 0
+    old = {p.name: sha256(p) for p in out.iterdir()}
+    limit = db.stat().st_size + (1 << 20)  # the database fits, metrics.json does not
+    assert (out / "metrics.json").stat().st_size > limit
+    result = outcomes("metrics", "--db", db, "--as-of", AS_OF, "--out", out,
+                      preexec_fn=_limit_file_size(limit))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "cannot write" in result.stderr and "metrics.json" in result.stderr
+    assert "File too large" in result.stderr
+    assert {p.name: sha256(p) for p in out.iterdir()} == old  # nothing half-written
+
+
+def _mount_tmpfs(target: Path, options: str) -> bool:
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        return False
+    target.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)],
+                          capture_output=True)
+    return done.returncode == 0
+
+
+@pytest.fixture
+def small_disk(tmp_path):  # type: ignore[no-untyped-def]
+    target = tmp_path / "small-disk"
+    if not _mount_tmpfs(target, "size=256k"):
+        pytest.skip("needs root and tmpfs mounts to make a really full disk")
+    yield target
+    subprocess.run(["umount", "-l", str(target)], check=True)
+
+
+def test_a_full_disk_while_writing_a_report_is_a_clear_error(exports, small_disk):
+    result = outcomes("report", "evidence", "--db", exports["before"], "--as-of", AS_OF,
+                      "--out", small_disk)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "No space left on device" in result.stderr
+    assert "free some space" in result.stderr
+    assert not [p for p in small_disk.iterdir() if p.suffix == ".pdf"]
+
+
+@pytest.fixture
+def read_only_disk(tmp_path):  # type: ignore[no-untyped-def]
+    target = tmp_path / "read-only"
+    if not _mount_tmpfs(target, "ro,size=64k"):
+        pytest.skip("needs root and tmpfs mounts to make a read-only file system")
+    yield target
+    subprocess.run(["umount", "-l", str(target)], check=True)
+
+
+def test_a_read_only_out_folder_is_a_clear_error(exports, read_only_disk):
+    result = outcomes("metrics", "--db", exports["after"], "--as-of", AS_OF, "--out",
+                      read_only_disk / "metrics")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "Read-only file system" in result.stderr
+    assert "choose another --out" in result.stderr
+
+
+def test_an_out_path_through_a_file_is_a_clear_error(exports, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    for command in (("metrics", "--db", exports["after"], "--as-of", AS_OF),
+                    ("report", "monthly", "--db", exports["before"], "--month", AS_OF[:7]),
+                    ("report", "payer", "--db", exports["before"], "--patient", "P00001")):
+        result = outcomes(*command, "--out", blocker / "sub")
+        assert result.returncode == 1, (command, result.stderr)
+        assert "Traceback" not in result.stderr + result.stdout
+        assert "cannot write" in result.stderr and "not-a-folder" in result.stderr

@@ -1,0 +1,137 @@
+"""Privacy of what leaves the clinic (issue 9): aggregate outputs and console output carry no
+identifier or birth date; --pseudonymize replaces ids in row-level outputs with keyed HMACs;
+every file a run creates is readable by its owner only."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import json
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+MONTH = "2026-09"
+AS_OF = "2026-09-30"
+KEY = b"clinic-secret-key-0123456789abcdef"
+
+
+def outcomes(*args: str | Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipeline", *map(str, args)],
+                          capture_output=True, text=True, timeout=600)
+
+
+def pdf_text(path: Path) -> str:
+    text = subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    info = subprocess.run(["pdfinfo", str(path)], capture_output=True, text=True,
+                          check=True).stdout
+    return text + info
+
+
+@pytest.fixture(scope="module")
+def external(tmp_path_factory) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """`outcomes run` on a demo export with the monthly report configured for external use."""
+    root = tmp_path_factory.mktemp("privacy")
+    export = root / "export"
+    assert outcomes("demo", export, "--patients", "150", "--seed", "3").returncode == 0
+    config = root / "external.toml"
+    config.write_text("[definitions]\nsuppress_small_cells = true\n")
+    out = root / "out"
+    done = outcomes("run", export, "--out", out, "--month", MONTH, "--config", config)
+    assert done.returncode == 0, done.stderr
+    con = duckdb.connect(str(out / "clinic.duckdb"), read_only=True)
+    try:
+        identifiers = {row[0] for row in con.execute(
+            "SELECT patient_id FROM patients UNION SELECT member_id FROM patients "
+            "UNION SELECT CAST(birth_date AS VARCHAR) FROM patients "
+            "UNION SELECT session_id FROM sessions UNION SELECT course_id FROM sessions "
+            "UNION SELECT assessment_id FROM assessments "
+            "UNION SELECT course_id FROM course_outcomes").fetchall() if row[0]}
+    finally:
+        con.close()
+    return {"root": root, "export": export, "out": out, "config": config,
+            "console": done.stdout + done.stderr, "identifiers": identifiers}
+
+
+def leaked(text: str, identifiers: set[str]) -> list[str]:
+    return sorted(i for i in identifiers if i in text)
+
+
+def test_the_scan_would_find_an_identifier(external):
+    ids = external["identifiers"]
+    assert len(ids) > 1000  # patients, members, birth dates, sessions, courses, scores
+    sample = sorted(ids)[0]
+    assert leaked(f"... {sample} ...", ids) == [sample]
+
+
+def test_aggregate_reports_and_their_json_carry_no_identifier_or_birth_date(external):
+    reports = external["out"] / "reports"
+    files = sorted(reports.iterdir())
+    assert {p.suffix for p in files} >= {".pdf", ".json"}
+    for path in files:
+        text = pdf_text(path) if path.suffix == ".pdf" else path.read_text(encoding="utf-8")
+        assert leaked(text, external["identifiers"]) == [], path.name
+
+
+def test_console_output_of_a_run_carries_no_identifier(external):
+    console = external["console"]
+    assert "read = loaded + duplicates + rejected" in console  # the scan saw the real output
+    assert leaked(console, external["identifiers"]) == []
+
+
+def test_every_file_a_run_creates_is_readable_by_its_owner_only(external):
+    paths = [p for p in external["out"].rglob("*")]
+    assert len(paths) > 10
+    for path in [external["out"], *paths]:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode & 0o077 == 0, f"{path} is {oct(mode)}"
+
+
+def _pseudonym(column: str, value: str) -> str:
+    return hmac.new(KEY, f"{column}:{value}".encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_pseudonymize_replaces_ids_in_row_level_outputs_with_keyed_hmacs(external, tmp_path):
+    key_file = tmp_path / "key"
+    key_file.write_bytes(KEY + b"\n")
+    out = tmp_path / "metrics"
+    done = outcomes("metrics", "--db", external["out"] / "clinic.duckdb", "--as-of", AS_OF,
+                    "--out", out, "--pseudonymize", key_file)
+    assert done.returncode == 0, done.stderr
+    plain = read_rows(external["out"] / "metrics" / "course_outcomes.csv")
+    hidden = read_rows(out / "course_outcomes.csv")
+    assert len(hidden) == len(plain) > 50
+    for a, b in zip(plain, hidden, strict=True):
+        assert b["patient_id"] == _pseudonym("patient_id", a["patient_id"])
+        assert b["course_id"] == _pseudonym("course_id", a["course_id"])
+        rest = {k: v for k, v in a.items() if k not in ("patient_id", "course_id")}
+        assert rest == {k: v for k, v in b.items() if k not in ("patient_id", "course_id")}
+    text = (out / "course_outcomes.csv").read_text() + (out / "metrics.json").read_text()
+    assert leaked(text, external["identifiers"]) == []
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert "pseudonymized" in metrics["provenance"]
+    assert {r["patient_id"] for r in metrics["course_outcomes"]} == \
+        {r["patient_id"] for r in hidden}
+
+
+def test_a_short_or_missing_key_is_a_clear_error(external, tmp_path):
+    short = tmp_path / "short"
+    short.write_bytes(b"secret\n")
+    for key in (short, tmp_path / "absent"):
+        done = outcomes("metrics", "--db", external["out"] / "clinic.duckdb", "--as-of", AS_OF,
+                        "--out", tmp_path / "m", "--pseudonymize", key)
+        assert done.returncode in (1, 2), done.stderr
+        assert "Traceback" not in done.stderr
+        assert str(key.name) in done.stderr
+    assert not (tmp_path / "m").exists()
