@@ -292,3 +292,20 @@ def test_an_out_path_through_a_file_is_a_clear_error(exports, tmp_path):
         assert result.returncode == 1, (command, result.stderr)
         assert "Traceback" not in result.stderr + result.stdout
         assert "cannot write" in result.stderr and "not-a-folder" in result.stderr
+
+
+def test_a_full_disk_during_a_load_rolls_it_back_with_a_clear_error(exports, tmp_path):
+    size = exports["before"].stat().st_size + (1 << 20)  # room for the old data, not the new
+    target = tmp_path / "nearly-full"
+    if not _mount_tmpfs(target, f"size={size}"):
+        pytest.skip("needs root and tmpfs mounts to make a really full disk")
+    try:
+        db = target / "clinic.duckdb"
+        shutil.copy(exports["before"], db)
+        result = outcomes("ingest", exports["b"], "--db", db)
+        assert result.returncode == 1
+        assert "Traceback" not in result.stderr + result.stdout
+        assert "No space left on device" in result.stderr and "rolled back" in result.stderr
+        assert fingerprint(db) == fingerprint(exports["before"])
+    finally:
+        subprocess.run(["umount", "-l", str(target)], check=True)

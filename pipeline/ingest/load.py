@@ -7,6 +7,7 @@ the transaction rolls back, leaving the database as it was.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from datetime import date, datetime
 from functools import partial
@@ -30,6 +31,17 @@ from pipeline.paths import sql
 
 def _one(con: duckdb.DuckDBPyConnection, query: str) -> Any:
     return con.execute(query).fetchall()[0][0]
+
+
+def _failed_load_message(data_dir: Path, db_path: Path, exc: duckdb.Error) -> str:
+    text = str(exc)
+    if "No space left" in text or "File too large" in text or "Read-only file system" in text:
+        cause = next(c for c in ("No space left on device", "File too large",
+                                 "Read-only file system") if c in text)
+        return (f"cannot write the database {db_path}: {cause}; the load of {data_dir} was "
+                "rolled back and the database is as it was. Free some space (or use another "
+                "--db) and load again")
+    return f"{data_dir}: the load failed and was rolled back: {text}"
 
 
 def _setup_session(con: duckdb.DuckDBPyConnection, config: Config, load_id: int, today: date) -> None:
@@ -131,10 +143,11 @@ def _load_unit(con: duckdb.DuckDBPyConnection, unit: LoadUnit, work_dir: Path) -
         "(SELECT count(*) FROM row_status WHERE verdict = 'duplicate'), "
         "(SELECT count(DISTINCT line) FROM (SELECT line FROM stage_rejects UNION ALL "
         " SELECT line FROM problems UNION ALL "
-        " SELECT __line FROM row_status WHERE verdict = 'conflict'))"
+        " SELECT __line FROM row_status WHERE verdict = 'conflict')), "
+        "(SELECT coalesce(sum(__offsets), 0) FROM typed)"
     ).fetchall()[0]
     assert counts is not None
-    read, loaded, duplicates, rejected = (int(c) for c in counts)
+    read, loaded, duplicates, rejected, offsets = (int(c) for c in counts)
     if read != loaded + duplicates + rejected:  # a bug, never the input's fault
         raise RuntimeError(
             f"{label}: reconciliation failed: read {read} != loaded {loaded} + duplicates "
@@ -151,8 +164,19 @@ def _load_unit(con: duckdb.DuckDBPyConnection, unit: LoadUnit, work_dir: Path) -
         duplicates,
         rejected,
         staged.columns.ignored,
-        tuple(staged.notes),
+        (*staged.notes, *_value_notes(offsets)),
     )
+
+
+def _value_notes(offsets: int) -> list[str]:
+    """Notes on values read under a documented rule rather than as written (README choices)."""
+    if not offsets:
+        return []
+    values = "value" if offsets == 1 else "values"
+    return [
+        f"{offsets} date-time {values} with a UTC offset or zone (Z, +01:00, UTC …): the offset "
+        "was dropped and the wall-clock time kept as clinic-local time"
+    ]
 
 
 def _check_sessions_have_protocols(
@@ -231,10 +255,13 @@ def ingest(
             top = con.execute(sql("load/top_rejects.sql"), [load_id]).fetchall()
             run(con, "COMMIT")
         except BaseException:
-            run(con, "ROLLBACK")
+            # A failed COMMIT (e.g. a full disk) has already ended the transaction; the
+            # original error is the one to report.
+            with contextlib.suppress(duckdb.Error):
+                run(con, "ROLLBACK")
             raise
     except duckdb.Error as exc:
-        raise InputError(f"{data_dir}: the load failed and was rolled back: {exc}") from exc
+        raise InputError(_failed_load_message(data_dir, db_path, exc)) from exc
     finally:
         con.close()
     return LoadReport(load_id, str(db_path), today, results, ignored, top)

@@ -1,5 +1,6 @@
 -- Adds to problems: staged rows (typed) naming a patient that is not loaded.
 -- SPEC §1: where a patients file is present, a session or score of a patient it does not list is rejected.
+-- A patient_id already rejected on its line (empty, invisible character) is not reported twice.
 INSERT INTO problems
 SELECT t.__line, 'patient_id', t.patient_id,
        CASE WHEN r.line IS NOT NULL
@@ -10,4 +11,5 @@ SELECT t.__line, 'patient_id', t.patient_id,
 FROM typed t, settings
 LEFT JOIN rejected_ids r ON r.table_name = 'patients' AND r.id = t.patient_id
 WHERE settings.patients_listed AND t.patient_id IS NOT NULL
-  AND t.patient_id NOT IN (SELECT patient_id FROM patients);
+  AND t.patient_id NOT IN (SELECT patient_id FROM patients)
+  AND t.__line NOT IN (SELECT line FROM problems WHERE "column" = 'patient_id');

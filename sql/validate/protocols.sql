@@ -8,11 +8,12 @@ WITH parsed AS (
         clean(name)                     AS name,
         to_int(planned_infusions)       AS planned_infusions,
         to_int(planned_days)            AS planned_days,
-        try_cast(trim(dose_mg_per_kg) AS DOUBLE)   AS dose_mg_per_kg,
-        try_cast(trim(infusion_minutes) AS DOUBLE) AS infusion_minutes,
+        to_num(dose_mg_per_kg)          AS dose_mg_per_kg,
+        to_num(infusion_minutes)        AS infusion_minutes,
         lower(clean(phase))             AS phase,
         clean(indication)               AS indication,
-        clean(protocol_id)              AS __id
+        clean(protocol_id)              AS __id,
+        0                               AS __offsets
     FROM stg
 )
 SELECT *,
@@ -24,8 +25,9 @@ FROM parsed;
 
 CREATE OR REPLACE TEMP TABLE problems AS
 WITH checks AS (
-    SELECT __line AS line, 'protocol_id' AS "column", protocol_id AS value,
-           required_problem(protocol_id) AS reason FROM stg
+    SELECT s.__line AS line, 'protocol_id' AS "column", s.protocol_id AS value,
+           coalesce(required_problem(s.protocol_id), id_problem(t.protocol_id)) AS reason
+    FROM stg s JOIN typed t USING (__line)
     UNION ALL
     SELECT __line, 'name', name, required_problem(name) FROM stg
     UNION ALL
@@ -45,7 +47,7 @@ WITH checks AS (
     UNION ALL
     SELECT __line, 'phase', phase,
            CASE WHEN NOT blank(phase)
-                 AND lower(trim(phase)) NOT IN ('induction', 'maintenance', 'booster')
+                 AND lower(strip(phase)) NOT IN ('induction', 'maintenance', 'booster')
                 THEN 'unknown phase; use induction, maintenance or booster' END FROM stg
 )
 SELECT * FROM checks WHERE reason IS NOT NULL;

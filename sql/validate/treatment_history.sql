@@ -10,12 +10,14 @@ WITH parsed AS (
         clean(drug_class)               AS drug_class,
         parse_ts(start_date)::DATE      AS start_date,
         parse_ts(end_date)::DATE        AS end_date,
-        CASE lower(trim(adequate_dose)) WHEN 'yes' THEN true WHEN 'true' THEN true WHEN '1' THEN true
-                                        WHEN 'y' THEN true WHEN 'no' THEN false WHEN 'false' THEN false
-                                        WHEN '0' THEN false WHEN 'n' THEN false END AS adequate_dose,
-        try_cast(trim(improvement_pct) AS DOUBLE) AS improvement_pct,
+        ts_offset(start_date) + ts_offset(end_date) AS __offsets,
+        CASE lower(strip(adequate_dose)) WHEN 'yes' THEN true WHEN 'true' THEN true WHEN '1' THEN true
+                                         WHEN 'y' THEN true WHEN 'no' THEN false WHEN 'false' THEN false
+                                         WHEN '0' THEN false WHEN 'n' THEN false END AS adequate_dose,
+        to_num(improvement_pct)         AS improvement_pct,
         lower(clean(episode))           AS episode,
-        clean(trial_id)                 AS __id
+        clean(trial_id)                 AS __id,
+        trial_id AS raw_trial_id, patient_id AS raw_patient_id
     FROM stg
 )
 SELECT *,
@@ -27,8 +29,10 @@ FROM parsed;
 
 CREATE OR REPLACE TEMP TABLE problems AS
 WITH checks AS (
-    SELECT __line AS line, 'patient_id' AS "column", patient_id AS value,
-           required_problem(patient_id) AS reason FROM stg
+    SELECT __line AS line, 'patient_id' AS "column", raw_patient_id AS value,
+           coalesce(required_problem(raw_patient_id), id_problem(patient_id)) AS reason FROM typed
+    UNION ALL
+    SELECT __line, 'trial_id', raw_trial_id, id_problem(trial_id) FROM typed
     UNION ALL
     SELECT __line, 'medication', medication, required_problem(medication) FROM stg
     UNION ALL
@@ -45,14 +49,22 @@ WITH checks AS (
     UNION ALL
     SELECT __line, 'adequate_dose', adequate_dose,
            CASE WHEN NOT blank(adequate_dose)
-                 AND lower(trim(adequate_dose)) NOT IN ('yes', 'no', 'true', 'false', '1', '0', 'y', 'n')
+                 AND lower(strip(adequate_dose)) NOT IN ('yes', 'no', 'true', 'false', '1', '0', 'y', 'n')
                 THEN 'use yes or no' END FROM stg
     UNION ALL
     SELECT __line, 'improvement_pct', improvement_pct,
            num_problem(improvement_pct, -100, 100, 'percent improvement') FROM stg
     UNION ALL
     SELECT __line, 'episode', episode,
-           CASE WHEN NOT blank(episode) AND lower(trim(episode)) NOT IN ('current', 'prior')
+           CASE WHEN NOT blank(episode) AND lower(strip(episode)) NOT IN ('current', 'prior')
                 THEN 'unknown episode; use current or prior' END FROM stg
+    UNION ALL
+    -- No trial before birth: the date of birth is in the patients table (loaded first).
+    SELECT t.__line, 'start_date', s.start_date,
+           'dated before the patient''s date of birth (patients file); check the year of this '
+           || 'date and of the date of birth'
+    FROM typed t JOIN stg s USING (__line) JOIN patients p ON p.patient_id = t.patient_id
+    WHERE t.start_date < p.birth_date
+      AND t.start_date >= DATE '1900-01-01'  -- an earlier date is already implausible
 )
 SELECT * FROM checks WHERE reason IS NOT NULL;

@@ -1,0 +1,742 @@
+"""Bad-input corpus, value level (issue 9): every odd value loads as documented or is rejected.
+
+Each case is a tiny export written here. A test asserts what the analyst sees: the typed value
+in the canonical table, or the reject row (line, column, value, reason), and the reconciliation
+`read = loaded + duplicates + rejected` in `loads` against the lines in `rejects`. The rules
+are listed in docs/bad-input-values.md. The day of the load is 2026-11-28 (tests/conftest.py);
+patient P1 was born on 1980-03-04.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+import xlsxwriter
+
+from pipeline.ingest import LoadReport
+from tests.conftest import load, query, result, write
+
+SESSIONS_OK = "session_id,patient_id,protocol_id,started_at\nS1,P1,IND6,2026-02-02T09:00\n"
+SCORE_HEADER = "patient_id,instrument,administered_at,total_score"
+ITEM_HEADER = SCORE_HEADER + ",timing," + ",".join(f"item_{i}" for i in range(1, 10))
+PATIENT_IDS = ("P1", "P2")
+
+NAN = (
+    "not a number (NaN, written by the exporting system for a missing or failed value); "
+    "{what} must be a number: correct it in the export"
+)
+INF = "infinite or too large to be a value (Inf, 1e400 …); {what} must be a finite number: check the export"
+EXCEL = (
+    "unparseable date: looks like an Excel serial date (a day count, not a date); format the "
+    "column as a date (YYYY-MM-DD) in the workbook and export again (would be {date} in Excel's "
+    "1900 date system)"
+)
+AMBIGUOUS = (
+    "unparseable date: not an ISO date (YYYY-MM-DD); day-first and month-first dates cannot be "
+    "told apart, so export the column as YYYY-MM-DD (could be {readings})"
+)
+BEFORE_BIRTH = (
+    "dated before the patient's date of birth (patients file); check the year of this date and "
+    "of the date of birth"
+)
+INVISIBLE_ID = (
+    "the id contains an invisible character (zero-width or non-breaking space, tab or line "
+    "break); retype the id in the export"
+)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def scores(export: Path, *rows: str, header: str = SCORE_HEADER) -> Path:
+    """sessions.csv with one good session, and assessments.csv with these rows (line 2 on)."""
+    write(export, "sessions.csv", SESSIONS_OK)
+    write(export, "assessments.csv", header + "\n" + "".join(r + "\n" for r in rows))
+    return export
+
+
+def sessions(export: Path, header: str, *rows: str) -> Path:
+    """sessions.csv with this header and these rows (line 2 on)."""
+    write(export, "sessions.csv", header + "\n" + "".join(r + "\n" for r in rows))
+    return export
+
+
+def rejected(db: Path, file: str) -> list[tuple[int, str | None, str | None, str]]:
+    """(line, column, value, reason) of the file's rejects in the latest load, in line order.
+
+    Also pins the rule that a reason never names a patient (the value column may hold one).
+    """
+    rows = query(
+        db,
+        'SELECT line, "column", value, reason FROM rejects WHERE file = ? '
+        "AND load_id = (SELECT max(load_id) FROM loads) ORDER BY line, \"column\"",
+        [file],
+    )
+    for row in rows:
+        assert not any(pid in row[3] for pid in PATIENT_IDS), row
+    return rows
+
+
+def reconcile(report: LoadReport, db: Path, file: str) -> tuple[int, int, int, int]:
+    """(read, loaded, duplicates, rejected) from `loads`, checked to add up and to agree with
+    the printed report and with the lines in `rejects`."""
+    [(read, loaded, duplicates, rejects)] = query(
+        db,
+        "SELECT rows_read, rows_loaded, duplicates, rejected FROM loads WHERE file = ? "
+        "AND load_id = (SELECT max(load_id) FROM loads)",
+        [file],
+    )
+    assert read == loaded + duplicates + rejects
+    [(lines,)] = query(
+        db,
+        "SELECT count(DISTINCT line) FROM rejects WHERE file = ? "
+        "AND load_id = (SELECT max(load_id) FROM loads)",
+        [file],
+    )
+    assert lines == rejects
+    f = result(report, file)
+    assert (f.read, f.loaded, f.duplicates, f.rejected) == (read, loaded, duplicates, rejects)
+    return read, loaded, duplicates, rejects
+
+
+# ---------------------------------------------------------------- 1 scores and numbers
+
+
+@pytest.mark.parametrize(
+    ("total", "reason"),
+    [
+        ("NaN", NAN.format(what="the total score")),
+        ("nan", NAN.format(what="the total score")),
+        ("Inf", INF.format(what="the total score")),
+        ("-inf", INF.format(what="the total score")),
+        ("1e400", INF.format(what="the total score")),  # overflows a double: infinite
+        ("-3", "score outside the PHQ-9 range 0–27"),
+        (
+            "12.5",
+            "not a whole number; a PHQ-9 total is a sum of whole-number items "
+            "(12.0 is read as 12, 12.5 is not a score)",
+        ),
+        ("", "required value is empty; fill it in the export"),
+        ("twelve", "not a number; the total score must be a number"),
+    ],
+)
+def test_total_score_that_is_not_a_score_is_rejected_at_its_line(export, db, total, reason):
+    # line 2 is a good score; line 3 holds the value under test
+    report = load(scores(export, "P1,PHQ-9,2026-02-02T08:30,18", f"P1,PHQ-9,2026-02-03,{total}"), db)
+    assert rejected(db, "assessments.csv") == [(3, "total_score", total or None, reason)]
+    assert reconcile(report, db, "assessments.csv") == (2, 1, 0, 1)
+
+
+@pytest.mark.parametrize("total", ["12.0", "12 ", " 12", "\u00a012\u00a0", "+12", "012"])
+def test_whole_number_total_written_loosely_loads_as_that_number(export, db, total):
+    report = load(scores(export, f"P1,PHQ-9,2026-02-03,{total}"), db)
+    assert query(db, "SELECT total_score FROM assessments") == [(12.0,)]
+    assert reconcile(report, db, "assessments.csv") == (1, 1, 0, 0)
+
+
+def test_fractional_total_of_an_instrument_without_item_scoring_loads(export, db, tmp_path):
+    # A configured instrument with scoring = "none" (not a sum of items) may have any total.
+    from pipeline.config import load_config
+    from pipeline.ingest import ingest
+    from tests.conftest import LOAD_DAY
+
+    config_file = write(
+        tmp_path,
+        "config.toml",
+        '[instruments."VAS"]\ntotal_min = 0\ntotal_max = 10\nitem_count = 0\nitem_min = 0\n'
+        'item_max = 0\nremission = 2\ncaseness = 5\nreliable_change = 2\nscoring = "none"\n',
+    )
+    scores(export, "P1,VAS,2026-02-03,6.5")
+    report = ingest(export, db, load_config(config_file), today=LOAD_DAY)
+    assert query(db, "SELECT instrument, total_score FROM assessments") == [("VAS", 6.5)]
+    assert reconcile(report, db, "assessments.csv") == (1, 1, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("item", "reason"),
+    [
+        ("NaN", NAN.format(what="an item")),
+        ("nan", NAN.format(what="an item")),
+        ("Inf", INF.format(what="an item")),
+        ("-inf", INF.format(what="an item")),
+        ("1e400", INF.format(what="an item")),
+        ("-1", "item outside the PHQ-9 item range 0–3"),
+        ("4", "item outside the PHQ-9 item range 0–3"),
+        ("1.5", "item is not a whole number; PHQ-9 items are whole numbers 0–3"),
+        ("two", "not a number; PHQ-9 items are whole numbers 0–3"),
+    ],
+)
+def test_item_value_that_is_not_an_item_score_is_rejected_at_its_column(export, db, item, reason):
+    # items 1,1,<item>,1,1,1,1,1,1; the total 9 would fit an item_3 of 1
+    report = load(
+        scores(export, f"P1,PHQ-9,2026-02-03,9,pre,1,1,{item},1,1,1,1,1,1", header=ITEM_HEADER), db
+    )
+    assert rejected(db, "assessments.csv") == [(2, "item_3", item, reason)]
+    assert reconcile(report, db, "assessments.csv") == (1, 0, 0, 1)
+
+
+@pytest.mark.parametrize("item", ["1.0", " 1 ", "1\u00a0"])
+def test_whole_number_item_written_loosely_loads_as_that_number(export, db, item):
+    report = load(
+        scores(export, f"P1,PHQ-9,2026-02-03,9,pre,1,1,{item},1,1,1,1,1,1", header=ITEM_HEADER), db
+    )
+    assert query(db, "SELECT items FROM assessments") == [([1] * 9,)]
+    assert reconcile(report, db, "assessments.csv") == (1, 1, 0, 0)
+
+
+SESSION_NUMBERS = {  # column: (plausible range, what the reason calls the value)
+    "dose_mg_per_kg": ("0–5", "a ketamine dose in mg/kg"),
+    "weight_kg": ("20–400", "weight in kg"),
+    "dose_mg": ("0–2000", "a total dose in mg"),
+    "duration_minutes": ("0–600", "infusion minutes"),
+    "bp_systolic_max": ("50–300", "systolic blood pressure (mmHg)"),
+    "bp_diastolic_max": ("20–200", "diastolic blood pressure (mmHg)"),
+}
+
+
+@pytest.mark.parametrize("value", ["NaN", "nan", "Inf", "-inf", "1e400", "-1"])
+@pytest.mark.parametrize("column", list(SESSION_NUMBERS))
+def test_non_finite_or_negative_session_number_is_rejected_naming_the_range(
+    export, db, column, value
+):
+    plausible, what = SESSION_NUMBERS[column]
+    report = load(
+        sessions(
+            export,
+            f"session_id,patient_id,protocol_id,started_at,{column}",
+            "S1,P1,IND6,2026-02-02T09:00,",  # line 2: the column left empty is fine
+            f"S2,P1,IND6,2026-02-04T09:00,{value}",
+        ),
+        db,
+    )
+    [(line, col, raw, reason)] = rejected(db, "sessions.csv")
+    assert (line, col, raw) == (3, column, value)
+    if value == "-1":
+        assert reason.startswith(f"outside the plausible range {plausible} for {what}")
+    elif value.lower().endswith("nan"):
+        assert reason == NAN.format(what=what)
+    else:
+        assert reason == INF.format(what=what)
+    assert reconcile(report, db, "sessions.csv") == (2, 1, 0, 1)
+
+
+def test_session_numbers_at_the_edges_of_the_plausible_ranges_load(export, db):
+    report = load(
+        sessions(
+            export,
+            "session_id,patient_id,protocol_id,started_at,dose_mg_per_kg,weight_kg,dose_mg,"
+            "duration_minutes,bp_systolic_max,bp_diastolic_max",
+            "S1,P1,IND6,2026-02-02T09:00,0,20,0,0,50,20",
+            "S2,P1,IND6,2026-02-04T09:00,5,400,2000,600,300.0,200",  # 300.0 is the whole 300
+        ),
+        db,
+    )
+    assert query(
+        db,
+        "SELECT dose_mg_per_kg, weight_kg, dose_mg, duration_minutes, bp_systolic_max, "
+        "bp_diastolic_max FROM sessions ORDER BY session_id",
+    ) == [(0.0, 20.0, 0.0, 0.0, 50, 20), (5.0, 400.0, 2000.0, 600.0, 300, 200)]
+    assert reconcile(report, db, "sessions.csv") == (2, 2, 0, 0)
+
+
+def test_fractional_blood_pressure_is_rejected_not_rounded(export, db):
+    report = load(
+        sessions(
+            export,
+            "session_id,patient_id,protocol_id,started_at,bp_systolic_max",
+            "S1,P1,IND6,2026-02-02T09:00,120.5",
+        ),
+        db,
+    )
+    assert rejected(db, "sessions.csv") == [
+        (
+            2,
+            "bp_systolic_max",
+            "120.5",
+            "not a whole number; systolic blood pressure (mmHg) must be a whole number",
+        )
+    ]
+    assert reconcile(report, db, "sessions.csv") == (1, 0, 0, 1)
+
+
+def test_fractional_planned_infusions_is_rejected_not_rounded(export, db):
+    # A cast to INTEGER would have read 6.5 as 7; planned infusions are counted.
+    write(
+        export,
+        "protocols.csv",
+        "protocol_id,name,planned_infusions,planned_days\nIND6,six,6.0,12\nIND7,seven,6.5,14\n",
+    )
+    report = load(export, db)
+    assert query(db, "SELECT protocol_id, planned_infusions FROM protocols") == [("IND6", 6)]
+    assert rejected(db, "protocols.csv") == [
+        (3, "planned_infusions", "6.5",
+         "not a whole number; planned infusions must be a whole number")
+    ]
+    assert reconcile(report, db, "protocols.csv") == (2, 1, 0, 1)
+
+
+# ---------------------------------------------------------------- 2 item columns on some rows
+
+
+def test_rows_with_all_items_load_their_items(export, db):
+    report = load(
+        scores(export, "P1,PHQ-9,2026-02-03,9,pre,1,1,1,1,1,1,1,1,1", header=ITEM_HEADER), db
+    )
+    assert query(db, "SELECT items FROM assessments") == [([1] * 9,)]
+    assert reconcile(report, db, "assessments.csv") == (1, 1, 0, 0)
+
+
+def test_rows_with_no_items_load_the_total_with_items_null(export, db):
+    report = load(scores(export, "P1,PHQ-9,2026-02-03,14,pre,,,,,,,,,", header=ITEM_HEADER), db)
+    assert query(db, "SELECT total_score, items FROM assessments") == [(14.0, None)]
+    assert reconcile(report, db, "assessments.csv") == (1, 1, 0, 0)
+
+
+def test_rows_with_some_items_are_rejected_naming_the_missing_items(export, db):
+    # line 2 complete, line 3 none, line 4 items 3 and 7 left empty
+    report = load(
+        scores(
+            export,
+            "P1,PHQ-9,2026-02-03,9,pre,1,1,1,1,1,1,1,1,1",
+            "P1,PHQ-9,2026-02-04,14,pre,,,,,,,,,",
+            "P1,PHQ-9,2026-02-05,7,pre,1,1,,1,1,1,,1,1",
+            header=ITEM_HEADER,
+        ),
+        db,
+    )
+    assert rejected(db, "assessments.csv") == [
+        (
+            4,
+            "item_3",
+            None,
+            "incomplete items: give all 9 PHQ-9 items or none; the total cannot be checked "
+            "against a partial set (missing: items 3, 7)",
+        )
+    ]
+    assert reconcile(report, db, "assessments.csv") == (3, 2, 0, 1)
+
+
+def test_items_missing_because_the_file_lacks_their_columns_are_named(export, db):
+    # The file has item_1..item_7 (a GAD-7 layout): a PHQ-9 with items lacks items 8 and 9.
+    header = SCORE_HEADER + "," + ",".join(f"item_{i}" for i in range(1, 8))
+    report = load(
+        scores(
+            export,
+            "P1,GAD-7,2026-02-03,7,1,1,1,1,1,1,1",
+            "P1,PHQ-9,2026-02-03,7,1,1,1,1,1,1,1",
+            "P1,PHQ-9,2026-02-04,12,,,,,,,",
+            header=header,
+        ),
+        db,
+    )
+    assert rejected(db, "assessments.csv") == [
+        (
+            3,
+            "item_8",
+            None,
+            "incomplete items: give all 9 PHQ-9 items or none; the total cannot be checked "
+            "against a partial set (missing: items 8, 9)",
+        )
+    ]
+    assert query(db, "SELECT instrument, items FROM assessments ORDER BY administered_at") == [
+        ("GAD-7", [1] * 7),
+        ("PHQ-9", None),
+    ]
+    assert reconcile(report, db, "assessments.csv") == (3, 2, 0, 1)
+
+
+def test_shorter_instrument_in_a_wider_item_file_loads_its_own_items(export, db):
+    # GAD-7 has 7 items; item_8 and item_9 of a 9-column file stay empty
+    report = load(
+        scores(export, "P1,GAD-7,2026-02-03,7,post,1,1,1,1,1,1,1,,", header=ITEM_HEADER), db
+    )
+    assert query(db, "SELECT items FROM assessments") == [([1] * 7,)]
+    assert reconcile(report, db, "assessments.csv") == (1, 1, 0, 0)
+
+
+# ---------------------------------------------------------------- 3 Excel serial dates
+
+
+@pytest.mark.parametrize(
+    ("serial", "date"), [("46023", "2026-01-01"), ("46023.375", "2026-01-01 09:00")]
+)
+def test_excel_serial_date_is_rejected_saying_what_date_it_would_be(export, db, serial, date):
+    report = load(scores(export, f"P1,PHQ-9,{serial},12"), db)
+    assert rejected(db, "assessments.csv") == [
+        (2, "administered_at", serial, EXCEL.format(date=date))
+    ]
+    assert query(db, "SELECT count(*) FROM assessments") == [(0,)]  # never converted
+    assert reconcile(report, db, "assessments.csv") == (1, 0, 0, 1)
+    # the printed report folds the specifics away: no date of a patient in the terminal
+    assert "2026-01-01" not in report.render()
+    assert "looks like an Excel serial date" in report.render()
+
+
+def test_excel_serial_session_start_is_rejected(export, db):
+    report = load(
+        sessions(export, "session_id,patient_id,protocol_id,started_at", "S1,P1,IND6,46054.4"),
+        db,
+    )
+    # 46054 = 2026-02-01; .4 of a day = 09:36
+    assert rejected(db, "sessions.csv") == [
+        (2, "started_at", "46054.4", EXCEL.format(date="2026-02-01 09:36"))
+    ]
+    assert reconcile(report, db, "sessions.csv") == (1, 0, 0, 1)
+
+
+def test_excel_serial_birth_date_is_rejected(export, db):
+    serial = (dt.date(1980, 3, 4) - dt.date(1899, 12, 30)).days  # 29284
+    write(export, "patients.csv", f"patient_id,birth_date\nP1,{serial}\n")
+    report = load(export, db)
+    assert rejected(db, "patients.csv") == [
+        (2, "birth_date", str(serial), EXCEL.format(date="1980-03-04"))
+    ]
+    assert reconcile(report, db, "patients.csv") == (1, 0, 0, 1)
+
+
+def test_number_cell_in_a_workbook_date_column_is_rejected_as_an_excel_serial(export, db):
+    # A date typed into a cell formatted as a number: the workbook holds the serial only.
+    write(export, "sessions.csv", SESSIONS_OK)
+    book = xlsxwriter.Workbook(str(export / "assessments.xlsx"))
+    sheet = book.add_worksheet()
+    sheet.write_row(0, 0, SCORE_HEADER.split(","))
+    sheet.write_row(1, 0, ["P1", "PHQ-9"])
+    sheet.write_number(1, 2, 46023.375)
+    sheet.write_number(1, 3, 12)
+    book.close()
+    report = load(export, db)
+    assert rejected(db, "assessments.xlsx") == [
+        (2, "administered_at", "46023.375", EXCEL.format(date="2026-01-01 09:00"))
+    ]
+    assert reconcile(report, db, "assessments.xlsx") == (1, 0, 0, 1)
+
+
+# ---------------------------------------------------------------- 4 date formats
+
+
+@pytest.mark.parametrize(
+    ("text", "loaded", "date_only"),
+    [
+        ("2026-03-04", dt.datetime(2026, 3, 4), True),
+        ("2026-03-04T09:00", dt.datetime(2026, 3, 4, 9), False),
+        ("2026-03-04 09:00:00", dt.datetime(2026, 3, 4, 9), False),
+        ("2026-03-04T09:00:30.250", dt.datetime(2026, 3, 4, 9, 0, 30, 250000), False),
+        ("2026-3-4", dt.datetime(2026, 3, 4), True),  # unpadded, still year-month-day
+        ("2026-03-04 9:05", dt.datetime(2026, 3, 4, 9, 5), False),
+        (" 2026-03-04T09:00 ", dt.datetime(2026, 3, 4, 9), False),
+    ],
+)
+def test_iso_date_forms_load(export, db, text, loaded, date_only):
+    report = load(scores(export, f"P1,PHQ-9,{text},12"), db)
+    assert query(db, "SELECT administered_at, date_only FROM assessments") == [(loaded, date_only)]
+    assert reconcile(report, db, "assessments.csv") == (1, 1, 0, 0)
+
+
+NOT_ISO = "unparseable date: not an ISO date (YYYY-MM-DD); "
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("04/03/2026", AMBIGUOUS.format(readings="4 March or 3 April 2026")),
+        ("03/04/2026", AMBIGUOUS.format(readings="3 April or 4 March 2026")),
+        ("4.3.2026", AMBIGUOUS.format(readings="4 March or 3 April 2026")),
+        ("04-03-2026 09:00", AMBIGUOUS.format(readings="4 March or 3 April 2026")),
+        ("13/03/2026", NOT_ISO + "write it as YYYY-MM-DD (would be 13 March 2026, day first)"),
+        ("03/13/2026", NOT_ISO + "write it as YYYY-MM-DD (would be 13 March 2026, month first)"),
+        ("04/04/2026", NOT_ISO + "write it as YYYY-MM-DD (would be 4 April 2026)"),
+        ("31/02/2026", NOT_ISO + "write dates as YYYY-MM-DD"),
+        (
+            "2026/03/04",
+            'unparseable date: not an ISO date; separate year, month and day with "-" as in '
+            "2026-02-02 (would be 2026-03-04)",
+        ),
+        ("20260304", "unparseable date: no separators; write it as YYYY-MM-DD (would be 2026-03-04)"),
+        ("2026", "unparseable date: only a year; give the full date as YYYY-MM-DD"),
+        ("4 March 2026", "unparseable date; use ISO 8601 such as 2026-02-02 or 2026-02-02T09:00"),
+        ("2026-02-30", "impossible date or time (no such day or hour); correct it in the export"),
+        ("2026-03-04T25:00", "impossible date or time (no such day or hour); correct it in the export"),
+        (
+            "2026-03-04 09:00 am",
+            "unparseable date: the time or time zone after the date cannot be read; write the "
+            "time as 09:00 or 09:00:00, optionally followed by Z or an offset such as +01:00 "
+            "(zone names such as Europe/Berlin are not read)",
+        ),
+    ],
+)
+def test_non_iso_date_is_rejected_with_a_reason_that_says_how_to_write_it(export, db, text, reason):
+    report = load(scores(export, "P1,PHQ-9,2026-03-01,12", f"P1,PHQ-9,{text},12"), db)
+    assert rejected(db, "assessments.csv") == [(3, "administered_at", text, reason)]
+    assert reconcile(report, db, "assessments.csv") == (2, 1, 0, 1)
+
+
+def test_one_column_of_mixed_date_formats_loads_the_iso_rows_only(export, db):
+    report = load(
+        scores(
+            export,
+            "P1,PHQ-9,2026-03-04,10",  # line 2
+            "P1,PHQ-9,2026-03-04T09:00,11",  # line 3
+            "P1,PHQ-9,2026-03-04 09:30:00,12",  # line 4
+            "P1,PHQ-9,04/03/2026,13",  # line 5
+            "P1,PHQ-9,03/04/2026,14",  # line 6
+            "P1,PHQ-9,4.3.2026,15",  # line 7
+            "P1,PHQ-9,2026/03/04,16",  # line 8
+        ),
+        db,
+    )
+    assert query(db, "SELECT total_score FROM assessments ORDER BY administered_at") == [
+        (10.0,), (11.0,), (12.0,)
+    ]
+    assert [r[:3] for r in rejected(db, "assessments.csv")] == [
+        (5, "administered_at", "04/03/2026"),
+        (6, "administered_at", "03/04/2026"),
+        (7, "administered_at", "4.3.2026"),
+        (8, "administered_at", "2026/03/04"),
+    ]
+    assert reconcile(report, db, "assessments.csv") == (7, 3, 0, 4)
+
+
+# ---------------------------------------------------------------- 5 time zones
+
+
+OFFSET_NOTE = (
+    "{n} date-time value{s} with a UTC offset or zone (Z, +01:00, UTC …): the offset was "
+    "dropped and the wall-clock time kept as clinic-local time"
+)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-03-04T09:00:00Z",
+        "2026-03-04T09:00:00+01:00",
+        "2026-03-04T09:00:00-05:00",
+        "2026-03-04T09:00:00+0100",
+        "2026-03-04 09:00:00 UTC",
+        "2026-03-04T09:00Z",
+        "2026-03-04T09:00:00.000+05:30",
+        "2026-03-04 09:00 +01",
+        "2026-03-04T09:00:00 GMT",
+    ],
+)
+def test_utc_offset_is_dropped_and_the_wall_clock_time_kept(export, db, text):
+    report = load(scores(export, f"P1,PHQ-9,{text},12"), db)
+    assert query(db, "SELECT administered_at, date_only FROM assessments") == [
+        (dt.datetime(2026, 3, 4, 9), False)
+    ]
+    assert reconcile(report, db, "assessments.csv") == (1, 1, 0, 0)
+    assert OFFSET_NOTE.format(n=1, s="") in result(report, "assessments.csv").notes
+    assert "note: assessments.csv: 1 date-time value with a UTC offset" in report.render()
+
+
+def test_offsets_are_counted_per_file_and_plain_times_are_not(export, db):
+    write(
+        export,
+        "sessions.csv",
+        "session_id,patient_id,protocol_id,started_at\n"
+        "S1,P1,IND6,2026-02-02T09:00:00-05:00\n"
+        "S2,P1,IND6,2026-02-04T09:00:00Z\n"
+        "S3,P1,IND6,2026-02-06T09:00\n",
+    )
+    write(export, "assessments.csv", SCORE_HEADER + "\nP1,PHQ-9,2026-02-02T08:30,18\n")
+    report = load(export, db)
+    assert OFFSET_NOTE.format(n=2, s="s") in result(report, "sessions.csv").notes
+    assert not any("offset" in n for n in result(report, "assessments.csv").notes)
+    assert query(db, "SELECT started_at FROM sessions ORDER BY 1") == [
+        (dt.datetime(2026, 2, 2, 9),), (dt.datetime(2026, 2, 4, 9),), (dt.datetime(2026, 2, 6, 9),)
+    ]
+    assert reconcile(report, db, "sessions.csv") == (3, 3, 0, 0)
+
+
+@pytest.mark.parametrize(
+    "text", ["2026-03-04 09:00:00 Europe/Berlin", "2026-03-04T09:00:00 EST", "2026-03-04T09:00+25:00"]
+)
+def test_zone_names_and_impossible_offsets_are_rejected_not_guessed(export, db, text):
+    report = load(scores(export, f"P1,PHQ-9,{text},12"), db)
+    [(line, column, value, reason)] = rejected(db, "assessments.csv")
+    assert (line, column, value) == (2, "administered_at", text)
+    assert reason.startswith("unparseable date: the time or time zone after the date cannot be read")
+    assert reconcile(report, db, "assessments.csv") == (1, 0, 0, 1)
+
+
+# ---------------------------------------------------------------- 6 whitespace and case
+
+
+@pytest.mark.parametrize(
+    ("status", "loaded"),
+    [
+        (" completed", "completed"),
+        ("COMPLETED", "completed"),
+        ("Aborted ", "aborted"),
+        ("\u00a0cancelled\u00a0", "cancelled"),
+        ("canceled", "cancelled"),  # US spelling
+        ("complete", "completed"),
+    ],
+)
+def test_status_ignores_case_and_surrounding_spaces(export, db, status, loaded):
+    report = load(
+        sessions(
+            export,
+            "session_id,patient_id,protocol_id,started_at,status",
+            f"S1,P1,IND6,2026-02-02T09:00,{status}",
+        ),
+        db,
+    )
+    assert query(db, "SELECT status FROM sessions") == [(loaded,)]
+    assert reconcile(report, db, "sessions.csv") == (1, 1, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("timing", "loaded"), [("PRE", "pre"), (" post ", "post"), ("Follow-up", "followup")]
+)
+def test_timing_ignores_case_spaces_and_punctuation(export, db, timing, loaded):
+    report = load(scores(export, f"P1,PHQ-9,2026-02-03,12,{timing}", header=SCORE_HEADER + ",timing"), db)
+    assert query(db, "SELECT timing FROM assessments") == [(loaded,)]
+    assert reconcile(report, db, "assessments.csv") == (1, 1, 0, 0)
+
+
+@pytest.mark.parametrize("patient", [" P1", "P1 ", "\u00a0P1\u00a0", '"\tP1\t"', "\u2003P1"])
+def test_ids_with_surrounding_whitespace_match_the_trimmed_id(export, db, patient):
+    report = load(
+        sessions(
+            export,
+            "session_id,patient_id,protocol_id,started_at",
+            f" S1 ,{patient}, IND6 ,2026-02-02T09:00",
+        ),
+        db,
+    )
+    assert query(db, "SELECT session_id, patient_id, protocol_id FROM sessions") == [
+        ("S1", "P1", "IND6")
+    ]
+    assert reconcile(report, db, "sessions.csv") == (1, 1, 0, 0)
+
+
+@pytest.mark.parametrize(
+    "patient", ["P\u200b1", "P1\u200b", "\ufeffP1", "P\u00a01", "P\u20601", '"P\t1"']
+)
+def test_id_with_an_invisible_character_is_rejected_once(export, db, patient):
+    # Reported as an invisible character, not also as an unknown patient.
+    report = load(
+        sessions(
+            export,
+            "session_id,patient_id,protocol_id,started_at",
+            "S1,P1,IND6,2026-02-02T09:00",
+            f"S2,{patient},IND6,2026-02-04T09:00",
+        ),
+        db,
+    )
+    assert rejected(db, "sessions.csv") == [(3, "patient_id", patient.strip('"'), INVISIBLE_ID)]
+    assert reconcile(report, db, "sessions.csv") == (2, 1, 0, 1)
+
+
+def test_invisible_characters_in_other_id_columns_are_rejected(export, db):
+    write(export, "sessions.csv", SESSIONS_OK)
+    write(
+        export,
+        "assessments.csv",
+        "assessment_id,patient_id,instrument,administered_at,total_score,session_id\n"
+        "A1\u200b,P1,PHQ-9,2026-02-02,10,S1\n"  # line 2
+        "A2,P1,PHQ-9,2026-02-03,10,S\u200b1\n",  # line 3
+    )
+    report = load(export, db)
+    assert rejected(db, "assessments.csv") == [
+        (2, "assessment_id", "A1\u200b", INVISIBLE_ID),
+        (3, "session_id", "S\u200b1", INVISIBLE_ID),
+    ]
+    assert reconcile(report, db, "assessments.csv") == (2, 0, 0, 2)
+
+
+def test_instrument_name_ignores_case_and_spaces(export, db):
+    report = load(scores(export, "P1, phq 9 ,2026-02-03,12", "P1,Phq-9,2026-02-04,12"), db)
+    assert query(db, "SELECT instrument FROM assessments") == [("PHQ-9",), ("PHQ-9",)]
+    assert reconcile(report, db, "assessments.csv") == (2, 2, 0, 0)
+
+
+# ---------------------------------------------------------------- 7 implausible dates
+
+
+def test_date_before_1900_is_rejected(export, db):
+    report = load(scores(export, "P1,PHQ-9,1899-12-31,12"), db)
+    assert rejected(db, "assessments.csv") == [
+        (2, "administered_at", "1899-12-31", "implausible date before 1900; check the year")
+    ]
+    assert reconcile(report, db, "assessments.csv") == (1, 0, 0, 1)
+
+
+@pytest.mark.parametrize("text", ["2226-03-04", "9999-12-31T23:59", "2026-11-29"])
+def test_date_after_the_day_of_the_load_is_rejected(export, db, text):
+    report = load(scores(export, f"P1,PHQ-9,{text},12"), db)
+    assert rejected(db, "assessments.csv") == [
+        (
+            2,
+            "administered_at",
+            text,
+            "date is later than the day of the load (2026-11-28); check the year or the clock "
+            "of the exporting system",
+        )
+    ]
+    assert reconcile(report, db, "assessments.csv") == (1, 0, 0, 1)
+
+
+def test_session_before_the_patients_birth_is_rejected(export, db):
+    # P1 was born on 1980-03-04: an infusion the day before cannot be.
+    report = load(
+        sessions(
+            export,
+            "session_id,patient_id,protocol_id,started_at",
+            "S1,P1,IND6,1980-03-03T09:00",
+            "S2,P2,IND6,1980-03-03T09:00",  # P2 was born in 1975: fine (if odd)
+        ),
+        db,
+    )
+    assert rejected(db, "sessions.csv") == [(2, "started_at", "1980-03-03T09:00", BEFORE_BIRTH)]
+    assert reconcile(report, db, "sessions.csv") == (2, 1, 0, 1)
+
+
+def test_score_before_the_patients_birth_is_rejected(export, db):
+    report = load(scores(export, "P1,PHQ-9,1979-12-31,12", "P1,PHQ-9,2026-02-03,12"), db)
+    assert rejected(db, "assessments.csv") == [(2, "administered_at", "1979-12-31", BEFORE_BIRTH)]
+    assert reconcile(report, db, "assessments.csv") == (2, 1, 0, 1)
+
+
+def test_treatment_trial_before_the_patients_birth_is_rejected(export, db):
+    write(
+        export,
+        "treatment_history.csv",
+        "patient_id,medication,start_date\nP1,sertraline,1970-01-01\nP1,sertraline,2020-01-01\n",
+    )
+    report = load(export, db)
+    assert rejected(db, "treatment_history.csv") == [(2, "start_date", "1970-01-01", BEFORE_BIRTH)]
+    assert reconcile(report, db, "treatment_history.csv") == (2, 1, 0, 1)
+
+
+def test_birth_date_after_a_session_loaded_earlier_is_rejected(export, db, tmp_path):
+    # Load 1 has no patients file (P1 derived); load 2 lists P1 born after that session.
+    (export / "patients.csv").unlink()
+    write(export, "sessions.csv", SESSIONS_OK)
+    load(export, db)
+    later = tmp_path / "later"
+    write(later, "patients.csv", "patient_id,birth_date\nP1,2026-03-01\nP2,1975-06-30\n")
+    report = load(later, db)
+    assert rejected(db, "patients.csv") == [
+        (
+            2,
+            "birth_date",
+            "2026-03-01",
+            "date of birth after the patient's first session, score or trial already loaded; "
+            "check the year",
+        )
+    ]
+    assert reconcile(report, db, "patients.csv") == (2, 1, 0, 1)
+    assert query(db, "SELECT patient_id, source FROM patients ORDER BY 1") == [
+        ("P1", "derived"), ("P2", "patients")
+    ]
+
+
+def test_birth_date_in_the_future_is_rejected(export, db):
+    write(export, "patients.csv", "patient_id,birth_date\nP1,2027-01-01\nP2,1975-06-30\n")
+    report = load(export, db)
+    assert [r[:3] for r in rejected(db, "patients.csv")] == [(2, "birth_date", "2027-01-01")]
+    assert reconcile(report, db, "patients.csv") == (2, 1, 0, 1)
