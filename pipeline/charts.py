@@ -8,8 +8,12 @@ printing: black/grey lines told apart by dash pattern and marker, never by colou
 
 from __future__ import annotations
 
+import functools
 import io
 import re
+import unicodedata
+from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -18,6 +22,8 @@ matplotlib.use("Agg")  # no display; we only save SVG
 from markupsafe import Markup  # noqa: E402
 from matplotlib import pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.text import Text  # noqa: E402
+from matplotlib.ticker import FixedFormatter, FuncFormatter  # noqa: E402
 
 MM = 1 / 25.4  # inches per millimetre
 
@@ -39,6 +45,10 @@ plt.rcParams.update({
                               linestyle=[ls for _, ls, _ in SERIES_STYLES],
                               marker=[m for _, _, m in SERIES_STYLES]),
     "svg.fonttype": "none",
+    # Labels carry export text (protocol ids, sites): a `$` pair in one must print as typed,
+    # never be parsed as mathtext (an unbalanced `$x^{$` would fail the whole report).
+    "text.parse_math": False,
+    "text.usetex": False,
     "svg.hashsalt": "ketamine-outcomes",  # stable element ids: same data, same bytes
     "font.family": "DejaVu Sans",
     "font.size": 7.5,
@@ -62,8 +72,84 @@ def figure(width_mm: float = 170, height_mm: float = 65) -> tuple[Figure, plt.Ax
     return fig, ax
 
 
+FONT_FILES = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf",
+              "DejaVuSans-BoldOblique.ttf")  # the faces report.css loads
+
+
+@functools.cache
+def font_coverage() -> frozenset[int]:
+    """Code points some bundled face can draw (reports and charts use only these fonts; the
+    oblique faces lack Arabic, which Pango then takes from an upright face)."""
+    from matplotlib.ft2font import FT2Font
+
+    folder = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    maps = [set(FT2Font(str(folder / name)).get_charmap()) for name in FONT_FILES]
+    return frozenset(set.union(*maps))
+
+
+def drawable(text: str) -> str:
+    """Characters the bundled fonts cannot draw (emoji, CJK) as a visible `[U+1F489]`: an
+    empty box would hide what was there, its text layer would repeat whichever missing
+    character came first, and PDF/A forbids references to the .notdef glyph. Format
+    characters (zero-width joiners, variation selectors, bidi isolates) are left alone."""
+    if text.isascii():
+        return text
+    covered = font_coverage()
+    return "".join(
+        c if ord(c) in covered or unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")
+        else f"[U+{ord(c):04X}]"
+        for c in text)
+
+
+MAX_LABEL_CHARS = 80  # per line; the longest built-in label (a forest-plot row) has 63
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_BIDI_CONTROL = re.compile(r"[\u202a-\u202e\u2066-\u2069]")
+
+
+def chart_label(text: str, limit: int = MAX_LABEL_CHARS) -> str:
+    """Export text as a chart label: each line at most `limit` characters (the middle elided
+    with "…", so the start and the "· n 12" tail stay readable), control characters shown as
+    U+FFFD, explicit bidi embeddings/overrides dropped (one would reverse the rest of a composed
+    label such as "This clinic, <id> (PHQ-9) · n 12"). The report's tables print the full text.
+    """
+    text = drawable(_BIDI_CONTROL.sub("", _CONTROL.sub("\ufffd", str(text))))
+    lines = []
+    for line in text.split("\n"):
+        if len(line) > limit:
+            head = (limit - 1) * 2 // 3
+            line = line[:head] + "…" + line[len(line) - (limit - 1 - head):]
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _shorten_func(func: Any) -> Any:
+    def shortened(x: Any, pos: Any = None) -> str:
+        return chart_label(func(x, pos))
+    return shortened
+
+
+def sanitise_text(fig: Figure) -> None:
+    """Pass every text of the figure through chart_label: titles, annotations, legends, and the
+    tick labels (formatters re-create those at draw time, so the formatters are wrapped)."""
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            for formatter in (axis.get_major_formatter(), axis.get_minor_formatter()):
+                if isinstance(formatter, FixedFormatter):
+                    formatter.seq = [chart_label(s) for s in formatter.seq]
+                elif isinstance(formatter, FuncFormatter) and not getattr(
+                        formatter.func, "chart_label", False):
+                    formatter.func = _shorten_func(formatter.func)
+                    formatter.func.chart_label = True  # type: ignore[attr-defined]
+    for text in fig.findobj(Text):
+        label = text.get_text()
+        if label:
+            text.set_text(chart_label(label))
+
+
 def to_svg(fig: Figure) -> Markup:
-    """The figure as an inline <svg> element (our own markup, safe to embed)."""
+    """The figure as an inline <svg> element (our own markup, safe to embed: matplotlib escapes
+    <, > and & in text; chart_label bounds what export text can do to the layout)."""
+    sanitise_text(fig)
     buffer = io.StringIO()
     fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     plt.close(fig)

@@ -9,6 +9,7 @@ error for anything else (file:// elsewhere, http(s)://, data from patient fields
 from __future__ import annotations
 
 import datetime as dt  # noqa: F401  (attachment dates)
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,11 +17,13 @@ from urllib.parse import unquote, urlparse
 
 import jinja2
 import matplotlib
+from markupsafe import Markup
 from weasyprint import CSS, HTML, Attachment
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherResponse
 
 from pipeline import formatting
+from pipeline.charts import drawable
 from pipeline.paths import TEMPLATES_DIR
 
 # DejaVu Sans ships inside the pinned matplotlib wheel: the same font bytes on every machine,
@@ -49,16 +52,96 @@ class LockedFetcher(URLFetcher):
         return URLFetcherResponse(url, target.read_bytes())
 
 
+# Export text is printed as typed, but some characters cannot be "typed" on paper: C0/C1
+# controls (no glyph; PDF/A forbids .notdef) print as U+FFFD, characters the bundled fonts
+# lack as [U+XXXX] (charts.drawable), and explicit bidi controls
+# (U+202E RIGHT-TO-LEFT OVERRIDE in a patient id turned "abc.fdp · course X" into
+# "pdf.cba · X esruoc") are dropped. WeasyPrint 70 ignores CSS unicode-bidi, so a value holding
+# right-to-left script is isolated in the text itself (FSI … PDI, what <bdi> does in a browser).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# LRE RLE PDF LRO RLO LRI RLI: dropped. FSI/PDI are kept when paired (ours, or harmless).
+_EMBEDDING = re.compile(r"[\u202a-\u202e\u2066\u2067]")
+_RTL = re.compile(r"[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc\U00010800-\U00010fff\U0001e800-\U0001efff]")
+_FSI, _PDI = "\u2068", "\u2069"
+
+
+def _balance_isolates(text: str) -> tuple[str, bool]:
+    """(text with every FSI closed and every stray PDI dropped, whether one isolate spans it)."""
+    out, depth, spans = [], 0, text.startswith(_FSI)
+    for i, char in enumerate(text):
+        if char == _PDI:
+            if depth == 0:
+                continue
+            depth -= 1
+            if depth == 0 and i < len(text) - 1:
+                spans = False
+        elif char == _FSI:
+            depth += 1
+        out.append(char)
+    return "".join(out) + _PDI * depth, spans and depth == 0 and text.endswith(_PDI)
+
+
+def isolate_bidi(text: str) -> str:
+    """`text` as a bidi island: embeddings and overrides removed (so no Latin letter or digit is
+    ever shown reversed, and no mirrored `<`/`>` glyph confuses the PDF's text layer), and text
+    holding right-to-left script wrapped in FSI…PDI so its natural reordering cannot move the
+    words printed before or after it. Hebrew and Arabic still read right to left. Text with
+    neither is returned unchanged; isolating twice changes nothing."""
+    text = _EMBEDDING.sub("", text)
+    spans = False
+    if _FSI in text or _PDI in text:
+        text, spans = _balance_isolates(text)
+    return _FSI + text + _PDI if _RTL.search(text) and not spans else text
+
+
+def printable(value: Any) -> Any:
+    """Jinja `finalize`: every `{{ value }}` of data text goes through here before escaping.
+    Our own Markup (charts, macro output) is left alone."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return isolate_bidi(drawable(_CONTROL.sub("\ufffd", value)))
+    return value
+
+
+# WeasyPrint breaks a word that does not fit (overflow-wrap) by re-laying out the rest of the
+# text at every break: quadratic, 0.6 s for one 2 000-character name in a table cell and 48 s
+# for 20 000. A zero-width space every few characters of such a run gives the line breaker
+# ordinary break opportunities (linear again); the text reads and extracts the same.
+LONG_RUN_CHARS = 120  # runs without white space longer than this get soft breaks (a SHA-256 is 64)
+SOFT_BREAK_EVERY = 8  # fewer characters than the narrowest data column holds
+_TEXT_NODE = re.compile(r">([^<]+)<")
+_CHAR = r"(?:&#?\w+;|[^\s&<>])"  # one character of escaped HTML text: an entity or a character
+_LONG_RUN = re.compile(f"{_CHAR}{{{LONG_RUN_CHARS + 1},}}")
+_UNIT = re.compile(f"{_CHAR}{{1,{SOFT_BREAK_EVERY}}}")
+
+
+def soft_break_long_runs(html: str) -> str:
+    """Insert U+200B into very long runs of body text (never into tags, attributes or <head>)."""
+    head, body_tag, body = html.partition("<body")
+    if not body_tag:
+        return html
+
+    def run(match: re.Match[str]) -> str:
+        return "\u200b".join(_UNIT.findall(match.group()))
+
+    def text(match: re.Match[str]) -> str:
+        return ">" + _LONG_RUN.sub(run, match.group(1)) + "<"
+
+    return head + body_tag + _TEXT_NODE.sub(text, body)
+
+
 def make_environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html", "j2", "xml"),
                                             default_for_string=True, default=True),
         undefined=jinja2.StrictUndefined,
+        finalize=printable,
         trim_blocks=True,
         lstrip_blocks=True,
     )
     env.filters.update(formatting.FILTERS)
+    # for the parts of a composed value (`a ~ " – " ~ b`, `names | map("isolate") | join`)
+    env.filters["isolate"] = lambda value: isolate_bidi(str(value)) if value is not None else value
     return env
 
 
@@ -101,7 +184,8 @@ class Renderer:
 
         attachments: (file name, bytes, description); built fresh per render (single-use).
         """
-        document = HTML(string=html, base_url=str(TEMPLATES_DIR) + "/", url_fetcher=self.fetcher)
+        document = HTML(string=soft_break_long_runs(html), base_url=str(TEMPLATES_DIR) + "/",
+                        url_fetcher=self.fetcher)
         files = [
             Attachment(string=data, name=name, description=description, url_fetcher=self.fetcher,
                        created=created, modified=created, relationship="Source")
@@ -111,5 +195,12 @@ class Renderer:
         if pdf_variant:
             options["pdf_variant"] = pdf_variant
         target.parent.mkdir(parents=True, exist_ok=True)
-        document.write_pdf(target, stylesheets=self._stylesheets, font_config=self.fonts,
-                           uncompressed_pdf=False, **options)
+        # written beside the target and renamed: a full disk or a crash never leaves a
+        # truncated PDF under the report's name
+        partial = target.with_name(f".{target.name}.partial")
+        try:
+            document.write_pdf(partial, stylesheets=self._stylesheets, font_config=self.fonts,
+                               uncompressed_pdf=False, **options)
+            partial.replace(target)
+        finally:
+            partial.unlink(missing_ok=True)

@@ -22,6 +22,7 @@ from typing import Any
 
 import pipeline
 
+HEADER_ID_CHARS = 40  # ids longer than this are cut with "…" in the running header
 PDF_VARIANT = "pdf/a-3b"  # PDF/A-3 keeps attachments; never a-1/a-2 with patient data
 TEMPLATE = "payer.html.j2"
 MAX_TASKS_PER_CHILD = 50
@@ -41,6 +42,8 @@ OUTCOME_COLUMNS = [
 ]
 
 _renderer: Any = None  # one per worker process, built by init_worker
+# What payer_context.file_stem can produce: no '/', '\\', '..', control or non-ASCII character.
+SAFE_STEM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,199}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -66,6 +69,10 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}" if value.is_integer() else repr(value)
     return str(value)
+
+
+def _cut(text: str, limit: int = HEADER_ID_CHARS) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _csv(columns: list[str], rows: list[dict[str, Any]]) -> bytes:
@@ -157,7 +164,13 @@ def charts_for(packet: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def packet_html(renderer: Any, packet: dict[str, Any]) -> str:
-    pid, cid = packet["patient"]["patient_id"], packet["course"]["course_id"]
+    from pipeline.render import isolate_bidi
+
+    # ids are export text: isolated, a bidi override in one cannot reorder the words around it
+    raw_pid, raw_cid = packet["patient"]["patient_id"], packet["course"]["course_id"]
+    pid, cid = isolate_bidi(raw_pid), isolate_bidi(raw_cid)
+    # the running header is one line in the top margin: long ids are cut there (full in the body)
+    header_pid, header_cid = isolate_bidi(_cut(raw_pid)), isolate_bidi(_cut(raw_cid))
     created = packet["as_of"].isoformat()  # W3C date: the as-of day, never "now"
     doc = {
         "title": f"Payer documentation packet – patient {pid} – course {cid}",
@@ -168,7 +181,7 @@ def packet_html(renderer: Any, packet: dict[str, Any]) -> str:
         "version": pipeline.__version__,
         "created": created,
         "clinic_name": packet["clinic_name"],
-        "header_right": f"Patient {pid} · course {cid}",
+        "header_right": f"Patient {header_pid} · course {header_cid}",
         "footer": (f"ketamine-outcomes {pipeline.__version__} · records as of "
                    f"{packet['as_of'].isoformat()} · source rows attached as CSV"),
     }
@@ -181,8 +194,10 @@ def render_packet(task: dict[str, Any], renderer: Any = None) -> dict[str, Any]:
     renderer = renderer or _renderer
     packet = task["packet"]
     out_dir = Path(task["out_dir"])
-    html = packet_html(renderer, packet)
     stem = packet["stem"]
+    if not SAFE_STEM.fullmatch(stem):  # payer_context.file_stem makes these; never trust blindly
+        raise ValueError(f"unsafe packet file name {stem!r}")
+    html = packet_html(renderer, packet)
     if task["html"]:
         (out_dir / f"{stem}.html").write_text(html, encoding="utf-8")
     target = out_dir / f"{stem}.pdf"

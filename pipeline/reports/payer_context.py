@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import hashlib
 import re
 from dataclasses import asdict
 from typing import Any
@@ -54,9 +55,31 @@ CATEGORY_TEXT = {
 }
 
 
+# An id is used verbatim in a file name only when it is short and plain; export ids are free
+# text (`../../etc/x`, `a/b`, 2 000 characters, bidi overrides, newlines).
+PLAIN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}")
+SLUG_CHARS = 24
+DIGEST_CHARS = 10
+
+
 def safe_id(value: str) -> str:
-    """File-name-safe form of an id: anything outside [A-Za-z0-9_-] becomes '_'."""
-    return re.sub(r"[^A-Za-z0-9_-]", "_", value)
+    """File-name part for an id: the id itself when plain (letters, digits, `_`, `-`; starting
+    with a letter or digit; at most 40 characters), else an ASCII slug of it (at most 24
+    characters) + "-" + the first 10 hex digits of the SHA-256 of the id.
+
+    So a part never holds `/`, `\\`, `..`, spaces, control or bidi characters, never starts with
+    `-` or `.`, is at most 35 characters when derived, and depends on the id alone (the same file
+    name in a --patient run and in a month batch); two ids that slug alike differ by digest.
+    """
+    if PLAIN_ID.fullmatch(value):
+        return value
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", value).strip("-")[:SLUG_CHARS].rstrip("-") or "id"
+    return f"{slug}-{hashlib.sha256(value.encode('utf-8')).hexdigest()[:DIGEST_CHARS]}"
+
+
+def file_stem(patient_id: str, course_id: str) -> str:
+    """`<patient part>_<course part>` (see safe_id): the packet's PDF, HTML and attachments."""
+    return f"{safe_id(patient_id)}_{safe_id(course_id)}"
 
 
 def month_bounds(month: str) -> tuple[dt.date, dt.date]:
@@ -320,7 +343,7 @@ def build_packet(
         trial_rows.append({**t, "weeks": weeks,
                            "adequate_text": _yes_no(t.get("adequate_dose"), "not documented")})
 
-    stem = f"{safe_id(course['patient_id'])}_{safe_id(course['course_id'])}"
+    stem = file_stem(course["patient_id"], course["course_id"])
     return {
         "stem": stem,
         "as_of": as_of,
@@ -437,13 +460,14 @@ def load_packets(con: duckdb.DuckDBPyConnection, config: Config, rules: PayerRul
 
 
 def _unique_stems(packets: list[dict[str, Any]]) -> None:
-    """Two ids that sanitize alike get a short digest of the raw ids, so no file is overwritten."""
-    import hashlib
-
+    """Stems that still coincide (plain ids `a_b` + `c` and `a` + `b_c`, or `P1` and `p1` on a
+    case-insensitive file system) get a short digest of the raw id pair, so no file is
+    overwritten."""
     seen: dict[str, int] = {}
     for p in packets:
-        seen[p["stem"]] = seen.get(p["stem"], 0) + 1
+        key = p["stem"].casefold()
+        seen[key] = seen.get(key, 0) + 1
     for p in packets:
-        if seen[p["stem"]] > 1:
+        if seen[p["stem"].casefold()] > 1:
             raw = f"{p['course']['patient_id']}\x00{p['course']['course_id']}".encode()
             p["stem"] += "-" + hashlib.sha256(raw).hexdigest()[:8]
