@@ -24,6 +24,7 @@ from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherRespons
 
 from pipeline import formatting
 from pipeline.charts import drawable
+from pipeline.outputs import atomic_path
 from pipeline.paths import TEMPLATES_DIR
 
 # DejaVu Sans ships inside the pinned matplotlib wheel: the same font bytes on every machine,
@@ -194,13 +195,8 @@ class Renderer:
         options: dict[str, Any] = {"attachments": files}
         if pdf_variant:
             options["pdf_variant"] = pdf_variant
-        target.parent.mkdir(parents=True, exist_ok=True)
         # written beside the target and renamed: a full disk or a crash never leaves a
         # truncated PDF under the report's name
-        partial = target.with_name(f".{target.name}.partial")
-        try:
+        with atomic_path(target) as partial:
             document.write_pdf(partial, stylesheets=self._stylesheets, font_config=self.fonts,
                                uncompressed_pdf=False, **options)
-            partial.replace(target)
-        finally:
-            partial.unlink(missing_ok=True)

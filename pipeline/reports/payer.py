@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pipeline.config import Config
 from pipeline.db import connect
+from pipeline.outputs import atomic_path
 from pipeline.reports.payer_batch import render_all
 from pipeline.reports.payer_context import load_packets
 from pipeline.reports.payer_criteria import payer_rules
@@ -46,8 +47,7 @@ def write_payer_packets(
     out_dir = Path(out_dir)
     results = render_all(packets, out_dir, html=html, jobs=jobs, page_size=config.clinic.page_size)
     index = out_dir / "index.csv"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with open(index, "w", newline="", encoding="utf-8") as handle:
+    with atomic_path(index) as partial, open(partial, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(INDEX_COLUMNS)
         for packet, result in zip(packets, results, strict=True):
