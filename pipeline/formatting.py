@@ -1,9 +1,10 @@
 """Number formatting for templates (Jinja filters) and the small-cell marker.
 
 Templates format numbers, they never compute them. Suppression is decided in Python when the
-context is built (SPEC §2 "Small-cell suppression"); a suppressed count arrives here as a
-`Suppressed` value and prints as "<11", and a rate built on it arrives as None with
-`suppressed=True` in its dict.
+context is built (SPEC §2 "Small-cell suppression"; pipeline/reports/monthly_cells.py decides
+for both aggregate reports): a suppressed count arrives here as a `Suppressed` value and prints
+as "<11", a count withheld so that a suppressed one cannot be derived arrives as `Withheld` and
+prints as "*", and a rate built on either arrives as None with `suppressed=True` in its dict.
 """
 
 from __future__ import annotations
@@ -31,14 +32,6 @@ class Withheld:
 
     def __str__(self) -> str:
         return "*"
-
-
-def small_cell(value: int, definitions: Any) -> int | Suppressed:
-    """SPEC §2 "Small-cell suppression": a count from 1 to small_cell_max becomes `Suppressed`
-    when `definitions.suppress_small_cells` is on; 0 and larger counts stay as they are."""
-    if definitions.suppress_small_cells and 1 <= value <= definitions.small_cell_max:
-        return Suppressed(definitions.small_cell_max)
-    return value
 
 
 def is_withheld(value: Any) -> bool:

@@ -11,7 +11,7 @@ import json
 import re
 import subprocess
 import sys
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,6 @@ from pipeline.config import load_config
 from pipeline.reports.monthly import write_monthly_report
 
 MONTH = "2026-10"
-RUN_TIME = datetime(2026, 11, 28, 9, 0)
 PATIENT_ID = re.compile(r"P\d{5}")
 
 
@@ -176,8 +175,7 @@ def test_no_nan_printed(run: dict[str, Any]) -> None:
 
 
 def test_month_without_activity_renders_sentences(run: dict[str, Any], tmp_path: Path) -> None:
-    pdf, data = write_monthly_report(run["db"], "2025-03", tmp_path, load_config(),
-                                     run_time=RUN_TIME)
+    pdf, data = write_monthly_report(run["db"], "2025-03", tmp_path, load_config())
     text = pdf_text(pdf)
     assert "No course ended in March 2025." in text
     assert "No infusion was administered in March 2025." in text
@@ -200,8 +198,7 @@ def test_small_cells_are_suppressed_when_configured(run: dict[str, Any], tmp_pat
     config_file = tmp_path / "suppress.toml"
     config_file.write_text("[definitions]\nsuppress_small_cells = true\nsmall_cell_max = 10\n",
                            encoding="utf-8")
-    pdf, data = write_monthly_report(run["db"], MONTH, tmp_path, load_config(config_file),
-                                     run_time=RUN_TIME)
+    pdf, data = write_monthly_report(run["db"], MONTH, tmp_path, load_config(config_file))
     text, report = pdf_text(pdf), json.loads(data.read_text(encoding="utf-8"))
     assert "<11" in text
     rates = walk_rates(report)
@@ -225,3 +222,70 @@ def test_small_cells_are_suppressed_when_configured(run: dict[str, Any], tmp_pat
         for row in breakdown["rows"]:
             for column in ("courses", "infusions"):
                 assert not (isinstance(row[column], int) and 1 <= row[column] <= 10)
+
+
+# ---------------------------------------------------------------------------------------------
+# Deterministic reports (issue 9): the same export, config and month give the same bytes
+
+
+@pytest.fixture(scope="module")
+def twin_dbs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One demo export loaded twice, into two separate databases (two loads, two clocks)."""
+    from pipeline.demo import write_demo
+    from pipeline.ingest import ingest
+
+    base = tmp_path_factory.mktemp("twins")
+    write_demo(base / "export", patients=120, seed=5, end=date(2026, 10, 31))
+    config = base / "suppress.toml"
+    config.write_text("[definitions]\nsuppress_small_cells = true\n", encoding="utf-8")
+    dbs = {}
+    for name in ("a", "b"):
+        dbs[name] = base / f"{name}.duckdb"
+        ingest(base / "export", dbs[name], load_config(), today=date(2026, 11, 28))
+    return {**dbs, "config": config}
+
+
+def pdf_dates(pdf: Path) -> list[str]:
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True,
+                          check=True).stdout
+    return [line for line in info.splitlines() if line.startswith(("CreationDate", "ModDate"))]
+
+
+def test_same_export_gives_byte_identical_monthly_reports(
+        twin_dbs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Twice from one database, and once from a second load of the same export: the JSON and
+    the PDF are the same bytes; the PDF is dated the last second of the month (UTC)."""
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    config = load_config(twin_dbs["config"])
+    runs = [write_monthly_report(twin_dbs[db], MONTH, tmp_path / out, config)
+            for db, out in (("a", "first"), ("a", "second"), ("b", "other-load"))]
+    for pdf, data in runs[1:]:
+        assert data.read_bytes() == runs[0][1].read_bytes()
+        assert pdf.read_bytes() == runs[0][0].read_bytes()
+    assert pdf_dates(runs[0][0]) == ["CreationDate:    Sat Oct 31 23:59:59 2026 UTC",
+                                     "ModDate:         Sat Oct 31 23:59:59 2026 UTC"]
+    text = runs[0][1].read_text(encoding="utf-8")
+    assert "run_time" not in text and "loaded_at" not in text
+    assert str(tmp_path) not in text and str(twin_dbs["a"].parent) not in text
+    report = json.loads(text)
+    assert report["provenance"]["load_id"] == 1
+    assert re.fullmatch(r"[0-9a-f]{12}", report["provenance"]["input_fingerprint"])
+    assert f"load 1, inputs {report['provenance']['input_fingerprint']}" in pdf_text(runs[0][0])
+
+
+def test_source_date_epoch_dates_the_pdf_and_changes_nothing_else(
+        twin_dbs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = load_config(twin_dbs["config"])
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    _, plain_json = write_monthly_report(twin_dbs["a"], MONTH, tmp_path / "plain", config)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1790000000")  # 2026-09-21 14:13:20 UTC
+    runs = [write_monthly_report(twin_dbs[db], MONTH, tmp_path / db, config) for db in "ab"]
+    assert runs[0][0].read_bytes() == runs[1][0].read_bytes()
+    assert runs[0][1].read_bytes() == runs[1][1].read_bytes() == plain_json.read_bytes()
+    assert pdf_dates(runs[0][0]) == ["CreationDate:    Mon Sep 21 14:13:20 2026 UTC",
+                                     "ModDate:         Mon Sep 21 14:13:20 2026 UTC"]
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    from pipeline.errors import InputError
+
+    with pytest.raises(InputError, match="SOURCE_DATE_EPOCH"):
+        write_monthly_report(twin_dbs["a"], MONTH, tmp_path / "bad", config)

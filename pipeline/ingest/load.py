@@ -33,7 +33,7 @@ def _one(con: duckdb.DuckDBPyConnection, query: str) -> Any:
     return con.execute(query).fetchall()[0][0]
 
 
-def _failed_load_message(data_dir: Path, db_path: Path, exc: duckdb.Error) -> str:
+def _failed_load_message(data_dir: Path, db_path: str | Path, exc: duckdb.Error) -> str:
     text = str(exc)
     if "No space left" in text or "File too large" in text or "Read-only file system" in text:
         cause = next(c for c in ("No space left on device", "File too large",

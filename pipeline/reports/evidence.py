@@ -4,12 +4,18 @@ metrics (compute_outcomes + compute_metrics as of one day) -> context (plain dic
 computed here) -> report_templates/evidence.html.j2 (formats only) -> PDF, and the same context
 as JSON. Small cells are always suppressed in this report (it may leave the clinic), whatever
 `suppress_small_cells` says. No patient or course identifier enters the context.
+
+Suppression goes through the same `Ledger` as the monthly report (monthly_cells.py):
+`register_cells` declares every count the report prints (a rate prints its numerator and
+denominator: a Wilson interval with its n gives both away) and the relations among them
+(docs/suppression.md, "Evidence report"); the ledger is solved before the context is built, so
+each rate entry knows whether it may print, and verdicts use only what is printed.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, time
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +30,7 @@ from pipeline.evidence.compare import (
     NOT_MEASURABLE,
     VERDICT_RULES,
     FunnelResult,
+    KMPoint,
     Verdict,
     funnel_result,
     is_small,
@@ -32,7 +39,6 @@ from pipeline.evidence.compare import (
     pooled_rate,
     range_verdict,
     rate_withheld,
-    suppress_partition,
     wilson_from_rate,
 )
 from pipeline.evidence.families import MATCH_RULE, EvidenceSettings, Family, evidence_settings
@@ -41,6 +47,8 @@ from pipeline.formatting import Suppressed, finite, json_ready
 from pipeline.methods import methods_sentences
 from pipeline.metrics import compute_metrics, rated_courses
 from pipeline.outcomes import compute_outcomes
+from pipeline.reports.dates import report_timestamp, w3c, write_report_files
+from pipeline.reports.monthly_cells import CountRef, Ledger
 from pipeline.stats import wilson
 
 TEMPLATE = "evidence.html.j2"
@@ -59,7 +67,7 @@ def rate_entry(numerator: int, denominator: int, k: int, hide: bool = False,
     """A rate dict for templates/_macros (rate, low, high, numerator, denominator, suppressed).
 
     Withheld when the numerator, its complement or the denominator is 1..k, or `hide` is set
-    (complementary suppression decided by the caller).
+    (complementary suppression decided by the ledger).
     """
     numerator, denominator = int(numerator), int(denominator)
     if denominator == 0:
@@ -87,24 +95,21 @@ def rate_entry(numerator: int, denominator: int, k: int, hide: bool = False,
             "denominator": denominator, "suppressed": False, "reason": None}
 
 
-def complement_entry(entry: dict[str, Any]) -> dict[str, Any]:
-    """1 - rate with the flipped interval (same withholding)."""
-    if entry["rate"] is None:
-        flipped = {key: value for key, value in entry.items()
-                   if key not in ("ceiling", "ceiling_high", "floor", "floor_low")}
-        if "ceiling" in entry:
-            flipped["floor"], flipped["floor_low"] = 1 - entry["ceiling"], 1 - entry["ceiling_high"]
-        if "floor" in entry:
-            flipped["ceiling"], flipped["ceiling_high"] = 1 - entry["floor"], 1 - entry["floor_low"]
-        flipped["numerator"] = None
-        return flipped
-    numerator = entry["denominator"] - entry["numerator"]
-    return {**entry, "rate": 1 - entry["rate"], "low": 1 - entry["high"],
-            "high": 1 - entry["low"], "numerator": numerator}
-
-
-def count_entry(count: int, k: int) -> int | Suppressed:
-    return Suppressed(k) if is_small(count, k) else int(count)
+def ledger_entry(cells: Ledger, numerator: CountRef, denominator: CountRef,
+                 reason: str | None = None) -> dict[str, Any]:
+    """The rate entry of a printed rate after the ledger decided: printed when both counts
+    are shown; otherwise withheld, with "<11" and the bound it implies when the numerator (or
+    its complement) is a small cell, and the denominator only as printed ("*" if withheld)."""
+    k, n = cells.value(numerator), cells.value(denominator)
+    shown = cells.shown(numerator) and cells.shown(denominator)
+    primary = rate_withheld(k, n, cells.small_cell_max)
+    entry = rate_entry(k, n, cells.small_cell_max, hide=not shown and not primary,
+                       reason=reason)
+    if entry["suppressed"] and not cells.shown(denominator):
+        entry["denominator"] = cells.printed(denominator)
+        for bound in ("ceiling", "ceiling_high", "floor", "floor_low"):
+            entry.pop(bound, None)
+    return entry
 
 
 # ---------------------------------------------------------------------------------------------
@@ -163,54 +168,218 @@ def outcome_counts(course_outcomes: pl.DataFrame, instruments: dict[str, Any]) -
     ).sort(["protocol_id", "instrument"])
 
 
-def clinic_rates(row: dict[str, Any], k: int, prefix: str = "") -> dict[str, Any]:
+# ---------------------------------------------------------------------------------------------
+# Cells of the report and the relations among them (registered before anything is printed)
+
+RATE_COUNTS = ["evaluable", "responders", "partial", "non_responders", "remitters",
+               "remission_evaluable", "itt", "itt_remission"]
+RATE_ROWS = [  # key, label, (numerator, denominator) for evaluable and for ITT
+    ("response", "Response (≥50% reduction)", ("responders", "evaluable"),
+     ("responders", "itt")),
+    ("remission", "Remission (endpoint at or below the cut-off)",
+     ("remitters", "remission_evaluable"), ("remitters", "itt_remission")),
+    ("non_response", "Non-response (<25% reduction)", ("non_responders", "evaluable"),
+     ("itt_non_response", "itt")),
+    ("not_response", "Did not reach response (<50% reduction)", ("not_responding", "evaluable"),
+     ("itt_not_responding", "itt")),
+]
+GAP_REASON = "withheld: would reveal fewer than 11 courses without an endpoint"
+
+
+def ek(protocol: str, instrument: str | None, what: str) -> tuple[str, str, str | None, str]:
+    """The ledger key of one count of the evidence report."""
+    return ("evidence", protocol, instrument, what)
+
+
+def register_rates(cells: Ledger, pid: str, instrument: str, row: dict[str, Any],
+                   prefix: str = "") -> dict[str, CountRef]:
+    """The counts behind clinic_rates with their relations: evaluable = responders + partial +
+    non-responders = responders + not responding; not responding = partial + non-responders;
+    ITT = evaluable + no endpoint; ITT non-response = non-responders + no endpoint; ITT not
+    responding = ITT − responders = not responding + no endpoint; evaluable = remission-
+    evaluable + baseline at or below the cutoff; ITT remission = remission-evaluable + no
+    endpoint among those."""
+    c = {name: cells.virtual(ek(pid, instrument, prefix + name), int(row[prefix + name]))
+         for name in RATE_COUNTS}
+    evaluable, responders = c["evaluable"], c["responders"]
+    cells.add(evaluable, [responders, c["partial"], c["non_responders"]])
+    c["not_responding"] = cells.split(evaluable, [responders],
+                                      ek(pid, instrument, prefix + "not_responding"))
+    cells.add(c["not_responding"], [c["partial"], c["non_responders"]])
+    gap = cells.split(c["itt"], [evaluable], ek(pid, instrument, prefix + "no endpoint"))
+    c["itt_non_response"] = cells.virtual(ek(pid, instrument, prefix + "itt_non_response"),
+                                          cells.value(c["non_responders"]) + cells.value(gap))
+    cells.add(c["itt_non_response"], [c["non_responders"], gap])
+    c["itt_not_responding"] = cells.split(c["itt"], [responders],
+                                          ek(pid, instrument, prefix + "itt_not_responding"))
+    cells.add(c["itt_not_responding"], [c["not_responding"], gap])
+    cells.split(evaluable, [c["remission_evaluable"]],
+                ek(pid, instrument, prefix + "remission not evaluable"))
+    cells.split(c["itt_remission"], [c["remission_evaluable"]],
+                ek(pid, instrument, prefix + "remission no endpoint"))
+    c["gap"] = gap
+    return c
+
+
+def print_rate(cells: Ledger, numerator: CountRef, denominator: CountRef, keep: int = 0,
+               denominator_keep: int = 2) -> None:
+    """Mark a rate as printed (`keep`: how late a count is chosen for complementary
+    suppression). When its complement is a small cell, the printed bound ("at least
+    (n − 10)/n") says so: the complement then counts as a printed "<11"."""
+    cells.rate(cells.show(numerator, keep), cells.show(denominator, denominator_keep))
+    complement = cells.complement(numerator, denominator)
+    if cells.small(cells.value(complement)):
+        cells.show(complement)
+
+
+def print_rates(cells: Ledger, c: dict[str, CountRef], rows: int = 4, keep: int = 0) -> None:
+    """The rate table: evaluable-course rates are kept longest (the evaluable count last of
+    all: every comparison with the studies rests on it), ITT rates give way first."""
+    cells.show(c["evaluable"], keep=keep + 2)
+    for _, _, evaluable, itt in RATE_ROWS[:rows]:
+        print_rate(cells, c[evaluable[0]], c[evaluable[1]], keep,
+                   keep + 2 if evaluable[1] == "evaluable" else keep + 1)
+        print_rate(cells, c[itt[0]], c[itt[1]], 0, keep + 1)
+
+
+def clinic_rates(cells: Ledger, c: dict[str, CountRef]) -> dict[str, Any]:
     """Response, remission, non-response, did-not-reach-response (evaluable and ITT)."""
-    p = prefix
-    evaluable = int(row[f"{p}evaluable"])
-    cells = {"response": int(row[f"{p}responders"]), "partial": int(row[f"{p}partial"]),
-             "non_response": int(row[f"{p}non_responders"])}
-    hidden = suppress_partition(cells, k, protect=("response",))
+    gap_small = cells.small(cells.value(c["gap"]))
+    rows = []
+    for key, label, evaluable, itt in RATE_ROWS:
+        itt_entry = ledger_entry(cells, c[itt[0]], c[itt[1]])
+        if itt_entry["suppressed"] and gap_small:
+            itt_entry["reason"] = GAP_REASON
+        row = {"key": key, "label": label,
+               "evaluable": ledger_entry(cells, c[evaluable[0]], c[evaluable[1]]),
+               "itt": itt_entry}
+        if key == "non_response":
+            row["itt_note"] = "ITT counts a course without an endpoint as non-response"
+        rows.append(row)
+    return {"evaluable": cells.printed(c["evaluable"]), "itt": cells.printed(c["itt"]),
+            "rows": rows}
 
-    def complementary(name: str) -> bool:
-        return name in hidden and not is_small(cells[name], k)
 
-    response = rate_entry(cells["response"], evaluable, k, complementary("response"))
-    non_response = rate_entry(cells["non_response"], evaluable, k, complementary("non_response"))
-    if complementary("non_response") and is_small(cells["partial"], k) and evaluable > k:
-        # Printed response and "<11" partial responders bound non-response from below.
-        least = max(evaluable - cells["response"] - k, 0)
-        non_response["floor"] = least / evaluable
-        non_response["floor_low"] = (wilson(least, evaluable) or (0, 1))[0]
-    remission = rate_entry(int(row[f"{p}remitters"]), int(row[f"{p}remission_evaluable"]), k)
-    # ITT: the gap between ITT and evaluable denominators (courses without an endpoint) must
-    # not be a small cell, or the ITT rates would reveal it.
-    itt_n = int(row[f"{p}itt"])
-    gap = itt_n - evaluable
-    remission_gap = int(row[f"{p}itt_remission"]) - int(row[f"{p}remission_evaluable"])
-    gap_reason = "withheld: would reveal fewer than 11 courses without an endpoint"
-    itt_response = rate_entry(cells["response"], itt_n, k, is_small(gap, k) or response["suppressed"],
-                              gap_reason if is_small(gap, k) else None)
-    itt_remission = rate_entry(int(row[f"{p}remitters"]), int(row[f"{p}itt_remission"]),
-                               k, is_small(remission_gap, k) or remission["suppressed"],
-                               gap_reason if is_small(remission_gap, k) else None)
-    itt_non = rate_entry(cells["non_response"] + gap, itt_n, k,
-                         is_small(gap, k) or non_response["suppressed"],
-                         gap_reason if is_small(gap, k) else None)
-    return {
-        "evaluable": count_entry(evaluable, k),
-        "itt": count_entry(itt_n, k),
-        "rows": [
-            {"key": "response", "label": "Response (≥50% reduction)",
-             "evaluable": response, "itt": itt_response},
-            {"key": "remission", "label": "Remission (endpoint at or below the cut-off)",
-             "evaluable": remission, "itt": itt_remission},
-            {"key": "non_response", "label": "Non-response (<25% reduction)",
-             "evaluable": non_response, "itt": itt_non,
-             "itt_note": "ITT counts a course without an endpoint as non-response"},
-            {"key": "not_response", "label": "Did not reach response (<50% reduction)",
-             "evaluable": complement_entry(response), "itt": complement_entry(itt_response)},
-        ],
-    }
+def km_frames(metrics: dict[str, pl.DataFrame], pid: str, instrument: str
+              ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Rated courses with infusions to response (or last scored infusion) and the durability
+    courses of one protocol x instrument: the Kaplan-Meier inputs of two claims."""
+    rated = rated_courses(metrics["course_outcomes"]).filter(
+        (pl.col("protocol_id") == pid) & (pl.col("instrument") == instrument)
+    ).with_columns(
+        responded=pl.col("infusions_to_response").is_not_null(),
+        infusion_number=pl.coalesce("infusions_to_response", "last_scored_infusion"),
+    ).filter(pl.col("infusion_number").is_not_null())
+    durable = metrics["durability_courses"].filter(
+        (pl.col("protocol_id") == pid) & (pl.col("instrument") == instrument))
+    return rated, durable
+
+
+def km_point(frame: pl.DataFrame, duration: str, event: str, at: float) -> KMPoint | None:
+    return km_at([float(d) for d in frame[duration].to_list()],
+                 [bool(e) for e in frame[event].to_list()], at)
+
+
+def register_km(cells: Ledger, pid: str, instrument: str, name: str, point: KMPoint | None,
+                total: CountRef) -> None:
+    """A Kaplan-Meier estimate printed with its interval gives away the events and the
+    censored courses up to its time: those are its cells (all printed or none), adding up
+    with the courses still at risk to its subjects, which are part of `total`."""
+    if point is None:
+        return
+    subjects = cells.count(ek(pid, instrument, f"{name} subjects"), point.subjects, keep=2)
+    events = cells.count(ek(pid, instrument, f"{name} events"), point.events_by_time)
+    censored = cells.count(ek(pid, instrument, f"{name} censored"),
+                           point.subjects - point.events_by_time - point.at_risk_after)
+    cells.split(subjects, [events, censored], ek(pid, instrument, f"{name} still at risk"))
+    cells.split(total, [subjects], ek(pid, instrument, f"{name} not counted"))
+    cells.atomic([subjects, events, censored])
+
+
+def register_cells(cells: Ledger, counts: dict[tuple[str, str], dict[str, Any]],
+                   metrics: dict[str, pl.DataFrame], completion: dict[str, dict[str, int]],
+                   protocol_rows: list[dict[str, Any]], config: Config,
+                   settings: EvidenceSettings) -> dict[tuple[str, str], dict[str, CountRef]]:
+    """Every count the report prints, with the relations a reader could use (before solve)."""
+    instrument = settings.primary_instrument
+    registered: dict[tuple[str, str], dict[str, CountRef]] = {}
+    for p in protocol_rows:
+        pid = p["protocol_id"]
+        planned = int(p.get("planned_infusions") or 0)
+        row = counts.get((pid, instrument))
+        finished = completion.get(pid)
+        if row is None:
+            continue
+        nip = cells.count(ek(pid, None, "not in progress"), int(row["courses_not_in_progress"]),
+                          keep=3)
+        cells.count(ek(pid, None, "in progress"), int(row["in_progress"]))
+        for (cpid, inst), crow in counts.items():
+            if cpid != pid:
+                continue
+            c = registered[(pid, inst)] = register_rates(cells, pid, inst, crow)
+            cells.split(nip, [c["itt"]], ek(pid, inst, "no baseline"))
+            if inst != instrument and int(crow["evaluable"]) > 0:
+                cells.show(c["evaluable"], keep=2)
+                for _, _, (k, n), _ in RATE_ROWS[:3]:
+                    print_rate(cells, c[k], c[n])
+        c = registered[(pid, instrument)]
+        print_rates(cells, c, keep=1)  # the protocol's own rates: withheld last
+        # case mix: baseline at or above caseness, >= 15, >= 20, and rates restricted to caseness
+        case = register_rates(cells, pid, instrument, row, prefix="case_")
+        registered[(pid, "case")] = case
+        for name in [*RATE_COUNTS, "not_responding", "itt_non_response", "itt_not_responding"]:
+            cells.split(c[name], [case[name]], ek(pid, instrument, f"below caseness {name}"))
+        severe = {limit: cells.count(ek(pid, instrument, f"baseline >= {limit}"),
+                                     int(row[f"severe_{limit}"])) for limit in (15, 20)}
+        cells.split(severe[15], [severe[20]], ek(pid, instrument, "baseline 15-19"))
+        caseness = float(config.instruments[instrument].caseness or 0)
+        for limit, cell in severe.items():
+            if caseness <= limit:
+                cells.split(case["evaluable"], [cell], ek(pid, instrument, f"caseness to {limit}"))
+            else:
+                cells.split(cell, [case["evaluable"]], ek(pid, instrument, f"{limit} to caseness"))
+            print_rate(cells, cell, c["evaluable"])
+        print_rate(cells, case["evaluable"], c["evaluable"])
+        if not rate_withheld(cells.value(case["evaluable"]), cells.value(c["evaluable"]),
+                             cells.small_cell_max):
+            # the restricted rates print only when the share at caseness does (_case_mix)
+            print_rates(cells, case, rows=3)
+        # claims
+        same = metrics["same_session_effect"].filter(
+            (pl.col("protocol_id") == pid) & (pl.col("instrument") == instrument)).to_dicts()
+        measured = cells.count(ek(pid, instrument, "same-session measured"),
+                               int(same[0]["measured"]) if same else 0)
+        halved = cells.count(ek(pid, instrument, "same-session halved"),
+                             int(same[0]["reduced_by_half"]) if same else 0)
+        print_rate(cells, halved, measured)
+        ever = cells.count(ek(pid, instrument, "ever responded"), int(row["ever_responded"]))
+        classes = [cells.count(ek(pid, instrument, cls), int(row[cls]))
+                   for cls in ("early", "gradual", "late")]
+        cells.add(ever, classes)
+        cells.split(c["evaluable"], [ever], ek(pid, instrument, "never responded"))
+        if planned >= 5:
+            for cell in classes:
+                print_rate(cells, cell, ever)
+        rated, durable = km_frames(metrics, pid, instrument)
+        if planned >= CLAIM_INFUSIONS:
+            point = km_point(rated, "infusion_number", "responded", CLAIM_INFUSIONS)
+            register_km(cells, pid, instrument, "km4", point, c["evaluable"])
+            if point is not None:
+                # responses by infusion 4 are the early and gradual responders
+                cells.add(ek(pid, instrument, "km4 events"), classes[:2])
+        register_km(cells, pid, instrument, "durability",
+                    km_point(durable, "days", "relapsed", DURABILITY_DAYS), c["responders"])
+        if finished and planned > 1:
+            done = cells.count(ek(pid, None, "finished"), finished["finished"], keep=3)
+            cells.add(nip, [done])  # the same courses, counted from the course table
+            completed = cells.count(ek(pid, None, "completed"), finished["completed"])
+            within = cells.count(ek(pid, None, "completed within planned days"),
+                                 finished["within"])
+            cells.split(done, [completed], ek(pid, None, "not completed"))
+            cells.split(completed, [within], ek(pid, None, "completed late"))
+            print_rate(cells, completed, done)
+            print_rate(cells, within, done)
+    return registered
 
 
 # ---------------------------------------------------------------------------------------------
@@ -304,15 +473,20 @@ def _verdict_dict(v: Verdict) -> dict[str, Any]:
     return {"verdict": v.verdict, "strength": v.strength, "text": v.text, "reason": v.reason}
 
 
-def _km_estimate(frame: pl.DataFrame, duration: str, event: str, at: float, k: int,
-                 cumulative: bool) -> dict[str, Any]:
-    """KM estimate at `at` (1 - S when cumulative) with a 95% interval, or a withheld marker."""
-    point = km_at([float(d) for d in frame[duration].to_list()],
-                  [bool(e) for e in frame[event].to_list()], at)
-    if point is None or point.subjects <= k:
-        return {"rate": None, "low": None, "high": None, "suppressed": point is not None,
-                "subjects": count_entry(point.subjects if point else 0, k),
-                "reason": "fewer than 11 courses" if point else "no courses"}
+def _km_estimate(cells: Ledger, pid: str, instrument: str, name: str,
+                 point: KMPoint | None, at: float, cumulative: bool) -> dict[str, Any]:
+    """KM estimate at `at` (1 - S when cumulative) with a 95% interval, or a withheld marker
+    (when its events, censored courses or subjects are withheld: see register_km)."""
+    if point is None:
+        return {"rate": None, "low": None, "high": None, "suppressed": False, "subjects": 0,
+                "reason": "no courses"}
+    members = [ek(pid, instrument, f"{name} {what}") for what in ("subjects", "events",
+                                                                 "censored")]
+    subjects = cells.printed(members[0])
+    if not all(cells.shown(m) for m in members):
+        return {"rate": None, "low": None, "high": None, "suppressed": True,
+                "subjects": subjects if isinstance(subjects, Suppressed) else None,
+                "reason": "fewer than 11 courses in a cell"}
     if not point.followed_to_time:
         return {"rate": None, "low": None, "high": None, "suppressed": False,
                 "subjects": point.subjects, "reason": f"no course followed to {at:g}"}
@@ -346,10 +520,9 @@ def bound_verdict(entry: dict[str, Any], claim_low: float, claim_high: float) ->
     return Verdict(NOT_MEASURABLE, None, "withheld: fewer than 11 courses in a cell")
 
 
-def claims_for(protocol: dict[str, Any], counts: dict[str, Any] | None,
-               metrics: dict[str, pl.DataFrame], completion: dict[str, Any],
-               instrument: str, settings: EvidenceSettings, k: int,
-               refs: dict[str, int]) -> list[dict[str, Any]]:
+def claims_for(protocol: dict[str, Any], c: dict[str, CountRef] | None,
+               metrics: dict[str, pl.DataFrame], cells: Ledger, instrument: str,
+               settings: EvidenceSettings, refs: dict[str, int]) -> list[dict[str, Any]]:
     pid = protocol["protocol_id"]
     planned = int(protocol.get("planned_infusions") or 0)
     claims: list[dict[str, Any]] = []
@@ -372,10 +545,12 @@ def claims_for(protocol: dict[str, Any], counts: dict[str, Any] | None,
     # 1. Relief within about an hour -> same-session effect of infusion 1
     same = metrics["same_session_effect"].filter(
         (pl.col("protocol_id") == pid) & (pl.col("instrument") == instrument)).to_dicts()
-    measured = int(same[0]["measured"]) if same else 0
-    halved = int(same[0]["reduced_by_half"]) if same else 0
-    entry = rate_entry(halved, measured, k) if measured else None
-    mean_change = same[0]["mean_change"] if same and measured > k else None
+    measured = ek(pid, instrument, "same-session measured")
+    entry = (ledger_entry(cells, CountRef(ek(pid, instrument, "same-session halved")),
+                          CountRef(measured))
+             if cells.has(measured) and cells.value(measured) else None)
+    mean_change = (same[0]["mean_change"] if same and entry is not None
+                   and cells.shown(measured) else None)
     add("relief_hour", "Relief within about an hour",
         "Share with a ≥50% same-day reduction after infusion 1 (pre and same-day post score)",
         "most patients: 50–100%", entry,
@@ -385,12 +560,7 @@ def claims_for(protocol: dict[str, Any], counts: dict[str, Any] | None,
         needs="a pre score and a post score on the day of infusion 1 (timing pre/post)")
 
     # 2. Most people better after 3-4 infusions -> KM cumulative response after 4
-    rated = rated_courses(metrics["course_outcomes"]).filter(
-        (pl.col("protocol_id") == pid) & (pl.col("instrument") == instrument)
-    ).with_columns(
-        responded=pl.col("infusions_to_response").is_not_null(),
-        infusion_number=pl.coalesce("infusions_to_response", "last_scored_infusion"),
-    ).filter(pl.col("infusion_number").is_not_null())
+    rated, durable = km_frames(metrics, pid, instrument)
     summary = metrics["protocol_summary"].filter(
         (pl.col("protocol_id") == pid) & (pl.col("instrument") == instrument)).to_dicts()
     median = summary[0]["median_infusions_to_response"] if summary else None
@@ -400,7 +570,9 @@ def claims_for(protocol: dict[str, Any], counts: dict[str, Any] | None,
             Verdict(NOT_MEASURABLE, None, f"the plan has {planned} infusion(s)"),
             needs="a protocol with at least 4 infusions")
     else:
-        km = _km_estimate(rated, "infusion_number", "responded", CLAIM_INFUSIONS, k, True)
+        km = _km_estimate(cells, pid, instrument, "km4",
+                          km_point(rated, "infusion_number", "responded", CLAIM_INFUSIONS),
+                          CLAIM_INFUSIONS, True)
         add("better_3_4", "Most people feel significantly better after 3–4 infusions",
             f"Kaplan–Meier cumulative response after {CLAIM_INFUSIONS} infusions", "50–100%",
             km, judge(km, *MOST, "no rated courses"),
@@ -409,7 +581,7 @@ def claims_for(protocol: dict[str, Any], counts: dict[str, Any] | None,
             else None, needs="scores between infusions (before infusion n+1)")
 
     # 3. Early / gradual / late mix
-    if counts is None or planned < 5:
+    if c is None or planned < 5:
         add("timing_mix", "Early responders after 1–2 infusions, late responders after 4–5",
             "Responders by infusions to response: early 1–2, gradual 3–4, late ≥5",
             "each of early and late ≥10% of responders", None,
@@ -417,11 +589,9 @@ def claims_for(protocol: dict[str, Any], counts: dict[str, Any] | None,
                     if planned < 5 else "no rated courses"),
             needs="a protocol with at least 5 infusions and scores between infusions")
     else:
-        n = int(counts["ever_responded"])
-        cells = {c: int(counts[c]) for c in ("early", "gradual", "late")}
-        hidden = suppress_partition(cells, k)
-        shares = {c: rate_entry(v, n, k, c in hidden and not is_small(v, k))
-                  for c, v in cells.items()}
+        ever = CountRef(ek(pid, instrument, "ever responded"))
+        shares = {cls: ledger_entry(cells, CountRef(ek(pid, instrument, cls)), ever)
+                  for cls in ("early", "gradual", "late")}
         early, late = shares["early"], shares["late"]
         verdict = mix_verdict(_mix_share(early), _mix_share(late),
                               missing_reason="a class is withheld (fewer than 11 courses)")
@@ -429,13 +599,13 @@ def claims_for(protocol: dict[str, Any], counts: dict[str, Any] | None,
             "Responders by infusions to response: early 1–2, gradual 3–4, late ≥5",
             "each of early and late ≥10% of responders", None, verdict,
             needs="scores between infusions")
-        claims[-1]["mix"] = [{"label": lbl, **shares[c]} for c, lbl in
+        claims[-1]["mix"] = [{"label": lbl, **shares[cls]} for cls, lbl in
                              (("early", "early (1–2)"), ("gradual", "gradual (3–4)"),
                               ("late", "late (≥5)"))]
-        claims[-1]["mix_n"] = count_entry(n, k)
+        claims[-1]["mix_n"] = cells.printed(ever)
 
     # 4. "About 20-30% do not respond" -> non-response, and did not reach response
-    rates = clinic_rates(counts, k) if counts is not None else None
+    rates = clinic_rates(cells, c) if c is not None else None
     non = rates["rows"][2]["evaluable"] if rates else None
     not_resp = rates["rows"][3]["evaluable"] if rates else None
     add("non_response", "About 20–30% do not respond",
@@ -447,11 +617,11 @@ def claims_for(protocol: dict[str, Any], counts: dict[str, Any] | None,
         extra="the reading used by published trials (the complement of response)")
 
     # 5. Sustained relief for weeks to months -> durability among endpoint responders
-    durable = metrics["durability_courses"].filter(
-        (pl.col("protocol_id") == pid) & (pl.col("instrument") == instrument))
     dsum = metrics["durability_summary"].filter(
         (pl.col("protocol_id") == pid) & (pl.col("instrument") == instrument)).to_dicts()
-    km_d = _km_estimate(durable, "days", "relapsed", DURABILITY_DAYS, k, False)
+    km_d = _km_estimate(cells, pid, instrument, "durability",
+                        km_point(durable, "days", "relapsed", DURABILITY_DAYS),
+                        DURABILITY_DAYS, False)
     median_days = dsum[0]["median_days_to_relapse"] if dsum else None
     murrough = settings.registry.get("murrough2013_biolpsych")
     published = (f"published: median {murrough.median_days_to_relapse:g} days to relapse after 6 "
@@ -473,13 +643,19 @@ def claims_for(protocol: dict[str, Any], counts: dict[str, Any] | None,
     if planned <= 1:
         return claims
     plan = f"{planned} infusions over {protocol.get('planned_days')} days"
-    entry = completion.get("completed")
+    finished = ek(pid, None, "finished")
+    completed = within = None
+    if cells.has(finished):
+        completed = ledger_entry(cells, CountRef(ek(pid, None, "completed")), CountRef(finished))
+        within = ledger_entry(cells, CountRef(ek(pid, None, "completed within planned days")),
+                              CountRef(finished))
     add("completion", "The standard course is six infusions over 12 days"
         if (planned, protocol.get("planned_days")) == (6, 12)
         else f"The course is the planned series ({plan})",
         f"Share of courses (not in progress) completing the planned {planned} infusions",
-        "most courses: 50–100%", entry, judge(entry, *MOST, "no finished courses"),
-        extra=_within_days_text(completion.get("within_days"), protocol.get("planned_days")))
+        "most courses: 50–100%", completed, judge(completed, *MOST, "no finished courses"),
+        extra=_within_days_text(within, protocol.get("planned_days")))
+    claims[-1]["within_days"] = within  # printed in `extra`; here as numbers too
     return claims
 
 
@@ -496,8 +672,8 @@ def _within_days_text(entry: dict[str, Any] | None, days: Any) -> str | None:
             f"({100 * entry['low']:.1f}–{100 * entry['high']:.1f}%)")
 
 
-def completion_rates(courses: pl.DataFrame, protocols: pl.DataFrame, k: int) -> dict[str, Any]:
-    """Per protocol: share of finished courses completing the plan, and within planned days."""
+def completion_counts(courses: pl.DataFrame, protocols: pl.DataFrame) -> dict[str, dict[str, int]]:
+    """Per protocol: finished courses, those completing the plan, and within planned days."""
     frame = courses.filter(pl.col("status") != "in_progress").join(
         protocols.select("protocol_id", "planned_days"), on="protocol_id", how="left"
     ).with_columns(
@@ -509,41 +685,44 @@ def completion_rates(courses: pl.DataFrame, protocols: pl.DataFrame, k: int) -> 
         within=((pl.col("status") == "completed")
                 & (pl.col("span_days") <= pl.col("planned_days"))).sum(),
     ).sort("protocol_id")
-    result = {}
-    for row in counts.to_dicts():
-        result[row["protocol_id"]] = {
-            "finished": count_entry(row["finished"], k),
-            "completed": rate_entry(row["completed"], row["finished"], k),
-            "within_days": rate_entry(row["within"], row["finished"], k),
-        }
-    return result
+    return {row["protocol_id"]: {key: int(row[key]) for key in ("finished", "completed", "within")}
+            for row in counts.to_dicts()}
 
 
 # ---------------------------------------------------------------------------------------------
 # The whole context
 
 
-def _case_mix(row: dict[str, Any], instrument: Any, k: int) -> dict[str, Any]:
-    evaluable = int(row["evaluable"])
-    share10 = rate_entry(int(row["case_share_10"]), evaluable, k)
-    restricted_hidden = share10["suppressed"]
-    rates = clinic_rates(row, k, prefix="case_")
+def _case_mix(cells: Ledger, pid: str, row: dict[str, Any], instrument: str,
+              config: Config) -> dict[str, Any]:
+    c = CountRef(ek(pid, instrument, "evaluable"))
+    case = {name: CountRef(ek(pid, instrument, "case_" + name)) for name in
+            [*RATE_COUNTS, "not_responding", "itt_non_response", "itt_not_responding",
+             "no endpoint"]}
+    case["gap"] = case["no endpoint"]
+    share10 = ledger_entry(cells, case["evaluable"], c)
+    rates = clinic_rates(cells, case)
+    restricted_hidden = share10["suppressed"] or all(
+        r[key]["suppressed"] for r in rates["rows"][:3] for key in ("evaluable", "itt"))
     if restricted_hidden:
         for r in rates["rows"]:
             for key in ("evaluable", "itt"):
                 r[key] = {**r[key], "rate": None, "low": None, "high": None, "numerator": None,
                           "denominator": None, "suppressed": True,
-                          "reason": "withheld: would reveal fewer than 11 courses below caseness"}
+                          "reason": "withheld: would reveal fewer than 11 courses"}
+                for bound in ("ceiling", "ceiling_high", "floor", "floor_low"):
+                    r[key].pop(bound, None)
         rates["evaluable"] = rates["itt"] = None
+    evaluable_shown = cells.shown(c)
     return {
         "restricted_withheld": restricted_hidden,
-        "caseness": instrument.caseness,
-        "median_baseline": row["median_baseline"] if evaluable > k else None,
-        "q1_baseline": row["q1_baseline"] if evaluable > k else None,
-        "q3_baseline": row["q3_baseline"] if evaluable > k else None,
+        "caseness": config.instruments[instrument].caseness,
+        "median_baseline": row["median_baseline"] if evaluable_shown else None,
+        "q1_baseline": row["q1_baseline"] if evaluable_shown else None,
+        "q3_baseline": row["q3_baseline"] if evaluable_shown else None,
         "share_caseness": share10,
-        "share_15": rate_entry(int(row["severe_15"]), evaluable, k),
-        "share_20": rate_entry(int(row["severe_20"]), evaluable, k),
+        "share_15": ledger_entry(cells, CountRef(ek(pid, instrument, "baseline >= 15")), c),
+        "share_20": ledger_entry(cells, CountRef(ek(pid, instrument, "baseline >= 20")), c),
         "restricted": rates,
     }
 
@@ -575,15 +754,26 @@ def build_context(metrics: dict[str, pl.DataFrame], courses: pl.DataFrame,
                   protocols: pl.DataFrame, config: Config, settings: EvidenceSettings,
                   as_of: date) -> dict[str, Any]:
     """Everything the report prints, computed here (pure: frames in, plain dict out)."""
+    return build_ledger_context(metrics, courses, protocols, config, settings, as_of)[0]
+
+
+def build_ledger_context(metrics: dict[str, pl.DataFrame], courses: pl.DataFrame,
+                         protocols: pl.DataFrame, config: Config, settings: EvidenceSettings,
+                         as_of: date) -> tuple[dict[str, Any], Ledger]:
+    """The context and the solved ledger behind it (tests read the ledger's self-checks)."""
     k = config.definitions.small_cell_max
     instrument = settings.primary_instrument
     counts = {(r["protocol_id"], r["instrument"]): r
               for r in outcome_counts(metrics["course_outcomes"], config.instruments).to_dicts()}
-    completion = completion_rates(courses, protocols, k)
+    completion = completion_counts(courses, protocols)
     protocol_rows = protocols.sort("protocol_id").to_dicts()
     # Order: induction protocols first, by plan; maintenance last.
     protocol_rows.sort(key=lambda p: ((p.get("phase") or "") == "maintenance",
                                       p.get("planned_infusions") != 6, p["protocol_id"]))
+    cells = Ledger(on=True, small_cell_max=k)  # always on: this report may leave the clinic
+    registered = register_cells(cells, counts, metrics, completion, protocol_rows, config,
+                                settings)
+    cells.solve()
 
     cited: list[str] = []
     for p in protocol_rows:
@@ -604,16 +794,17 @@ def build_context(metrics: dict[str, pl.DataFrame], courses: pl.DataFrame,
             "planned_infusions": p.get("planned_infusions"), "planned_days": p.get("planned_days"),
             "dose_mg_per_kg": p.get("dose_mg_per_kg"), "infusion_minutes": p.get("infusion_minutes"),
             "instrument": instrument, "families": [], "claims": [],
-            "in_progress": count_entry(int(row["in_progress"]), k) if row else 0,
-            "courses_not_in_progress": count_entry(int(row["courses_not_in_progress"]), k)
+            "in_progress": cells.printed(ek(pid, None, "in progress")) if row else 0,
+            "courses_not_in_progress": cells.printed(ek(pid, None, "not in progress"))
             if row else 0,
         }
-        if row is None:
+        c = registered.get((pid, instrument)) if row else None
+        if row is None or c is None:
             section["rates"] = None
             section["case_mix"] = None
         else:
-            section["rates"] = clinic_rates(row, k)
-            section["case_mix"] = _case_mix(row, config.instruments[instrument], k)
+            section["rates"] = clinic_rates(cells, c)
+            section["case_mix"] = _case_mix(cells, pid, row, instrument, config)
             response = section["rates"]["rows"][0]["evaluable"]
             remission = section["rates"]["rows"][1]["evaluable"]
             case_response = section["case_mix"]["restricted"]["rows"][0]["evaluable"]
@@ -623,29 +814,30 @@ def build_context(metrics: dict[str, pl.DataFrame], courses: pl.DataFrame,
         section["populations"] = sorted({settings.registry[sid].population
                                          for f in families for sid in f.pooled})
         section["other_instruments"] = [
-            {"instrument": inst, **clinic_rates(counts[(pid, inst)], k)}
+            {"instrument": inst, **clinic_rates(cells, registered[(pid, inst)])}
             for inst in config.instruments
             if inst != instrument and (pid, inst) in counts and counts[(pid, inst)]["evaluable"] > 0
+            and row is not None
         ]
         if (p.get("phase") or "") != "maintenance":
-            section["claims"] = claims_for(p, row, metrics, completion.get(pid, {}), instrument,
-                                           settings, k, refs)
+            section["claims"] = claims_for(p, c, metrics, cells, instrument, settings, refs)
         sections.append(section)
 
     summary = [_summary_row(s) for s in sections]
     claim_keys = [c["key"] for s in sections for c in s["claims"]]
     claim_matrix = []
     for key in dict.fromkeys(claim_keys):
-        cells = []
+        verdicts = []
         label = None
         for s in sections:
             found = next((c for c in s["claims"] if c["key"] == key), None)
             if found:
                 label = label or found["claim"]
-            cells.append(found["verdict"]["text"] if found else "not assessed")
-        claim_matrix.append({"key": key, "claim": label, "cells": cells})
+            verdicts.append(found["verdict"]["text"] if found else "not assessed")
+        claim_matrix.append({"key": key, "claim": label, "cells": verdicts})
 
     caveats = _caveats(settings, refs)
+    registry = settings.registry_path
     return {
         "report": "evidence",
         "as_of": as_of.isoformat(),
@@ -653,7 +845,8 @@ def build_context(metrics: dict[str, pl.DataFrame], courses: pl.DataFrame,
         "version": pipeline.__version__,
         "primary_instrument": instrument,
         "small_cell_max": k,
-        "registry_path": settings.registry_path,
+        # the file's name, not its path: a report must not depend on where it was run
+        "registry_path": registry if registry == "built-in registry" else Path(registry).name,
         "registry_rows": len(settings.registry),
         "protocols": sections,
         "summary": summary,
@@ -668,7 +861,7 @@ def build_context(metrics: dict[str, pl.DataFrame], courses: pl.DataFrame,
         "methods": methods_sentences(config),
         "evidence_methods": _evidence_methods(k),
         "definitions_in_force": config.definitions_in_force(),
-    }
+    }, cells
 
 
 def _summary_row(section: dict[str, Any]) -> dict[str, Any]:
@@ -741,11 +934,16 @@ def _evidence_methods(k: int) -> list[dict[str, str]]:
          "log(−log) scale; they are withheld when fewer than 11 courses contribute."},
         {"definition": "Small cells", "text": f"Always on in this report: counts from 1 to {k} "
          f"print as \"<{k + 1}\" and rates built on them are withheld, as are rates whose "
-         "complement is 1–10. Complementary suppression: within response / partial / non-response "
-         "(and early / gradual / late) a second cell is withheld when one alone would be "
-         "derivable; ITT rates are withheld when the courses without an endpoint number 1–10; "
-         "rates restricted to baseline ≥ caseness are withheld when the courses below caseness "
-         "number 1–10."},
+         "complement is 1–10. Complementary suppression: no count of 1–10 may be worked out "
+         "from the printed ones either. Every printed rate counts as printing its numerator and "
+         "denominator (its interval gives them away), and the relations among them are checked "
+         "together: response + partial + non-response = evaluable courses; ITT = evaluable + "
+         "courses without an endpoint; the caseness-restricted counts plus those below caseness "
+         "= all; early + gradual + late = responders by infusions to response; a Kaplan–Meier "
+         "estimate gives away the events and censored courses up to its time; completion "
+         "within the planned days is part of completion. When a small count could be derived, "
+         "a further rate is withheld (the smallest that closes the gap), and this repeats until "
+         "none can (docs/suppression.md)."},
     ]
 
 
@@ -780,15 +978,21 @@ def load_inputs(db_path: Path, as_of: date, config: Config
     return metrics, frames.courses, protocols
 
 
+def evidence_context(db_path: str | Path, as_of: date, config: Config) -> dict[str, Any]:
+    """The report's context (what the JSON holds), without rendering the PDF."""
+    settings = evidence_settings(config)
+    metrics, courses, protocols = load_inputs(Path(db_path), as_of, config)
+    return finite(build_context(metrics, courses, protocols, config, settings, as_of))
+
+
 def write_evidence_report(db_path: str | Path, as_of: date, out_dir: Path,
                           config: Config) -> list[Path]:
     """SPEC §3 `outcomes report evidence`: evidence-YYYY-MM-DD.pdf and .json in out_dir."""
     from pipeline.render import Renderer
     from pipeline.reports.evidence_charts import forest_plot, funnel_plot
 
-    settings = evidence_settings(config)  # config errors first, before any work
-    metrics, courses, protocols = load_inputs(Path(db_path), as_of, config)
-    context = finite(build_context(metrics, courses, protocols, config, settings, as_of))
+    evidence_settings(config)  # config errors first, before any work
+    context = evidence_context(db_path, as_of, config)
     charts = {}
     for section in context["protocols"]:
         if section["families"]:
@@ -800,7 +1004,7 @@ def write_evidence_report(db_path: str | Path, as_of: date, out_dir: Path,
     out_dir.mkdir(parents=True, exist_ok=True)
     pdf_path = out_dir / f"evidence-{as_of.isoformat()}.pdf"
     json_path = out_dir / f"evidence-{as_of.isoformat()}.json"
-    created = datetime.combine(as_of, time(0, 0))
+    created = report_timestamp(as_of)
     doc = {
         "title": f"Evidence comparison as of {as_of.isoformat()}",
         "author": config.clinic.name,
@@ -808,7 +1012,7 @@ def write_evidence_report(db_path: str | Path, as_of: date, out_dir: Path,
                    "with common patient-facing claims",
         "keywords": "ketamine, outcomes, evidence, funnel plot, PHQ-9",
         "version": pipeline.__version__,
-        "created": created.strftime("%Y-%m-%dT%H:%M:%S"),
+        "created": w3c(created),
         "clinic_name": config.clinic.name,
         "header_right": f"Evidence comparison · as of {as_of.isoformat()}",
         "footer": "Aggregate figures only; counts of 1–10 are printed as <11. "
@@ -816,9 +1020,8 @@ def write_evidence_report(db_path: str | Path, as_of: date, out_dir: Path,
     }
     renderer = Renderer(page_size=config.clinic.page_size)
     html = renderer.html(TEMPLATE, {"doc": doc, "ctx": context, "charts": charts})
-    renderer.pdf(html, pdf_path, created=created)
-    json_path.write_text(
-        json.dumps(json_ready(context), indent=2, ensure_ascii=False) + "\n",
-        encoding="utf-8")
+    write_report_files(
+        json_path,
+        json.dumps(json_ready(context), indent=2, ensure_ascii=False, sort_keys=True) + "\n",
+        lambda: renderer.pdf(html, pdf_path, created=created))
     return [pdf_path, json_path]
-

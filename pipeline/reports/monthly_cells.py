@@ -1,90 +1,392 @@
-"""Printed cells of the monthly report: counts and rates with SPEC §2 small-cell suppression.
+"""Printed cells of the aggregate reports with SPEC §2 small-cell suppression (CMS rule).
 
-Suppression is decided here, once, while the context is built; templates only format what
-arrives (`Suppressed` prints "<11", `Withheld` prints "*"). With suppression on:
+Both aggregate reports (monthly with `suppress_small_cells`, evidence always) decide here, once,
+which counts they may print. The rule (domain notes, "CMS cell-size suppression"): no count of
+1..small_cell_max is printed, and none may be *derived* from other printed cells, percentages or
+text. The relations a reader can use are declared beside the numbers (docs/suppression.md has
+the inventory), so suppression is checked against what the report really prints:
 
-- a count from 1 to small_cell_max is `Suppressed`;
-- a rate is withheld when its numerator, its denominator or their difference is such a count
-  (the difference would be derivable from the two printed counts);
-- complementary suppression: in a group of cells whose total is printed (sites adding up to the
-  clinic, response + partial + non-response adding up to the evaluable courses), a lone
-  suppressed cell is joined by the smallest other non-zero cell, marked `Withheld`, so that the
-  suppressed value cannot be got back by subtraction.
+- `Ledger.count(key, n)` registers a printed count; `Ledger.virtual(key, n)` a count that is not
+  printed but is a part of printed ones (courses without an endpoint = ITT − evaluable);
+- `Ledger.add(total, parts)` declares total = sum(parts); `Ledger.at_least(big, parts)` declares
+  big >= sum(parts) (an infusion with two event types counts once in "any event");
+- `Ledger.atomic(keys)`: cells printed together or not at all (the steps of a curve);
+- `Ledger.rate(k, n)` / `share(k, n)`: a rate printed beside its counts is printed only when both
+  are; it declares n = k + (n − k), so a small difference n − k is protected as well.
+
+`solve()` then works like a disclosure auditor. Primary suppression: every printed count 1..k
+becomes `Suppressed` ("<11"). Then, until nothing more can be derived: it propagates what a
+reader knows (a shown count exactly; "<11" is 1..k; "*" is more than k; anything unprinted is
+>= 0) through every relation (interval bounds, equalities and inequalities alike) and through
+linear combinations of the equalities (Gaussian elimination, so a cell fixed only by adding a
+row and a column is found too). When a count of 1..k that is not shown becomes determined, the
+smallest other shown non-zero count of a relation it sits in is withheld (`Withheld`, "*"),
+preferring cells with a lower `keep` (totals and denominators are kept longest), and the check
+runs again. Templates only format what arrives; the JSON carries the same printed cells.
+
+With suppression off every count is shown and `solve()` does nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.config import Definitions
-from pipeline.formatting import Suppressed, Withheld, is_withheld
+from pipeline.formatting import Suppressed, Withheld
 from pipeline.stats import wilson
 
+Key = tuple[Any, ...]
 Cell = int | Suppressed | Withheld
 
+SHOWN, PRIMARY, SECONDARY, UNPRINTED = "shown", "primary", "secondary", "unprinted"
+INF = float("inf")
+_PRIME = (1 << 61) - 1  # elimination modulo a large prime: exact ranks for these small systems
+_MAX_ROUNDS = 2000
 
-class Cells:
-    """Turns raw counts into printed cells under one set of definitions."""
 
-    def __init__(self, definitions: Definitions) -> None:
-        self.on = definitions.suppress_small_cells
-        self.small_cell_max = definitions.small_cell_max
+@dataclass
+class _Cell:
+    key: Key
+    value: int
+    printed: bool
+    keep: int
+    order: int
+    state: str = SHOWN
+
+
+@dataclass(frozen=True)
+class CountRef:
+    """A printed count in a context under construction; resolves to int / "<11" / "*"."""
+
+    key: Key
+
+
+@dataclass(frozen=True)
+class RateRef:
+    """A rate printed with its numerator and denominator (templates' rate macros)."""
+
+    numerator: Key
+    denominator: Key
+    value: float | None = None
+    low: float | None = None
+    high: float | None = None
+
+
+@dataclass(frozen=True)
+class ShareRef:
+    """A count's share of n printed beside it ("12 (48%)"); None when either is not shown."""
+
+    numerator: Key
+    denominator: Key
+
+
+@dataclass(frozen=True)
+class GuardRef:
+    """Any value (a median, a limit) printed only when every count it rests on is shown;
+    `fallback` (None, or a word such as "withheld") otherwise."""
+
+    value: Any
+    keys: tuple[Key, ...]
+    fallback: Any = None
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """A piece of context built after `solve()` (it reads which cells are shown)."""
+
+    build: Callable[[], Any]
+
+
+@dataclass
+class Ledger:
+    """Every count a report prints, the relations among them, and the suppression decision."""
+
+    on: bool
+    small_cell_max: int = 10
+    conflicts: list[str] = field(default_factory=list)  # one key, two values: a report bug
+    violations: list[str] = field(default_factory=list)  # a declared relation that is false
+    unresolved: list[Key] = field(default_factory=list)  # leaks no withholding could close
+    because: dict[Key, Key] = field(default_factory=dict)  # withheld cell -> the leak it closed
+    _cells: dict[Key, _Cell] = field(default_factory=dict)
+    _eq: list[tuple[tuple[Key, int], ...]] = field(default_factory=list)
+    _ge: list[tuple[tuple[Key, int], ...]] = field(default_factory=list)
+    _atomic: list[tuple[Key, ...]] = field(default_factory=list)
+    _relation_keys: set[tuple[str, tuple[tuple[Key, int], ...]]] = field(default_factory=set)
+    _anonymous: int = 0
+    solved: bool = False
+
+    # -- registering ---------------------------------------------------------------------------
 
     def small(self, n: int) -> bool:
         return self.on and 1 <= n <= self.small_cell_max
 
-    def count(self, n: int) -> Cell:
-        return Suppressed(self.small_cell_max) if self.small(n) else int(n)
+    def _register(self, key: Key | None, value: int, printed: bool, keep: int) -> Key:
+        if self.solved:
+            raise RuntimeError("cells registered after solve()")
+        value = int(value)
+        if key is None:
+            self._anonymous += 1
+            key = ("anonymous", self._anonymous)
+        cell = self._cells.get(key)
+        if cell is not None and cell.value != value:
+            self.conflicts.append(f"{key}: {cell.value} and {value}")
+            self._anonymous += 1
+            key = (*key, "conflict", self._anonymous)
+            cell = None
+        if cell is None:
+            self._cells[key] = _Cell(key, value, printed, keep, len(self._cells))
+        else:
+            cell.printed = cell.printed or printed
+            cell.keep = max(cell.keep, keep)
+        return key
 
-    def group(self, counts: list[int], total_printed: bool = True) -> list[Cell]:
-        """Cells of counts that add up to a printed total, with complementary suppression."""
-        cells: list[Cell] = [self.count(n) for n in counts]
-        if not self.on or not total_printed:
-            return cells
-        hidden = [i for i, c in enumerate(cells) if is_withheld(c)]
-        if len(hidden) == 1:
-            candidates = [(counts[i], i) for i, c in enumerate(cells)
-                          if not is_withheld(c) and counts[i] > 0]
+    def count(self, key: Key | None, value: int, keep: int = 0) -> CountRef:
+        """A printed count (the same key twice is the same figure printed twice)."""
+        return CountRef(self._register(key, value, True, keep))
+
+    def virtual(self, key: Key | None, value: int) -> CountRef:
+        """A count not printed itself, but a part of printed ones."""
+        return CountRef(self._register(key, value, False, 0))
+
+    def has(self, key: Key) -> bool:
+        return key in self._cells
+
+    def value(self, ref: CountRef | Key) -> int:
+        return self._cells[_key(ref)].value
+
+    def _relation(self, kind: str, terms: tuple[tuple[Key, int], ...], holds: bool,
+                  text: str) -> None:
+        merged: dict[Key, int] = {}
+        for key, coefficient in terms:
+            merged[key] = merged.get(key, 0) + coefficient
+        terms = tuple((k, c) for k, c in merged.items() if c)
+        if not holds:
+            self.violations.append(text)
+            return
+        if len(terms) < 2 or (kind, terms) in self._relation_keys:
+            return
+        self._relation_keys.add((kind, terms))
+        (self._eq if kind == "eq" else self._ge).append(terms)
+
+    def add(self, total: CountRef | Key, parts: Sequence[CountRef | Key]) -> None:
+        """Declare total = sum(parts)."""
+        t, ps = _key(total), [_key(p) for p in parts]
+        holds = self._cells[t].value == sum(self._cells[p].value for p in ps)
+        self._relation("eq", ((t, 1), *((p, -1) for p in ps)), holds, f"{t} = sum{ps}")
+
+    def at_least(self, big: Sequence[CountRef | Key], small: Sequence[CountRef | Key]) -> None:
+        """Declare sum(big) >= sum(small)."""
+        bs, ss = [_key(b) for b in big], [_key(s) for s in small]
+        holds = (sum(self._cells[b].value for b in bs) >= sum(self._cells[s].value for s in ss))
+        self._relation("ge", (*((b, 1) for b in bs), *((s, -1) for s in ss)), holds,
+                       f"sum{bs} >= sum{ss}")
+
+    def split(self, total: CountRef | Key, parts: Sequence[CountRef | Key],
+              rest_key: Key) -> CountRef:
+        """Declare total = sum(parts) + rest, with rest a virtual count; returns rest."""
+        rest_value = self.value(total) - sum(self.value(p) for p in parts)
+        rest = self.virtual(rest_key, rest_value)
+        self.add(total, [*parts, rest])
+        return rest
+
+    def atomic(self, refs: Iterable[CountRef | Key]) -> None:
+        """Cells printed all together or not at all (when one is withheld, none is printed)."""
+        keys = tuple(_key(r) for r in refs)
+        if len(keys) > 1:
+            self._atomic.append(keys)
+
+    def rate(self, numerator: CountRef, denominator: CountRef, value: float | None = None,
+             low: float | None = None, high: float | None = None) -> RateRef:
+        """A rate printed with its counts; n − k becomes a (virtual) cell of its own."""
+        self._complement(numerator, denominator)
+        return RateRef(numerator.key, denominator.key, value, low, high)
+
+    def share(self, numerator: CountRef, denominator: CountRef) -> ShareRef:
+        self._complement(numerator, denominator)
+        return ShareRef(numerator.key, denominator.key)
+
+    def _complement(self, numerator: CountRef, denominator: CountRef) -> None:
+        k, n = self.value(numerator), self.value(denominator)
+        if 0 <= k <= n:
+            self.split(denominator, [numerator], ("complement", numerator.key, denominator.key))
+
+    def complement(self, numerator: CountRef, denominator: CountRef) -> CountRef:
+        """n − k of a rate, as a cell (virtual unless a report prints a bound on it)."""
+        self._complement(numerator, denominator)
+        return CountRef(("complement", numerator.key, denominator.key))
+
+    def guard(self, value: Any, *refs: CountRef | Key, fallback: Any = None) -> GuardRef:
+        return GuardRef(value, tuple(_key(r) for r in refs), fallback)
+
+    def show(self, ref: CountRef | Key, keep: int = 0) -> CountRef:
+        """Mark a registered (virtual) count as printed."""
+        key = _key(ref)
+        return self.count(key, self._cells[key].value, keep)
+
+    def keys(self) -> list[Key]:
+        return list(self._cells)
+
+    # -- deciding ------------------------------------------------------------------------------
+
+    def solve(self) -> None:
+        """Primary and complementary suppression until no small count can be derived."""
+        if self.solved:
+            return
+        self.solved = True
+        if not self.on:
+            return
+        for cell in self._cells.values():
+            if not cell.printed:
+                cell.state = UNPRINTED
+            elif self.small(cell.value):
+                cell.state = PRIMARY
+        self._apply_atomic()
+        system = _System(self)
+        given_up: set[Key] = set()
+        for _ in range(_MAX_ROUNDS):
+            leaks = [key for key in system.determined_small() if key not in given_up]
+            if not leaks:
+                return
+            # Several leaks are closed per round, but never two through one relation: the
+            # first withheld cell may already protect the second leak.
+            touched: set[int] = set()
+            for leak in leaks:
+                rows = system.rows_of(leak)
+                if rows & touched:
+                    continue
+                target = self._complement_for(leak, system)
+                if target is None:
+                    given_up.add(leak)
+                    self.unresolved.append(leak)
+                    continue
+                self._cells[target].state = SECONDARY
+                self.because[target] = leak
+                touched |= rows | system.rows_of(target)
+            self._apply_atomic()
+        raise RuntimeError("small-cell suppression did not converge")
+
+    def _apply_atomic(self) -> None:
+        changed = True
+        while changed:
+            changed = False
+            for group in self._atomic:
+                cells = [self._cells[k] for k in group]
+                if any(c.state in (PRIMARY, SECONDARY) or (c.printed and c.state == UNPRINTED)
+                       for c in cells):
+                    for c in cells:
+                        if c.printed and c.state != UNPRINTED:
+                            c.state = UNPRINTED
+                            changed = True
+
+    def bounds(self, key: Key) -> tuple[float, float]:
+        """What a reader knows of a cell from its print alone: a shown count exactly, "<11"
+        1..k, "*" more than k, anything not printed only that it is >= 0."""
+        cell = self._cells[key]
+        if not self.on or cell.state == SHOWN:
+            return cell.value, cell.value
+        if cell.state == PRIMARY:
+            return 1, self.small_cell_max
+        if cell.state == SECONDARY:
+            return self.small_cell_max + 1, INF
+        return 0, INF
+
+    def _complement_for(self, leak: Key, system: _System) -> Key | None:
+        """The cell to withhold so that `leak` cannot be derived.
+
+        Follow the derivation back: in an equality that fixes the leak (all its other cells
+        are known or derivable), withhold the shown non-zero cell with the lowest (keep,
+        value); when that equality holds no shown cell, break the derivation of one of its
+        derivable hidden cells the same way. Leaks found only by combining relations fall
+        back to the nearest shown cell around the leak."""
+        found = self._break(leak, system, set(), 0)
+        return found if found is not None else self._nearest(leak, system)
+
+    def _usable(self, key: Key) -> bool:
+        cell = self._cells[key]
+        return cell.state == SHOWN and cell.printed and cell.value > 0
+
+    def _rank(self, key: Key) -> tuple[int, int, int]:
+        cell = self._cells[key]
+        return cell.keep, cell.value, cell.order
+
+    def _break(self, target: Key, system: _System, seen: set[Key], depth: int) -> Key | None:
+        """The cell to withhold for `target`: the best shown cell of an equality that fixes it
+        from printed cells alone; else the best shown cell of an equality fixing it or fixing
+        a derivable hidden cell of such an equality (one step back); further back only if
+        neither has one."""
+        seen.add(target)
+        witnesses = system.witnesses(target)
+        # An equality whose other cells are all printed must lose one of them, whatever
+        # else is done: start there.
+        direct = [k for r in witnesses
+                  if all(k == target or self._cells[k].state == SHOWN and self._cells[k].printed
+                         for k in system.row_keys(r))
+                  for k in system.row_keys(r) if k not in seen and self._usable(k)]
+        if direct:
+            return min(direct, key=self._rank)
+        near = {k for r in witnesses for k in system.row_keys(r)} - seen
+        derived = sorted((k for k in near if system.known(k) and not self._usable(k)),
+                         key=self._rank)
+        candidates = [k for k in near if self._usable(k)]
+        for key in derived:
+            candidates += [k for r in system.witnesses(key) for k in system.row_keys(r)
+                           if k not in seen and k != key and self._usable(k)]
+        if candidates:
+            return min(candidates, key=self._rank)
+        if depth >= 6:
+            return None
+        for key in derived:
+            found = self._break(key, system, seen, depth + 1)
+            if found is not None:
+                return found
+        return None
+
+    def _nearest(self, leak: Key, system: _System) -> Key | None:
+        seen = {leak}
+        frontier = {leak}
+        for _ in range(4):
+            rows = set().union(*(system.rows_of(k) for k in frontier))
+            near = {k for r in rows for k in system.row_keys(r)} - seen
+            candidates = [k for k in near if self._usable(k)]
             if candidates:
-                cells[min(candidates)[1]] = Withheld()
-        return cells
+                return min(candidates, key=self._rank)
+            if not near:
+                return None
+            seen |= near
+            frontier = near
+        return None
 
-    def derived(self, total: int, part: int) -> Cell:
-        """The cell of `part` when `total` is printed elsewhere: withheld when total - part
-        (e.g. courses without an endpoint = ITT courses - evaluable) would be a small cell."""
-        if self.small(total - part) and not self.small(part) and part > 0:
+    # -- reading -------------------------------------------------------------------------------
+
+    def shown(self, ref: CountRef | Key) -> bool:
+        return not self.on or self._cells[_key(ref)].state == SHOWN
+
+    def printed(self, ref: CountRef | Key) -> Cell | None:
+        """The count as printed: the number, "<11", "*", or None when not printed at all."""
+        cell = self._cells[_key(ref)]
+        if not self.on or cell.state == SHOWN:
+            return cell.value
+        if cell.state == PRIMARY:
+            return Suppressed(self.small_cell_max)
+        if cell.state == SECONDARY:
             return Withheld()
-        return self.count(part)
+        return None
 
-    def rate(
-        self,
-        numerator: int,
-        denominator: int,
-        *,
-        numerator_cell: Cell | None = None,
-        denominator_cell: Cell | None = None,
-        value: float | None = None,
-        low: float | None = None,
-        high: float | None = None,
-    ) -> dict[str, Any]:
-        """A rate dict for the `rate` macros: rate, low, high, numerator, denominator, suppressed.
+    def hidden_keys(self) -> dict[Key, str]:
+        """Every printed cell that is not shown, with its state (for tests and notes)."""
+        return {k: c.state for k, c in self._cells.items() if c.printed and c.state != SHOWN}
 
-        value/low/high come from a metrics table when given (protocol_summary, safety), else
-        from stats.wilson. Rate and interval are None when the denominator is 0 or withheld.
-        """
-        k, n = int(numerator), int(denominator)
-        k_cell = numerator_cell if numerator_cell is not None else self.count(k)
-        n_cell = denominator_cell if denominator_cell is not None else self.count(n)
-        suppressed = self.on and (
-            self.small(k) or self.small(n) or self.small(n - k)
-            or is_withheld(k_cell) or is_withheld(n_cell)
-        )
-        if suppressed and not is_withheld(k_cell) and k > 0:
-            # printing k beside n would give away the small difference n - k
-            k_cell = Withheld()
+    def rate_dict(self, ref: RateRef) -> dict[str, Any]:
+        """The rate dict of the templates' rate macros: rate, low, high, numerator, denominator,
+        suppressed. Rate and interval are None when the denominator is 0 or a count is hidden."""
+        k, n = self._cells[ref.numerator].value, self._cells[ref.denominator].value
+        k_cell, n_cell = self.printed(ref.numerator), self.printed(ref.denominator)
+        suppressed = not (self.shown(ref.numerator) and self.shown(ref.denominator))
         if n == 0 or suppressed:
             return {"rate": None, "low": None, "high": None, "numerator": k_cell,
-                    "denominator": n_cell, "suppressed": bool(suppressed)}
+                    "denominator": n_cell, "suppressed": suppressed}
+        value, low, high = ref.value, ref.low, ref.high
         if value is None or low is None or high is None:
             interval = wilson(k, n)
             assert interval is not None
@@ -92,10 +394,225 @@ class Cells:
         return {"rate": float(value), "low": float(low), "high": float(high),
                 "numerator": k_cell, "denominator": n_cell, "suppressed": False}
 
+    def resolve(self, value: Any) -> Any:
+        """The context with every reference replaced by what is printed (after solve())."""
+        if not self.solved:
+            raise RuntimeError("resolve() before solve()")
+        if isinstance(value, CountRef):
+            return self.printed(value)
+        if isinstance(value, RateRef):
+            return self.rate_dict(value)
+        if isinstance(value, ShareRef):
+            n = self._cells[value.denominator].value
+            if n == 0 or not (self.shown(value.numerator) and self.shown(value.denominator)):
+                return None
+            return self._cells[value.numerator].value / n
+        if isinstance(value, GuardRef):
+            if all(self.shown(k) for k in value.keys):
+                return self.resolve(value.value)
+            return value.fallback
+        if isinstance(value, Deferred):
+            return self.resolve(value.build())
+        if isinstance(value, dict):
+            return {k: self.resolve(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.resolve(v) for v in value]
+        return value
 
-def share(cell: Cell, n: int, cells: Cells) -> float | None:
-    """A count's share of n for an 'n (%)' cell; None when the count or n is withheld/0."""
-    if is_withheld(cell) or n == 0 or cells.small(n):
-        return None
-    assert isinstance(cell, int)
-    return cell / n
+
+def _key(ref: CountRef | Key) -> Key:
+    return ref.key if isinstance(ref, CountRef) else ref
+
+
+class _System:
+    """The ledger's relations over integer cell indexes, for the derivability check."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.keys = list(ledger._cells)
+        self.index = {key: i for i, key in enumerate(self.keys)}
+        self.rows: list[tuple[list[int], list[int], bool]] = [
+            ([self.index[k] for k, _ in terms], [c for _, c in terms], True)
+            for terms in ledger._eq
+        ] + [([self.index[k] for k, _ in terms], [c for _, c in terms], False)
+             for terms in ledger._ge]
+        self.lo: list[float] = []
+        self.hi: list[float] = []
+        self.touching: list[list[int]] = [[] for _ in self.keys]
+        for r, (cols, _, _) in enumerate(self.rows):
+            for i in cols:
+                self.touching[i].append(r)
+
+    def known(self, key: Key) -> bool:
+        """Determined in the last check (shown, or derivable)."""
+        i = self.index[key]
+        return bool(self.lo[i] == self.hi[i])
+
+    def witnesses(self, key: Key) -> list[int]:
+        """Equalities holding `key` whose other cells were all determined in the last check."""
+        i = self.index[key]
+        return [r for r in self.touching[i] if self.rows[r][2]
+                and all(j == i or self.lo[j] == self.hi[j] for j in self.rows[r][0])]
+
+    def rows_of(self, key: Key) -> set[int]:
+        return set(self.touching[self.index[key]])
+
+    def row_keys(self, row: int) -> list[Key]:
+        return [self.keys[i] for i in self.rows[row][0]]
+
+    def determined_small(self) -> list[Key]:
+        """Cells of 1..k that are not shown but that a reader can work out exactly."""
+        ledger = self.ledger
+        bounds = [ledger.bounds(k) for k in self.keys]
+        lo = [b[0] for b in bounds]
+        hi = [b[1] for b in bounds]
+        for _ in range(10):
+            self.propagate(lo, hi)
+            if not self.eliminate(lo, hi):
+                break
+        self.lo, self.hi = lo, hi
+        cells = ledger._cells
+        return [k for i, k in enumerate(self.keys)
+                if cells[k].state != SHOWN and ledger.small(cells[k].value) and lo[i] == hi[i]]
+
+    def propagate(self, lo: list[float], hi: list[float]) -> None:
+        """Interval bounds through every relation, to a fixed point (worklist)."""
+        rows, touching = self.rows, self.touching
+        queue = list(range(len(rows)))
+        queued = [True] * len(rows)
+        budget = 200 * len(rows) + 1000
+        while queue and budget > 0:
+            budget -= 1
+            r = queue.pop()
+            queued[r] = False
+            cols, coefs, equality = rows[r]
+            mins = [lo[i] if c > 0 else -hi[i] for i, c in zip(cols, coefs, strict=True)]
+            maxs = [hi[i] if c > 0 else -lo[i] for i, c in zip(cols, coefs, strict=True)]
+            min_inf = mins.count(-INF)
+            max_inf = maxs.count(INF)
+            min_fin = sum(m for m in mins if m != -INF)
+            max_fin = sum(m for m in maxs if m != INF)
+            for j, i in enumerate(cols):
+                others_max = INF if max_inf - (maxs[j] == INF) > 0 else (
+                    max_fin - (maxs[j] if maxs[j] != INF else 0))
+                others_min = -INF if min_inf - (mins[j] == -INF) > 0 else (
+                    min_fin - (mins[j] if mins[j] != -INF else 0))
+                # c*x >= -others_max always (sum >= 0); c*x <= -others_min for equalities
+                new_lo, new_hi = lo[i], hi[i]
+                if coefs[j] > 0:
+                    new_lo = max(new_lo, -others_max)
+                    if equality:
+                        new_hi = min(new_hi, -others_min)
+                else:
+                    new_hi = min(new_hi, others_max)
+                    if equality:
+                        new_lo = max(new_lo, others_min)
+                if new_lo > lo[i] or new_hi < hi[i]:
+                    lo[i], hi[i] = new_lo, new_hi
+                    for other in touching[i]:
+                        if not queued[other]:
+                            queued[other] = True
+                            queue.append(other)
+
+    def eliminate(self, lo: list[float], hi: list[float]) -> bool:
+        """Fix cells that linear combinations of the equalities determine; True if any.
+
+        Rows with a cell found in no other row are peeled first (that cell absorbs any
+        change, so the row tells nothing about the others); Gaussian elimination modulo a
+        large prime runs on what remains, and a peeled cell is determined when the linear form
+        of its row's other cells lies in the row space of that core.
+        """
+        unknown = [lo[i] != hi[i] for i in range(len(self.keys))]
+        active: dict[int, dict[int, int]] = {}
+        col_rows: dict[int, set[int]] = {}
+        for r, (cols, coefs, equality) in enumerate(self.rows):
+            if not equality:
+                continue
+            row = {i: c for i, c in zip(cols, coefs, strict=True) if unknown[i]}
+            if len(row) >= 2:
+                active[r] = row
+                for i in row:
+                    col_rows.setdefault(i, set()).add(r)
+        peeled: list[tuple[int, dict[int, int]]] = []
+        stack = [i for i, rs in col_rows.items() if len(rs) == 1]
+        while stack:
+            i = stack.pop()
+            if len(col_rows.get(i, ())) != 1:
+                continue
+            r = next(iter(col_rows[i]))
+            row = active.pop(r)
+            peeled.append((i, row))
+            for j in row:
+                col_rows[j].discard(r)
+                if len(col_rows[j]) == 1:
+                    stack.append(j)
+        determined: set[int] = set()
+        pivots: dict[int, dict[int, int]] = {}
+        for row in (dict(v) for _, v in sorted(active.items())):
+            row = {i: c % _PRIME for i, c in row.items()}
+            while True:
+                hit = next((i for i in row if i in pivots), None)
+                if hit is None:
+                    break
+                factor = row[hit]
+                for i, v in pivots[hit].items():
+                    value = (row.get(i, 0) - factor * v) % _PRIME
+                    if value:
+                        row[i] = value
+                    else:
+                        row.pop(i, None)
+            if not row:
+                continue
+            pivot = min(row)
+            inverse = pow(row[pivot], _PRIME - 2, _PRIME)
+            row = {i: v * inverse % _PRIME for i, v in row.items()}
+            for other in pivots.values():
+                multiple = other.get(pivot)
+                if multiple:
+                    for i, v in row.items():
+                        value = (other.get(i, 0) - multiple * v) % _PRIME
+                        if value:
+                            other[i] = value
+                        else:
+                            other.pop(i, None)
+            pivots[pivot] = row
+        determined.update(i for i, row in pivots.items() if len(row) == 1)
+
+        def reduced(form: dict[int, int]) -> dict[int, int]:
+            # pivot rows are fully reduced: one pass leaves only non-pivot columns
+            for col in [c for c in form if c in pivots]:
+                factor = form.pop(col)
+                for i, v in pivots[col].items():
+                    if i != col:
+                        value = (form.get(i, 0) - factor * v) % _PRIME
+                        if value:
+                            form[i] = value
+                        else:
+                            form.pop(i, None)
+            return form
+
+        # A peeled cell equals a linear form of the others of its row; it is determined when
+        # that form is (reduces to nothing against the core), not only when each part is.
+        expression: dict[int, dict[int, int]] = {}
+        for i, row in reversed(peeled):
+            scale = (-pow(row[i] % _PRIME, _PRIME - 2, _PRIME)) % _PRIME
+            form: dict[int, int] = {}
+            for j, c in row.items():
+                if j == i:
+                    continue
+                for u, v in (expression[j].items() if j in expression else ((j, 1),)):
+                    value = (form.get(u, 0) + scale * c * v) % _PRIME
+                    if value:
+                        form[u] = value
+                    else:
+                        form.pop(u, None)
+            expression[i] = form
+            if not reduced(dict(form)):
+                determined.add(i)
+        cells = self.ledger._cells
+        fixed = False
+        for i in determined:
+            if unknown[i]:
+                lo[i] = hi[i] = cells[self.keys[i]].value
+                fixed = True
+        return fixed

@@ -83,7 +83,9 @@ def attrition_svg(rows: list[dict[str, Any]]) -> Markup | None:
 
 
 def cumulative_response_svg(curves: list[dict[str, Any]], instrument: str | None) -> Markup | None:
-    """Kaplan–Meier cumulative response by infusion number, one step line per protocol."""
+    """Kaplan–Meier cumulative response by infusion number, one step line per protocol.
+    Curves withheld by small-cell suppression are not drawn at all (the template names them)."""
+    curves = [c for c in curves if not c.get("withheld")]
     if not curves:
         return None
     fig, ax = figure(170, 58)
@@ -116,6 +118,7 @@ def severity_svg(severity: dict[str, Any] | None) -> Markup | None:
                                              HATCHES[0]),
                                             (width / 2, "endpoint", "endpoint", FILLS[2],
                                              HATCHES[1])):
+        # a suppressed band is drawn at zero height and labelled "<11"/"*", never at its count
         heights = [0 if is_withheld(b[key]) else b[key] for b in bands]
         xs = [i + offset for i in x]
         ax.bar(xs, heights, width, color=fill, hatch=hatch, edgecolor="#000000", linewidth=0.6,

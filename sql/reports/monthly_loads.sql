@@ -1,11 +1,11 @@
 -- monthly_loads: the files of the latest load with their SHA-256 and reconciliation (SPEC §1 `loads`).
--- The monthly report prints these as provenance and as the data-completeness summary.
+-- Provenance and data completeness of the monthly report; no loaded_at (reports carry no clock time).
 WITH latest AS (
     SELECT max(load_id) AS load_id FROM loads
 ),
 final AS (
     SELECT l.load_id, l.file, l.table_name, l.sha256, l.rows_read, l.rows_loaded, l.duplicates,
-           l.rejected, l.loaded_at
+           l.rejected
     FROM loads AS l
     JOIN latest USING (load_id)
 )

@@ -1,0 +1,1036 @@
+"""Small-cell suppression audited from the outside (SPEC §2; domain notes "CMS cell-size
+suppression": no count of 1-10 printed, nor derivable from other cells, percentages or text).
+
+The auditor below knows nothing of the report code. It reads the JSON a report writes (the
+same figures the PDF prints), declares the additive relations a reader could use — written
+here from the inventory in docs/suppression.md, not taken from pipeline/reports — and asks,
+for every hidden cell, whether a reader could work it out:
+
+- relation by relation: no equality may have exactly one unknown cell that is "<11";
+- all relations at once: a linear programme per hidden cell (min and max subject to every
+  relation, with "<11" meaning 1..10, "*" meaning 11 or more and an unprinted part meaning
+  >= 0). A "<11" cell whose range collapses to one value, or an unprinted part (courses
+  without an endpoint, the months outside the report month, ...) that collapses to 1..10, is
+  a leak.
+
+Then a hand-built export whose printed cells are worked out by hand, the demo over several
+seeds and sizes, and a check that the auditor does find a planted leak.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+import textwrap
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy.optimize import linprog
+
+from pipeline.config import load_config
+from pipeline.demo import write_demo
+from pipeline.formatting import json_ready
+from pipeline.ingest import ingest
+
+K = 10
+SMALL, STAR = "<11", "*"
+LOAD_DAY = date(2026, 11, 28)
+
+
+# ---------------------------------------------------------------------------------------------
+# The auditor
+
+
+PRIME = (1 << 61) - 1
+
+
+class RowSpace:
+    """The row space of an integer matrix, by exact elimination modulo a large prime (the
+    relations have small integer coefficients), to ask: is this linear form a combination of
+    the rows, i.e. constant wherever the rows are?"""
+
+    def __init__(self, lines: list[np.ndarray]) -> None:
+        self.pivots: dict[int, dict[int, int]] = {}
+        for line in lines:
+            row = self._reduce(_integer_row(line))
+            if not row:
+                continue
+            pivot = min(row)
+            inverse = pow(row[pivot], PRIME - 2, PRIME)
+            row = {i: v * inverse % PRIME for i, v in row.items()}
+            for other in self.pivots.values():
+                if pivot in other:
+                    factor = other[pivot]
+                    for i, v in row.items():
+                        value = (other.get(i, 0) - factor * v) % PRIME
+                        if value:
+                            other[i] = value
+                        else:
+                            other.pop(i, None)
+            self.pivots[pivot] = row
+
+    def _reduce(self, row: dict[int, int]) -> dict[int, int]:
+        for col in sorted(c for c in row if c in self.pivots):
+            if col not in row:
+                continue
+            factor = row[col]
+            for i, v in self.pivots[col].items():
+                value = (row.get(i, 0) - factor * v) % PRIME
+                if value:
+                    row[i] = value
+                else:
+                    row.pop(i, None)
+        return row
+
+    def contains(self, line: np.ndarray) -> bool:
+        return not self._reduce(_integer_row(line))
+
+
+def _integer_row(line: np.ndarray) -> dict[int, int]:
+    row = {}
+    for i in np.flatnonzero(np.abs(line) > 1e-12):
+        value = float(line[i])
+        assert abs(value - round(value)) < 1e-9, "relations have integer coefficients"
+        row[int(i)] = round(value) % PRIME
+    return row
+
+
+class Audit:
+    """Cells (known, "<11", "*", unprinted) and linear relations among them."""
+
+    def __init__(self) -> None:
+        self.lo: list[float] = []
+        self.hi: list[float] = []
+        self.kind: list[str] = []
+        self.name: list[str] = []
+        self.eqs: list[dict[int, int]] = []
+        self.ges: list[dict[int, int]] = []
+        self.direct: list[str] = []  # leaks visible without any arithmetic
+        self.quantities: dict[str, int] = {}
+
+    # cells
+    def cell(self, value: Any, name: str) -> int:
+        if isinstance(value, bool):
+            raise TypeError(f"{name}: a boolean is not a count")
+        if isinstance(value, int):
+            lo, hi, kind = value, value, "known"
+            if 1 <= value <= K:
+                self.direct.append(f"{name}: {value} printed")
+        elif value == SMALL:
+            lo, hi, kind = 1, K, "small"
+        elif value == STAR:
+            lo, hi, kind = K + 1, math.inf, "star"
+        elif value is None:
+            lo, hi, kind = 0, math.inf, "free"
+        else:
+            raise ValueError(f"{name}: unexpected printed count {value!r}")
+        self.lo.append(lo)
+        self.hi.append(hi)
+        self.kind.append(kind)
+        self.name.append(name)
+        return len(self.lo) - 1
+
+    def free(self, name: str) -> int:
+        return self.cell(None, name)
+
+    def same(self, quantity: str, var: int) -> int:
+        """One quantity printed in several places: every print is the same number."""
+        if quantity in self.quantities:
+            self.equal(self.quantities[quantity], var)
+        else:
+            self.quantities[quantity] = var
+        return var
+
+    def q(self, quantity: str) -> int:
+        """A named quantity (unprinted until some section prints it)."""
+        if quantity not in self.quantities:
+            self.quantities[quantity] = self.free(quantity)
+        return self.quantities[quantity]
+
+    # relations
+    def equal(self, a: int, b: int) -> None:
+        if a != b:
+            self.eqs.append({a: 1, b: -1})
+
+    def total(self, whole: int, parts: list[int]) -> None:
+        row: dict[int, int] = {whole: 1}
+        for p in parts:
+            row[p] = row.get(p, 0) - 1
+        self.eqs.append({v: c for v, c in row.items() if c})
+
+    def part(self, whole: int, part: int, name: str) -> int:
+        """whole = part + rest (rest unprinted); returns rest."""
+        rest = self.free(name)
+        self.total(whole, [part, rest])
+        return rest
+
+    def at_least(self, big: list[int], small: list[int]) -> None:
+        row: dict[int, int] = {}
+        for b in big:
+            row[b] = row.get(b, 0) + 1
+        for s in small:
+            row[s] = row.get(s, 0) - 1
+        self.ges.append(row)
+
+    def rate(self, r: dict[str, Any], name: str) -> tuple[int, int]:
+        """A printed rate dict: numerator and denominator cells, and the rate itself (a rate
+        printed beside a hidden count would give it away)."""
+        num = self.cell(r["numerator"], f"{name} numerator")
+        den = self.cell(r["denominator"], f"{name} denominator")
+        if r.get("rate") is not None and not (self.kind[num] == self.kind[den] == "known"):
+            self.direct.append(f"{name}: rate printed beside a hidden count")
+        if r.get("rate") is not None and self.kind[num] == self.kind[den] == "known":
+            assert r["rate"] == pytest.approx(self.lo[num] / self.lo[den]), name
+        self.part(den, num, f"{name} complement")
+        return num, den
+
+    def share(self, share: Any, count: int, name: str) -> None:
+        if share is not None and self.kind[count] != "known":
+            self.direct.append(f"{name}: share printed beside a hidden count")
+
+    # the audit
+    def leaks(self) -> list[str]:
+        found = list(self.direct)
+        known = [k == "known" for k in self.kind]
+        for row in self.eqs:
+            unknown = [v for v in row if not known[v]]
+            if len(unknown) == 1 and self.kind[unknown[0]] == "small":
+                found.append(f"{self.name[unknown[0]]}: the only unknown of a relation")
+        found += self._lp_leaks()
+        return found
+
+    def _lp_leaks(self) -> list[str]:
+        """All relations at once: the cells that are constant on the whole feasible set.
+
+        Per connected group of unknown cells: find the inequalities (bounds included) that
+        hold with equality at every feasible point — repeatedly maximise the slacks of the
+        undecided ones (a linear programme); those that never get slack are implicit
+        equalities — then a cell is determined when it is constant on the affine hull of
+        the feasible set (a combination of all the equalities, implicit ones included).
+        """
+        n = len(self.lo)
+        known = [k == "known" for k in self.kind]
+        parent = list(range(n))
+
+        def root(v: int) -> int:
+            while parent[v] != v:
+                parent[v] = parent[parent[v]]
+                v = parent[v]
+            return v
+
+        rows = [(r, True) for r in self.eqs] + [(r, False) for r in self.ges]
+        for row, _ in rows:
+            free = [v for v in row if not known[v]]
+            for a in free[1:]:
+                parent[root(a)] = root(free[0])
+        groups: dict[int, list[int]] = {}
+        for v in range(n):
+            if not known[v]:
+                groups.setdefault(root(v), []).append(v)
+        rows_of_group: dict[int, list[tuple[dict[int, int], bool]]] = {}
+        for row, equality in rows:
+            free = [v for v in row if not known[v]]
+            if free:
+                rows_of_group.setdefault(root(free[0]), []).append((row, equality))
+        leaks = []
+        for group, members in groups.items():
+            leaks += self._group_leaks(members, rows_of_group.get(group, []), known)
+        return leaks
+
+    def _group_leaks(self, members: list[int], rows: list[tuple[dict[int, int], bool]],
+                     known: list[bool]) -> list[str]:
+        """One group of connected unknown cells (see _lp_leaks)."""
+        mine = rows
+        # An unprinted part found in one equality only (a rate's complement, "the other
+        # months") is taken out: the equality becomes "the rest >= 0", and the part is
+        # determined when the linear form it equals is. This keeps the systems small.
+        uses: dict[int, int] = {}
+        for row, eq in mine:
+            for v in row:
+                if not known[v]:
+                    uses[v] = uses.get(v, 0) + (1 if eq else 2)
+        peeled: dict[int, tuple[dict[int, int], int]] = {}
+        reduced_rows = []
+        for row, eq in mine:
+            single = [v for v in row if eq and self.kind[v] == "free" and uses[v] == 1]
+            if single:
+                v = single[0]
+                peeled[v] = (row, row[v])
+                rest = {u: c for u, c in row.items() if u != v}
+                # v = -(rest)/c_v >= 0
+                reduced_rows.append(({u: -c * row[v] for u, c in rest.items()}, False))
+            else:
+                reduced_rows.append((row, eq))
+        core = [v for v in members if v not in peeled]
+        size = len(core)
+        index = {v: i for i, v in enumerate(core)}
+
+        def line_of(row: dict[int, float] | dict[int, int]) -> tuple[np.ndarray, float]:
+            line = np.zeros(size)
+            constant = 0.0
+            for v, c in row.items():
+                if v in index:
+                    line[index[v]] += c
+                else:
+                    constant += c * self.lo[v]
+            return line, constant
+
+        a_eq, b_eq, g, h = [], [], [], []
+        for row, equality in reduced_rows:
+            line, constant = line_of(row)
+            if equality:  # line.x + constant = 0
+                a_eq.append(line)
+                b_eq.append(-constant)
+            else:  # line.x + constant >= 0  ->  -line.x <= constant
+                g.append(-line)
+                h.append(constant)
+        for v in core:  # bounds as inequalities, so they can be found implicit too
+            line = np.zeros(size)
+            line[index[v]] = -1.0
+            g.append(line)
+            h.append(-self.lo[v])
+            if not math.isinf(self.hi[v]):
+                g.append(-line)
+                h.append(self.hi[v])
+        g_arr, h_arr = np.array(g).reshape(len(g), size), np.array(h)
+        eq_arr = np.array(a_eq).reshape(len(a_eq), size)
+        undecided = list(range(len(g)))
+        point = np.zeros(size)
+        while undecided and size:
+            m = len(undecided)
+            # variables: x (size), s (m); maximise sum(s), 0 <= s <= 1
+            cost = np.concatenate([np.zeros(size), -np.ones(m)])
+            slack = np.zeros((len(g), m))
+            for j, row_index in enumerate(undecided):
+                slack[row_index, j] = 1.0
+            result = linprog(
+                cost, A_ub=np.hstack([g_arr, slack]), b_ub=h_arr,
+                A_eq=np.hstack([eq_arr, np.zeros((len(eq_arr), m))]) if len(eq_arr) else None,
+                b_eq=np.array(b_eq) if b_eq else None,
+                bounds=[(None, None)] * size + [(0, 1)] * m, method="highs")
+            assert result.status == 0, ("the printed cells contradict the relations: "
+                                        f"{[self.name[v] for v in core][:5]}", result.message)
+            point = result.x[:size]
+            strict = {row_index for j, row_index in enumerate(undecided)
+                      if result.x[size + j] > 1e-7}
+            if not strict:
+                break
+            undecided = [row_index for row_index in undecided if row_index not in strict]
+        implicit = g_arr[undecided] if undecided else np.zeros((0, size))
+        space = RowSpace([*eq_arr, *implicit])
+
+        def constant_form(line: np.ndarray) -> bool:
+            return space.contains(line)
+
+        leaks = []
+        for v in core:
+            line = np.zeros(size)
+            line[index[v]] = 1.0
+            if not constant_form(line):
+                continue
+            value = round(float(point[index[v]]))
+            if self.kind[v] == "small" or (self.kind[v] == "free" and 1 <= value <= K):
+                leaks.append(f"{self.name[v]}: derivable as {value}")
+        for v, (row, coefficient) in peeled.items():
+            rest = {u: -c / coefficient for u, c in row.items() if u != v}
+            line, constant = line_of(rest)
+            if not constant_form(line):
+                continue
+            value = round(float(line @ point + constant))
+            if 1 <= value <= K:
+                leaks.append(f"{self.name[v]}: derivable as {value}")
+        return leaks
+
+
+# ---------------------------------------------------------------------------------------------
+# Relations of the monthly report (docs/suppression.md, "Monthly report")
+
+
+def outcome_counts(a: Audit, rates: dict[str, Any], where: str) -> dict[str, int]:
+    """Response / partial / non-response / remission / ITT rate dicts of one row."""
+    resp_k, evaluable = a.rate(rates["response"], f"{where} response")
+    part_k, e2 = a.rate(rates["partial_response"], f"{where} partial")
+    non_k, e3 = a.rate(rates["non_response"], f"{where} non-response")
+    rem_k, rem_n = a.rate(rates["remission"], f"{where} remission")
+    itt_k, itt_n = a.rate(rates["itt_response"], f"{where} ITT")
+    a.equal(evaluable, e2)
+    a.equal(evaluable, e3)
+    a.equal(resp_k, itt_k)
+    a.total(evaluable, [resp_k, part_k, non_k])
+    a.part(evaluable, rem_n, f"{where} baseline at or below remission cutoff")
+    a.part(itt_n, evaluable, f"{where} no follow-up score")
+    return {"evaluable": evaluable, "responders": resp_k, "partial": part_k, "non": non_k,
+            "remitters": rem_k, "remission_n": rem_n, "itt": itt_n}
+
+
+def audit_monthly(report: dict[str, Any]) -> Audit:
+    a = Audit()
+    inst = report["headline_instrument"]
+    periods = {key: (p["start"], p["end"]) for key, p in report["periods"].items()}
+
+    def name(period: str, what: str) -> str:
+        start, end = periods[period]
+        return f"{what} [{start}..{end}]"
+
+    additive: list[tuple[str, str]] = []  # (what, unit) printed per period: rolling = parts
+
+    def per(period: str, what: str, var: int) -> int:
+        additive.append((what, ""))
+        return a.same(name(period, what), var)
+
+    # headline, per period
+    for key, h in report["headline"].items():
+        per(key, "courses", a.cell(h["courses_ended"], f"{key} courses ended"))
+        per(key, "courses", a.cell(report["periods"][key]["courses"], f"{key} period courses"))
+        counts = outcome_counts(a, h, f"{key} headline")
+        for what, var in counts.items():
+            per(key, f"{inst} {what} all", var)
+        disc, courses = a.rate(h["dropout"], f"{key} dropout")
+        per(key, "courses", courses)
+        per(key, "discontinued all", disc)
+        ae, infusions = a.rate(h["adverse_events"], f"{key} adverse events")
+        per(key, "infusions", infusions)
+        per(key, "infusions with an adverse event", ae)
+    # activity (month, previous)
+    for key, act in report["activity"].items():
+        infusions = per(key, "infusions", a.cell(act["infusions"], f"{key} activity infusions"))
+        aborted = per(key, "aborted", a.cell(act["aborted"], f"{key} activity aborted"))
+        a.part(infusions, aborted, f"{key} infusions not aborted")
+        per(key, "discontinued all", a.cell(act["courses_discontinued"], f"{key} discontinued"))
+        for field in ("new_patients", "courses_started", "courses_completing", "cancelled"):
+            a.cell(act[field], f"{key} activity {field}")
+    # outcomes per protocol x instrument (month, rolling)
+    for key, rows in report["outcomes"].items():
+        by_instrument: dict[str, list[dict[str, int]]] = {}
+        for row in rows:
+            where = f"{key} {row['protocol_id']} {row['instrument']}"
+            courses = per(key, f"courses {row['protocol_id']}",
+                          a.cell(row["courses"], f"{where} ended"))
+            evaluable = a.cell(row["evaluable"], f"{where} evaluable")
+            not_evaluable = a.cell(row["not_evaluable"], f"{where} not evaluable")
+            a.total(courses, [evaluable, not_evaluable])
+            counts = outcome_counts(a, row, where)
+            a.equal(evaluable, counts["evaluable"])
+            counts["not_evaluable"] = not_evaluable
+            counts["courses"] = courses
+            for what, var in counts.items():
+                if what != "courses":
+                    per(key, f"{row['instrument']} {what} {row['protocol_id']}", var)
+            by_instrument.setdefault(row["instrument"], []).append(counts)
+        protocols = {row["protocol_id"] for row in rows}
+        a.total(a.q(name(key, "courses")),
+                [a.q(name(key, f"courses {p}")) for p in sorted(protocols)])
+        for instrument, parts in by_instrument.items():
+            for what in ("evaluable", "responders", "partial", "non", "remitters",
+                         "remission_n", "itt", "not_evaluable"):
+                a.total(a.q(name(key, f"{instrument} {what} all")), [c[what] for c in parts])
+    # time to response (headline instrument)
+    for key, rows in report["timing"].items():
+        for row in rows:
+            where = f"{key} timing {row['protocol_id']}"
+            evaluable = per(key, f"{inst} evaluable {row['protocol_id']}",
+                            a.cell(row["evaluable"], f"{where} evaluable"))
+            classes = []
+            for c in row["classes"]:
+                var = per(key, f"timing {c['key']} {row['protocol_id']}",
+                          a.cell(c["count"], f"{where} {c['key']}"))
+                a.share(c["share"], var, f"{where} {c['key']} share")
+                if c["share"] is not None:
+                    a.part(evaluable, var, f"{where} not {c['key']}")
+                classes.append(var)
+            a.total(evaluable, classes)
+    # attrition
+    for key, rows in report["attrition"].items():
+        for row in rows:
+            p = row["protocol_id"]
+            where = f"{key} attrition {p}"
+            started = per(key, f"courses {p}", a.cell(row["started"], f"{where} started"))
+            reached = []
+            for c in row["reached"]:
+                var = per(key, f"reached {c['infusion_number']} {p}",
+                          a.cell(c["count"], f"{where} reached {c['infusion_number']}"))
+                a.share(c["share"], var, f"{where} share {c['infusion_number']}")
+                a.part(started, var, f"{where} not reaching {c['infusion_number']}")
+                reached.append(var)
+            if reached:
+                a.equal(started, reached[0])
+            for first, second in zip(reached, reached[1:], strict=False):
+                a.part(first, second, f"{where} stopping")
+            completed = per(key, f"completed {p}", a.cell(row["completed"], f"{where} completed"))
+            disc = per(key, f"discontinued {p}", a.cell(row["discontinued"],
+                                                         f"{where} discontinued"))
+            a.total(started, [completed, disc])
+            if row["planned"] and row["planned"] <= len(reached):
+                a.equal(reached[row["planned"] - 1], completed)
+            d_k, d_n = a.rate(row["dropout"], f"{where} dropout")
+            a.equal(d_k, disc)
+            a.equal(d_n, started)
+        if rows:
+            a.total(a.q(name(key, "discontinued all")),
+                    [a.q(name(key, f"discontinued {r['protocol_id']}")) for r in rows])
+    # safety
+    for key, s in report["safety"].items():
+        infusions = per(key, "infusions", a.cell(s["infusions"], f"{key} safety infusions"))
+        item9 = s["item9"]
+        scores = a.cell(item9["scores"], f"{key} item-9 scores")
+        a.at_least([scores], [a.cell(item9["patients"], f"{key} item-9 patients")])
+        per(key, "item-9 scores", scores)
+        if s["empty"]:
+            continue
+        aborted, n = a.rate(s["aborted"], f"{key} aborted")
+        a.equal(n, infusions)
+        per(key, "aborted", aborted)
+        bp = per(key, "bp recorded", a.cell(s["bp_recorded"], f"{key} BP recorded"))
+        a.part(infusions, bp, f"{key} BP not recorded")
+        high, bp_n = a.rate(s["high_bp"], f"{key} high BP")
+        a.equal(bp, bp_n)
+        per(key, "high bp", high)
+        any_ae, n = a.rate(s["any_adverse_event"], f"{key} any adverse event")
+        a.equal(n, infusions)
+        per(key, "infusions with an adverse event", any_ae)
+        types = []
+        for e in s["events"]:
+            t, n = a.rate(e["rate"], f"{key} {e['event_type']}")
+            a.equal(n, infusions)
+            a.at_least([any_ae], [t])
+            per(key, f"event {e['event_type']}", t)
+            types.append(t)
+        if types:
+            a.at_least(types, [any_ae])
+    # completeness
+    for key, rows in report["completeness"].items():
+        for row in rows:
+            where = f"{key} completeness {row['instrument']}"
+            courses = per(key, "courses", a.cell(row["courses"], f"{where} courses"))
+            reasons = [a.cell(c, f"{where} reason {i}") for i, c in enumerate(row["reasons"])]
+            evaluable = per(key, f"{row['instrument']} evaluable all",
+                            a.cell(row["evaluable"], f"{where} evaluable"))
+            a.total(courses, [*reasons, evaluable])
+            a.total(a.q(name(key, f"{row['instrument']} not_evaluable all")), reasons)
+            # ITT = evaluable + no follow-up score
+            a.total(a.q(name(key, f"{row['instrument']} itt all")), [evaluable, reasons[2]])
+            for i, var in enumerate(reasons):
+                per(key, f"{row['instrument']} reason {i}", var)
+    # site / provider
+    for key, blocks in report["breakdown"].items():
+        for block in blocks:
+            columns: dict[str, list[int]] = {c: [] for c in
+                                             ("courses", "infusions", "disc", "resp", "eval")}
+            for row in block["rows"]:
+                where = f"{key} {block['unit']} {row['name']}"
+                courses = a.cell(row["courses"], f"{where} courses")
+                infusions = a.cell(row["infusions"], f"{where} infusions")
+                disc, d_n = a.rate(row["dropout"], f"{where} dropout")
+                resp, evaluable = a.rate(row["response"], f"{where} response")
+                a.equal(courses, d_n)
+                if row["total"]:
+                    for what, var in (("courses", courses), ("infusions", infusions),
+                                      ("discontinued all", disc),
+                                      (f"{inst} responders all", resp),
+                                      (f"{inst} evaluable all", evaluable)):
+                        per(key, what, var)
+                    totals = {"courses": courses, "infusions": infusions, "disc": disc,
+                              "resp": resp, "eval": evaluable}
+                else:
+                    unit = f"{block['unit']} {row['name']}"
+                    for what, var in (("courses", courses), ("infusions", infusions),
+                                      ("disc", disc), ("resp", resp), ("eval", evaluable)):
+                        columns[what].append(per(key, f"{what} {unit}", var))
+            if block["rows"]:
+                for what, parts in columns.items():
+                    a.total(totals[what], parts)
+    # control chart: months are the headline's months; 12 months add up to the rolling figures
+    chart = report["control_chart"]
+    month_vars = {}
+    for point in chart["points"]:
+        start = point["month"] + "-01"
+        where = f"p-chart {point['month']}"
+        k_var = a.cell(point["responders"], f"{where} responders")
+        n_var = a.cell(point["evaluable"], f"{where} evaluable")
+        a.part(n_var, k_var, f"{where} not responding")
+        if point["proportion"] is not None and a.kind[k_var] != "known":
+            a.direct.append(f"{where}: proportion printed beside a hidden count")
+        if point["lower"] is not None and a.kind[n_var] != "known":
+            a.direct.append(f"{where}: control limits reveal the hidden n")
+        month_vars[point["month"]] = (k_var, n_var)
+        for key, (p_start, _) in periods.items():
+            if key != "rolling" and p_start == start:
+                a.same(name(key, f"{inst} responders all"), k_var)
+                a.same(name(key, f"{inst} evaluable all"), n_var)
+    last_year = sorted(month_vars)[-12:]
+    if len(last_year) == 12:
+        a.total(a.q(name("rolling", f"{inst} responders all")),
+                [month_vars[m][0] for m in last_year])
+        a.total(a.q(name("rolling", f"{inst} evaluable all")),
+                [month_vars[m][1] for m in last_year])
+    total_n = a.cell(chart["courses"], "p-chart courses")
+    a.total(total_n, [v[1] for v in month_vars.values()])
+    if chart["centre"] is not None and a.kind[total_n] == "known":
+        total_k = a.cell(round(chart["centre"] * a.lo[total_n]), "p-chart responders")
+        a.total(total_k, [v[0] for v in month_vars.values()])
+    # cumulative response curves: a drawn curve with its n gives every step's counts
+    for curve in report["cumulative_response"]:
+        if curve["withheld"]:
+            assert curve["steps"] == [] and curve["courses"] is None
+            continue
+        n = a.cell(curve["courses"], f"curve {curve['protocol_id']} n")
+        per("rolling", f"{inst} evaluable {curve['protocol_id']}", n)
+        for problem in curve_leaks(curve):
+            a.direct.append(problem)
+    # severity bands
+    severity = report["severity"]
+    if severity and not severity["empty"]:
+        courses = per("rolling", "PHQ-9 evaluable all", a.cell(severity["courses"], "bands n"))
+        for column in ("baseline", "endpoint"):
+            a.total(courses, [a.cell(b[column], f"band {b['label']} {column}")
+                              for b in severity["bands"]])
+    # latest load
+    for f in report["latest_load"]["files"]:
+        read = a.cell(f["rows_read"], f"{f['file']} read")
+        a.total(read, [a.cell(f[c], f"{f['file']} {c}")
+                       for c in ("rows_loaded", "duplicates", "rejected")])
+    # a count of the 12 months = the month's + the previous month's + the other ten
+    for quantity in list(a.quantities):
+        match = re.fullmatch(r"(.*) \[(\S+)\.\.(\S+)\]", quantity)
+        if not match or (match.group(2), match.group(3)) != periods["rolling"]:
+            continue
+        what = match.group(1)
+        parts = [a.quantities[name(key, what)] for key in ("month", "previous")
+                 if name(key, what) in a.quantities]
+        if parts and not what.startswith("item-9"):
+            a.total(a.quantities[quantity], [*parts, a.free(f"{what}: other months")])
+    return a
+
+
+def curve_leaks(curve: dict[str, Any]) -> list[str]:
+    """Every (responses, censored) sequence consistent with a drawn Kaplan-Meier curve and its
+    n; a step whose responses or censored courses can only be one value from 1 to 10 leaks."""
+    n = curve["courses"]
+    survival = [1.0] + [1 - s["cumulative_response"] for s in curve["steps"]]
+    # states: courses at risk at step j -> possible (events, censored) at j
+    at_risk = {n}
+    options: list[dict[int, set[tuple[int, int]]]] = []
+    for j in range(len(curve["steps"])):
+        ratio = 1 - survival[j + 1] / survival[j] if survival[j] > 0 else 0.0
+        step_options: dict[int, set[tuple[int, int]]] = {}
+        nxt = set()
+        last = j == len(curve["steps"]) - 1
+        for r in at_risk:
+            d = round(ratio * r)
+            if abs(d - ratio * r) > 1e-6 or d > r:
+                continue
+            censored_range = [r - d] if last else range(0, r - d + 1)
+            for c in censored_range:
+                if d + c == 0:
+                    continue  # a step is drawn only where something happened
+                step_options.setdefault(r, set()).add((d, c))
+                nxt.add(r - d - c)
+        options.append(step_options)
+        at_risk = nxt
+    problems = []
+    for j, step_options in enumerate(options):
+        events = {d for pairs in step_options.values() for d, _ in pairs}
+        censored = {c for pairs in step_options.values() for _, c in pairs}
+        for what, values in (("responses", events), ("censored", censored)):
+            if len(values) == 1 and 1 <= next(iter(values)) <= K:
+                problems.append(f"curve {curve['protocol_id']} step {j + 1}: {what} "
+                                f"= {next(iter(values))}")
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------
+# Relations of the evidence report (docs/suppression.md, "Evidence report")
+
+
+def audit_evidence(report: dict[str, Any]) -> Audit:
+    a = Audit()
+    for s in report["protocols"]:
+        p = s["protocol_id"]
+        nip = a.cell(s["courses_not_in_progress"], f"{p} not in progress")
+        a.cell(s["in_progress"], f"{p} in progress")
+        if s["rates"]:
+            counts = evidence_rates(a, s["rates"], f"{p} {s['instrument']}")
+            a.part(nip, counts["itt"], f"{p} without a baseline")
+            cm = s["case_mix"]
+            share, evaluable = a.rate(cm["share_caseness"], f"{p} share at caseness")
+            a.equal(evaluable, counts["evaluable"])
+            below = a.part(evaluable, share, f"{p} below caseness")
+            s15, e15 = a.rate(cm["share_15"], f"{p} share >= 15")
+            s20, e20 = a.rate(cm["share_20"], f"{p} share >= 20")
+            a.equal(e15, evaluable)
+            a.equal(e20, evaluable)
+            a.part(s15, s20, f"{p} 15-19")
+            if (cm["caseness"] or 0) <= 15:
+                a.part(share, s15, f"{p} caseness-14")
+            del below
+            if not cm["restricted_withheld"]:
+                case = evidence_rates(a, cm["restricted"], f"{p} caseness")
+                a.equal(case["evaluable"], share)
+                for what in ("evaluable", "responders", "non", "not_responding", "remitters",
+                             "remission_n", "itt", "itt_remission", "itt_non", "itt_not"):
+                    a.part(counts[what], case[what], f"{p} {what} below caseness")
+        for o in s["other_instruments"]:
+            oc = evidence_rates(a, o, f"{p} {o['instrument']}")
+            a.part(nip, oc["itt"], f"{p} {o['instrument']} without a baseline")
+        for f in s["families"]:
+            for funnel in ("funnel", "remission_funnel", "case_funnel"):
+                if f[funnel] is not None:
+                    assert f[funnel]["n"] >= 11
+        for c in s["claims"]:
+            where = f"{p} claim {c['key']}"
+            if c.get("mix") is not None:
+                mix_n = a.cell(c["mix_n"], f"{where} responders")
+                parts = []
+                for m in c["mix"]:
+                    k, n = evidence_rate(a, m, f"{where} {m['label']}")
+                    a.equal(n, mix_n)
+                    parts.append(k)
+                a.total(mix_n, parts)
+            elif c["estimate"] is not None and c["key"] in ("better_3_4", "durability"):
+                est = c["estimate"]
+                a.cell(est.get("subjects"), f"{where} subjects")
+            elif c["estimate"] is not None and c["key"] == "completion":
+                k, n = evidence_rate(a, c["estimate"], where)
+                a.equal(n, nip)
+                completed = k
+                within_k, within_n = evidence_rate(a, c["within_days"], f"{where} within days") \
+                    if c.get("within_days") else (None, None)
+                if within_k is not None:
+                    a.equal(within_n, nip)
+                    a.part(completed, within_k, f"{where} completed late")
+            elif c["estimate"] is not None:
+                evidence_rate(a, c["estimate"], where)
+    return a
+
+
+def evidence_rate(a: Audit, r: dict[str, Any], name: str) -> tuple[int, int]:
+    """An evidence rate dict: a printed rate gives its k and n (Wilson interval and n);
+    a withheld one shows "<11" or nothing."""
+    if r["rate"] is not None:
+        k = a.cell(int(r["numerator"]), f"{name} numerator")
+        n = a.cell(int(r["denominator"]), f"{name} denominator")
+    else:
+        k = a.cell(r.get("numerator"), f"{name} numerator")
+        n = a.cell(r.get("denominator"), f"{name} denominator")
+    a.part(n, k, f"{name} complement")
+    return k, n
+
+
+def evidence_rates(a: Audit, rates: dict[str, Any], where: str) -> dict[str, int]:
+    rows = {r["key"]: r for r in rates["rows"]}
+    evaluable = a.cell(rates["evaluable"], f"{where} evaluable")
+    itt = a.cell(rates["itt"], f"{where} itt")
+    out = {"evaluable": evaluable, "itt": itt}
+    for key, short in (("response", "responders"), ("remission", "remitters"),
+                       ("non_response", "non"), ("not_response", "not_responding")):
+        k, n = evidence_rate(a, rows[key]["evaluable"], f"{where} {key}")
+        ik, itt_n = evidence_rate(a, rows[key]["itt"], f"{where} ITT {key}")
+        out[short] = k
+        if key == "remission":
+            out["remission_n"] = n
+            out["itt_remission"] = itt_n
+            a.part(evaluable, n, f"{where} remission not evaluable")
+            a.equal(k, ik)
+            a.part(itt_n, n, f"{where} remission without endpoint")
+        else:
+            a.equal(n, evaluable)
+            a.equal(itt_n, itt)
+        if key == "non_response":
+            out["itt_non"] = ik
+        if key == "not_response":
+            out["itt_not"] = ik
+        if key == "response":
+            a.equal(k, ik)
+    gap = a.part(itt, evaluable, f"{where} without an endpoint")
+    a.total(evaluable, [out["responders"], out["not_responding"]])
+    a.part(out["not_responding"], out["non"], f"{where} partial responders")
+    a.total(out["itt_non"], [out["non"], gap])
+    a.total(out["itt_not"], [out["not_responding"], gap])
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixtures
+
+
+def suppress_config(tmp_path: Path) -> Path:
+    path = tmp_path / "suppress.toml"
+    path.write_text("[definitions]\nsuppress_small_cells = true\nsmall_cell_max = 10\n",
+                    encoding="utf-8")
+    return path
+
+
+def monthly_json(db: Path, month: str, config_path: Path) -> dict[str, Any]:
+    """The report's JSON as written, without rendering a PDF (same function, same bytes)."""
+    from pipeline.reports.monthly import build_context, context_json, load_monthly_inputs
+
+    config = load_config(config_path)
+    context = build_context(load_monthly_inputs(db, month, config), config)
+    return json.loads(context_json(context))
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The 400-patient demo with suppression on: monthly PDF + JSON and evidence PDF + JSON."""
+    from pipeline.reports.evidence import write_evidence_report
+    from pipeline.reports.monthly import write_monthly_report
+
+    base = tmp_path_factory.mktemp("suppression")
+    write_demo(base / "export", patients=400, seed=7, end=date(2026, 10, 31))
+    db = base / "clinic.duckdb"
+    config_path = suppress_config(base)
+    config = load_config(config_path)
+    ingest(base / "export", db, config, today=LOAD_DAY)
+    pdf, js = write_monthly_report(db, "2026-10", base / "out", config)
+    epdf, ejs = write_evidence_report(db, date(2026, 10, 31), base / "out", config)
+    return {"db": db, "config": config_path, "pdf": pdf,
+            "json": json.loads(js.read_text(encoding="utf-8")),
+            "text": pdftotext(pdf), "evidence": json.loads(ejs.read_text(encoding="utf-8")),
+            "evidence_text": pdftotext(epdf)}
+
+
+def pdftotext(pdf: Path) -> str:
+    return subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True,
+                          text=True, check=True).stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# Tests: the demo reports
+
+
+def test_monthly_report_with_suppression_passes_the_audit(demo: dict[str, Any]) -> None:
+    audit = audit_monthly(demo["json"])
+    assert audit.leaks() == []
+    # the audit is not vacuous: many cells are hidden, and many relations bind them
+    printed = json.dumps(demo["json"])
+    assert printed.count('"<11"') > 50 and printed.count('"*"') > 10
+    assert len(audit.eqs) > 500
+
+
+def test_pdf_prints_what_the_json_says(demo: dict[str, Any]) -> None:
+    text, report = demo["text"], demo["json"]
+    assert "<11" in text and "*" in text
+    # withheld curves are named, and no n is drawn for them
+    withheld = [c["protocol_id"] for c in report["cumulative_response"] if c["withheld"]]
+    if withheld:
+        assert "Curve withheld (small cells)" in " ".join(text.split())
+    for protocol in withheld:
+        assert f"{protocol} (n =" not in text
+    # the headline row of the month prints exactly the JSON's cells
+    h = report["headline"]["month"]
+    line = next(li for li in text.splitlines() if li.strip().startswith("Courses ending"))
+    assert str(h["courses_ended"]) in line.split()
+    # no count from 1 to 10 in the site / provider tables of the PDF
+    block = text[text.index("By site and by provider"):text.index("Appendix: methods")]
+    for line in block.splitlines():
+        cells = line.split()
+        if len(cells) >= 3 and cells[0] not in ("Site", "Provider", "A"):
+            for cell in cells[1:3]:
+                assert not re.fullmatch(r"[1-9]|10", cell), line
+
+
+def test_no_report_json_carries_a_raw_small_count(demo: dict[str, Any]) -> None:
+    """Every count field of both JSON files is 0, more than 10, "<11" or "*"."""
+    count_fields = {"numerator", "denominator", "courses", "courses_ended", "evaluable",
+                    "not_evaluable", "count", "started", "completed", "discontinued",
+                    "infusions", "bp_recorded", "scores", "patients", "responders",
+                    "rows_read", "rows_loaded", "duplicates", "rejected", "problems", "itt",
+                    "in_progress", "courses_not_in_progress", "mix_n", "subjects", "finished",
+                    "new_patients", "courses_started", "courses_completing", "cancelled",
+                    "aborted", "baseline", "endpoint"}
+
+    def walk(value: Any, key: str | None = None) -> list[tuple[str, Any]]:
+        if isinstance(value, dict):
+            return [x for k, v in value.items() for x in walk(v, k)]
+        if isinstance(value, list):
+            return [x for v in value for x in walk(v, key)]
+        return [(key or "", value)]
+
+    for report in (demo["json"], demo["evidence"]):
+        for key, value in walk(report):
+            if key in count_fields and isinstance(value, int) and not isinstance(value, bool):
+                assert not 1 <= value <= K, (key, value)
+        for _, value in walk(report.get("latest_load", {}).get("reasons", [])):
+            assert not (isinstance(value, int) and 1 <= value <= K)
+
+
+def test_evidence_report_passes_the_audit(demo: dict[str, Any]) -> None:
+    audit = audit_evidence(demo["evidence"])
+    assert audit.leaks() == []
+    assert "<11" in demo["evidence_text"]
+
+
+def test_the_auditor_finds_a_planted_leak(demo: dict[str, Any], tmp_path: Path) -> None:
+    """Print the true value of every complementary "*" of the 12-month outcomes table: the
+    "<11" cells they protected become derivable, and the auditor says so."""
+    plain_config = tmp_path / "plain.toml"
+    plain_config.write_text("[definitions]\nsuppress_small_cells = false\n", encoding="utf-8")
+    plain = monthly_json(demo["db"], "2026-10", plain_config)
+    report = json.loads(json.dumps(demo["json"]))
+    planted = 0
+    for row, true in zip(report["outcomes"]["rolling"], plain["outcomes"]["rolling"], strict=True):
+        for field in ("response", "partial_response", "non_response", "remission",
+                      "itt_response"):
+            for part in ("numerator", "denominator"):
+                if row[field][part] == STAR:
+                    row[field][part] = true[field][part]
+                    planted += 1
+        for field in ("courses", "evaluable", "not_evaluable"):
+            if row[field] == STAR:
+                row[field] = true[field]
+                planted += 1
+    assert planted
+    leaks = audit_monthly(report).leaks()
+    assert any(leak.startswith("rolling ") for leak in leaks), leaks
+
+
+def test_suppression_off_prints_every_count(tmp_path: Path, demo: dict[str, Any]) -> None:
+    config = tmp_path / "plain.toml"
+    config.write_text("[definitions]\nsuppress_small_cells = false\n", encoding="utf-8")
+    report = monthly_json(demo["db"], "2026-10", config)
+    assert report.pop("suppression")["on"] is False
+    text = json.dumps(report)
+    assert '"<11"' not in text and '"*"' not in text
+    assert all(not c["withheld"] for c in report["cumulative_response"])
+
+
+def test_ledger_relations_hold_and_every_leak_is_closed(demo: dict[str, Any]) -> None:
+    """The report's own bookkeeping: no figure registered twice with two values, no declared
+    relation that is false on the data, no leak the solver gave up on."""
+    from pipeline.reports.monthly import build_ledger_context, load_monthly_inputs
+
+    config = load_config(demo["config"])
+    _, ledger = build_ledger_context(load_monthly_inputs(demo["db"], "2026-10", config), config)
+    assert ledger.conflicts == [] and ledger.violations == [] and ledger.unresolved == []
+
+
+# ---------------------------------------------------------------------------------------------
+# A hand-built export: one protocol with exactly 3 non-responders, totals printed
+
+
+def hand_export(folder: Path) -> None:
+    """Two protocols, PHQ-9 baseline 20 for every course; endpoints 8 (-60%: response),
+    13 (-35%: partial) and 18 (-10%: non-response). Courses ending in September 2026:
+
+    IND6 (6 infusions): 20 responders, 12 partial, 3 non-responders     -> 35 evaluable
+    IND4 (4 infusions): 14 responders, 13 partial, 15 non-responders    -> 42 evaluable
+    Clinic:             34 responders, 25 partial, 18 non-responders    -> 77 evaluable
+
+    and, so that the 12 months differ from the month, courses ending in June 2026:
+    IND6 30 / 15 / 15 and IND4 20 / 20 / 20. No remission (endpoints > 4), no dropout, no
+    adverse event, one site and one provider.
+    """
+    write = _writer(folder)
+    write("protocols.csv", """\
+        protocol_id,name,planned_infusions,planned_days
+        IND6,Six infusions,6,12
+        IND4,Four infusions,4,8
+        """)
+    patients, sessions, scores = ["patient_id,site"], [
+        "session_id,patient_id,protocol_id,started_at,status,site,provider"], [
+        "patient_id,instrument,administered_at,total_score,timing"]
+    number = 0
+    for first, plan in ((date(2026, 9, 1), (("IND6", 6, ((20, 8), (12, 13), (3, 18))),
+                                            ("IND4", 4, ((14, 8), (13, 13), (15, 18))))),
+                        (date(2026, 6, 1), (("IND6", 6, ((30, 8), (15, 13), (15, 18))),
+                                            ("IND4", 4, ((20, 8), (20, 13), (20, 18)))))):
+        for protocol, infusions, groups in plan:
+            for count, endpoint in groups:
+                for _ in range(count):
+                    number += 1
+                    pid = f"H{number:03d}"
+                    patients.append(f"{pid},North")
+                    days = [first + timedelta(days=2 * i) for i in range(infusions)]
+                    for i, day in enumerate(days):
+                        sessions.append(f"{pid}-{i + 1},{pid},{protocol},{day}T09:00,completed,"
+                                        "North,Dr A")
+                    scores.append(f"{pid},PHQ-9,{first}T08:00,20,pre")
+                    scores.append(f"{pid},PHQ-9,{days[-1] + timedelta(days=1)},{endpoint},"
+                                  "followup")
+    write("patients.csv", "\n".join(patients) + "\n")
+    write("sessions.csv", "\n".join(sessions) + "\n")
+    write("assessments.csv", "\n".join(scores) + "\n")
+
+
+def _writer(folder: Path):  # type: ignore[no-untyped-def]
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def write(name: str, text: str) -> None:
+        (folder / name).write_text(textwrap.dedent(text), encoding="utf-8")
+
+    return write
+
+
+@pytest.fixture(scope="module")
+def hand(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    from pipeline.reports.monthly import write_monthly_report
+
+    base = tmp_path_factory.mktemp("hand")
+    hand_export(base / "export")
+    db = base / "clinic.duckdb"
+    ingest(base / "export", db, load_config(), today=LOAD_DAY)
+    config = load_config(suppress_config(base))
+    pdf, js = write_monthly_report(db, "2026-09", base / "out", config)
+    return {"json": json.loads(js.read_text(encoding="utf-8")), "text": pdftotext(pdf)}
+
+
+def test_three_non_responders_print_as_small_and_their_complements_are_withheld(
+        hand: dict[str, Any]) -> None:
+    rows = {row["protocol_id"]: row for row in hand["json"]["outcomes"]["month"]}
+    ind6, ind4 = rows["IND6"], rows["IND4"]
+    # IND6: 3 non-responders -> "<11"; partial (12) is the smallest other cell of
+    # 20 + 12 + 3 = 35 -> "*"; response 20/35 stays (35 - 20 = 15 is not small)
+    assert ind6["non_response"]["numerator"] == SMALL
+    assert ind6["partial_response"]["numerator"] == STAR
+    assert (ind6["response"]["numerator"], ind6["response"]["denominator"]) == (20, 35)
+    assert ind6["response"]["rate"] == pytest.approx(20 / 35)
+    assert ind6["non_response"]["rate"] is None and ind6["partial_response"]["rate"] is None
+    # The clinic's non-responders (18) are printed in the headline, so IND4's 15 would give
+    # IND6's 3 away (18 - 15): IND4's non-responders are withheld, and with them (a lone
+    # hidden cell in IND4's row) IND4's partial responders (13 < 14 responders).
+    headline = hand["json"]["headline"]["month"]
+    assert headline["non_response"]["numerator"] == 18
+    assert headline["non_response"]["denominator"] == 77
+    assert ind4["non_response"]["numerator"] == STAR
+    assert ind4["partial_response"]["numerator"] == STAR
+    assert (ind4["response"]["numerator"], ind4["response"]["denominator"]) == (14, 42)
+    # the partial column: IND6 "*", IND4 "*", clinic 25 - two unknowns, each at least 11
+    assert headline["partial_response"]["numerator"] == 25
+    assert audit_monthly(hand["json"]).leaks() == []
+
+
+def test_hand_built_pdf_prints_the_same_cells(hand: dict[str, Any]) -> None:
+    text = hand["text"]
+    month_table = text[text.index("Courses ending in September 2026"):
+                       text.index("Courses ending in the 12 months")]
+    lines = month_table.splitlines()
+    at = {li.split()[0]: i for i, li in enumerate(lines) if li.split()[:1] in (["IND6"], ["IND4"])}
+    ind6 = lines[at["IND6"]].split()
+    # Protocol, Instrument, Ended, Evaluable, Response k/n, Partial k/n, Non-response k/n ...
+    assert ind6[:7] == ["IND6", "PHQ-9", "35", "35", "20/35", "*/35", "<11/35"]
+    ind4 = lines[at["IND4"]].split()
+    assert ind4[:7] == ["IND4", "PHQ-9", "42", "42", "14/42", "*/42", "*/42"]
+    assert "57.1%" in lines[at["IND6"] + 1]  # 20/35
+
+
+# ---------------------------------------------------------------------------------------------
+# Property-style: the demo at several seeds and sizes
+
+
+@pytest.mark.parametrize(("patients", "seed"), [(60, 1), (120, 2), (200, 3), (90, 11)])
+def test_demo_reports_pass_the_audit(tmp_path: Path, patients: int, seed: int) -> None:
+    from pipeline.reports.evidence import evidence_context
+
+    write_demo(tmp_path / "export", patients=patients, seed=seed, end=date(2026, 10, 31))
+    db = tmp_path / "clinic.duckdb"
+    ingest(tmp_path / "export", db, load_config(), today=LOAD_DAY)
+    config_path = suppress_config(tmp_path)
+    report = monthly_json(db, "2026-10", config_path)
+    assert audit_monthly(report).leaks() == []
+    evidence = json_ready(evidence_context(db, date(2026, 10, 31), load_config(config_path)))
+    assert audit_evidence(evidence).leaks() == []
