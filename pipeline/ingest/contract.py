@@ -19,6 +19,7 @@ class TableContract:
     optional: tuple[str, ...]
     id_column: str
     has_items: bool = False
+    numeric: tuple[str, ...] = ()  # number columns (a decimal comma is read in ;/tab files)
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -32,6 +33,7 @@ TABLES: tuple[TableContract, ...] = (
         ("protocol_id", "name", "planned_infusions", "planned_days"),
         ("dose_mg_per_kg", "infusion_minutes", "phase", "indication"),
         "protocol_id",
+        numeric=("planned_infusions", "planned_days", "dose_mg_per_kg", "infusion_minutes"),
     ),
     TableContract(
         "patients",
@@ -57,6 +59,14 @@ TABLES: tuple[TableContract, ...] = (
             "cpt_codes",
         ),
         "session_id",
+        numeric=(
+            "dose_mg_per_kg",
+            "weight_kg",
+            "dose_mg",
+            "duration_minutes",
+            "bp_systolic_max",
+            "bp_diastolic_max",
+        ),
     ),
     TableContract(
         "assessments",
@@ -64,12 +74,14 @@ TABLES: tuple[TableContract, ...] = (
         ("assessment_id", "session_id", "timing"),
         "assessment_id",
         has_items=True,
+        numeric=("total_score",),  # and every item_N
     ),
     TableContract(
         "treatment_history",
         ("patient_id", "medication", "start_date"),
         ("trial_id", "drug_class", "end_date", "adequate_dose", "improvement_pct", "episode"),
         "trial_id",
+        numeric=("improvement_pct",),
     ),
 )
 CONTRACTS = {t.name: t for t in TABLES}
@@ -114,17 +126,24 @@ class ColumnMap:
 
 
 def map_columns(file_label: str, header: list[str], contract: TableContract) -> ColumnMap:
-    """Match a header to the contract; a missing required column stops the load."""
+    """Match a header to the contract; a missing or doubled required column stops the load.
+
+    Messages quote header names only when the line looks like a header (it names at least one
+    contract column): a file without a header row would otherwise echo patient data.
+    """
     positions: dict[str, int] = {}
     items: dict[int, int] = {}
     ignored: list[str] = []
-    for pos, raw in enumerate(header):
-        name = normalize_column(str(raw) if raw is not None else "")
+    raw_names = [str(raw) if raw is not None else "" for raw in header]
+    for pos, raw in enumerate(raw_names):
+        name = normalize_column(raw)
         item = ITEM_COLUMN.fullmatch(name) if contract.has_items else None
-        if name in positions or (item and int(item.group(1)) in items):
+        first = positions.get(name) if not item else items.get(int(item.group(1)))
+        if first is not None:
             raise InputError(
-                f"{file_label}: column '{name}' appears twice in the header (column {pos + 1}); "
-                "remove one copy and load again"
+                f"{file_label}: columns {first + 1} ('{raw_names[first].strip()}') and {pos + 1} "
+                f"('{raw.strip()}') have the same name (column names are case-insensitive), so "
+                "one would be lost; remove or rename one of them and load again"
             )
         if name in contract.columns:
             positions[name] = pos
@@ -134,10 +153,14 @@ def map_columns(file_label: str, header: list[str], contract: TableContract) -> 
             ignored.append(name)
     missing = [c for c in contract.required if c not in positions]
     if missing:
-        found = ", ".join(normalize_column(str(h)) for h in header if h is not None) or "nothing"
+        if positions or items:
+            found = ", ".join(normalize_column(h) for h in raw_names if h) or "nothing"
+            seen = f"(found: {found})"
+        else:
+            seen = "(the first line names none of them: is the header row missing?)"
         raise InputError(
             f"{file_label}: required column{'s' if len(missing) > 1 else ''} "
-            f"{', '.join(repr(m) for m in missing)} missing from the header (found: {found}); "
+            f"{', '.join(repr(m) for m in missing)} missing from the header {seen}; "
             f"a {contract.name} file needs {', '.join(contract.required)}"
         )
     return ColumnMap(positions, items, tuple(ignored))
