@@ -740,3 +740,17 @@ def test_birth_date_in_the_future_is_rejected(export, db):
     report = load(export, db)
     assert [r[:3] for r in rejected(db, "patients.csv")] == [(2, "birth_date", "2027-01-01")]
     assert reconcile(report, db, "patients.csv") == (2, 1, 0, 1)
+
+
+def test_adverse_event_lists_split_over_lines_or_padded_are_trimmed(export, db):
+    report = load(
+        sessions(
+            export,
+            "session_id,patient_id,protocol_id,started_at,adverse_events",
+            'S1,P1,IND6,2026-02-02T09:00,"Nausea;\r\ndissociation ;\u00a0headache;"',
+        ),
+        db,
+    )
+    assert query(db, "SELECT adverse_events FROM sessions") == \
+        [(["nausea", "dissociation", "headache"],)]
+    assert reconcile(report, db, "sessions.csv") == (1, 1, 0, 0)

@@ -34,7 +34,7 @@ def _one(con: duckdb.DuckDBPyConnection, query: str) -> Any:
 
 
 def _failed_load_message(data_dir: Path, db_path: str | Path, exc: duckdb.Error) -> str:
-    text = str(exc)
+    text = " ".join(str(exc).split())  # DuckDB's messages span lines; print one paragraph
     if "No space left" in text or "File too large" in text or "Read-only file system" in text:
         cause = next(c for c in ("No space left on device", "File too large",
                                  "Read-only file system") if c in text)

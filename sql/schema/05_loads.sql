@@ -6,7 +6,7 @@ CREATE TABLE IF NOT EXISTS loads (
     file        VARCHAR NOT NULL,
     table_name  VARCHAR NOT NULL,
     format      VARCHAR NOT NULL,       -- csv / parquet / xlsx
-    encoding    VARCHAR,                -- utf-8, utf-8-sig, cp1252 or latin-1 (CSV only)
+    encoding    VARCHAR,                -- utf-8, utf-8-sig, utf-16-le|be, utf-32-le|be, cp1252 or latin-1 (CSV only)
     sha256      VARCHAR NOT NULL,
     rows_read   BIGINT NOT NULL,
     rows_loaded BIGINT NOT NULL,

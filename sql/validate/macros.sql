@@ -98,7 +98,8 @@ CREATE OR REPLACE TEMP MACRO int_problem(raw, lo, hi, what) AS int_reason(raw, t
 -- ---------------------------------------------------------------- lists
 
 CREATE OR REPLACE TEMP MACRO split_list(s) AS
-    nullif(list_filter(list_transform(string_split(s, ';'), lambda x: lower(trim(x))),
+    nullif(list_filter(list_transform(string_split(s, ';'),
+                                      lambda x: lower(trim(x, ' ' || chr(9) || chr(10) || chr(13) || chr(160)))),
                        lambda x: x <> ''), []);
 
 -- ---------------------------------------------------------------- dates and times
