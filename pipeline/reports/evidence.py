@@ -236,8 +236,11 @@ def print_rates(cells: Ledger, c: dict[str, CountRef], rows: int = 4, keep: int 
     """The rate table: evaluable-course rates are kept longest (the evaluable count last of
     all: every comparison with the studies rests on it), ITT rates give way first."""
     cells.show(c["evaluable"], keep=keep + 2)
-    for _, _, evaluable, itt in RATE_ROWS[:rows]:
-        print_rate(cells, c[evaluable[0]], c[evaluable[1]], keep,
+    for key, _, evaluable, itt in RATE_ROWS[:rows]:
+        # the response rate is the figure set against the published benchmark: its
+        # responders give way after every other numerator
+        numerator_keep = keep + 1 if key == "response" and keep else keep
+        print_rate(cells, c[evaluable[0]], c[evaluable[1]], numerator_keep,
                    keep + 2 if evaluable[1] == "evaluable" else keep + 1)
         print_rate(cells, c[itt[0]], c[itt[1]], 0, keep + 1)
 
