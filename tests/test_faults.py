@@ -245,13 +245,16 @@ def _mount_tmpfs(target: Path, options: str) -> bool:
     return done.returncode == 0
 
 
-@pytest.fixture
-def small_disk(tmp_path):  # type: ignore[no-untyped-def]
-    target = tmp_path / "small-disk"
-    if not _mount_tmpfs(target, "size=256k"):
-        pytest.skip("needs root and tmpfs mounts to make a really full disk")
+def _tmpfs(target: Path, options: str, what: str):  # type: ignore[no-untyped-def]
+    if not _mount_tmpfs(target, options):
+        pytest.skip(f"needs root and tmpfs mounts to make {what}")
     yield target
     subprocess.run(["umount", "-l", str(target)], check=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path):  # type: ignore[no-untyped-def]
+    yield from _tmpfs(tmp_path / "small-disk", "size=256k", "a really full disk")
 
 
 def test_a_full_disk_while_writing_a_report_is_a_clear_error(exports, small_disk):
@@ -266,11 +269,7 @@ def test_a_full_disk_while_writing_a_report_is_a_clear_error(exports, small_disk
 
 @pytest.fixture
 def read_only_disk(tmp_path):  # type: ignore[no-untyped-def]
-    target = tmp_path / "read-only"
-    if not _mount_tmpfs(target, "ro,size=64k"):
-        pytest.skip("needs root and tmpfs mounts to make a read-only file system")
-    yield target
-    subprocess.run(["umount", "-l", str(target)], check=True)
+    yield from _tmpfs(tmp_path / "read-only", "ro,size=64k", "a read-only file system")
 
 
 def test_a_read_only_out_folder_is_a_clear_error(exports, read_only_disk):
