@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 
 from pipeline.errors import InputError
+from pipeline.outputs import atomic_path
 
 
 def report_timestamp(as_of: date) -> datetime:
@@ -43,10 +44,6 @@ def write_report_files(json_path: Path, json_text: str, render_pdf: Callable[[],
     """Write the JSON beside its final name, render the PDF (pipeline.render writes it under a
     temporary name and renames it), then rename the JSON: nothing new appears unless both were
     written, and an error leaves the previous outputs untouched."""
-    partial = json_path.with_name(f".{json_path.name}.partial")
-    try:
+    with atomic_path(json_path) as partial:
         partial.write_text(json_text, encoding="utf-8")
         render_pdf()
-        partial.replace(json_path)
-    finally:
-        partial.unlink(missing_ok=True)
