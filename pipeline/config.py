@@ -44,10 +44,18 @@ class Database:
 
 
 @dataclass(frozen=True)
+class Ingest:
+    # A snapshot retiring more than this share of a table's current rows stops the load unless
+    # --allow-retire is given (README "Exports over time").
+    max_retired_share: float = 0.2
+
+
+@dataclass(frozen=True)
 class Config:
     definitions: Definitions = field(default_factory=Definitions)
     clinic: Clinic = field(default_factory=Clinic)
     database: Database = field(default_factory=Database)
+    ingest: Ingest = field(default_factory=Ingest)
     instruments: dict[str, Instrument] = field(default_factory=lambda: build_registry())
     # Report-specific sections, validated by the report that reads them (pipeline/reports/*).
     evidence: dict[str, Any] = field(default_factory=dict)
@@ -64,7 +72,7 @@ class Config:
         }
 
 
-_SECTIONS = {"definitions": Definitions, "clinic": Clinic, "database": Database}
+_SECTIONS = {"definitions": Definitions, "clinic": Clinic, "database": Database, "ingest": Ingest}
 _REPORT_SECTIONS = ("evidence", "payer")
 
 
