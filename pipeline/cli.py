@@ -27,6 +27,20 @@ CONFIG_OPTION = click.option(
 )
 
 
+LOAD_OPTION = click.option(
+    "--load", "load", default=None, type=click.IntRange(min=1),
+    help="Compute on the database as it stood right after load N (loads.load_id; default: the "
+         "latest), so an earlier month's outputs can be rebuilt byte for byte.")
+APPEND_OPTION = click.option(
+    "--append", is_flag=True,
+    help="Incremental export: add or correct rows by id, retire nothing (default: the export is "
+         "a snapshot and rows it no longer holds are retired).")
+ALLOW_RETIRE_OPTION = click.option(
+    "--allow-retire", is_flag=True,
+    help="Apply a snapshot even when it retires more than [ingest] max_retired_share "
+         "(default 0.2) of a table's current rows.")
+
+
 def _fail(message: str) -> None:
     click.echo(f"error: {message}", err=True)
     sys.exit(1)
@@ -94,21 +108,27 @@ def demo(data_dir: Path, patients: int, seed: int, end) -> None:  # type: ignore
 @click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="TOML mapping for --format redcap/fhir (which forms, fields or "
                                  "codes hold sessions and scores); see README.")
+@APPEND_OPTION
+@ALLOW_RETIRE_OPTION
 @CONFIG_OPTION
 def ingest(data_dir: Path, db_path: Path, source_format: str, mapping: Path | None,
-           config_path: Path | None) -> None:
+           append: bool, allow_retire: bool, config_path: Path | None) -> None:
     """Validate the export in DATA_DIR and load it into the database.
 
     DATA_DIR holds protocols, patients, sessions and assessments files (.csv, .parquet or
-    .xlsx; any may be absent). Every row ends loaded, counted as an exact duplicate, or in
-    the `rejects` table with its file, line, column and reason. A file that cannot be read
-    or lacks a required column stops the load (exit 1) and leaves the database unchanged.
+    .xlsx; any may be absent). Each file is a snapshot of its table: rows are added,
+    corrected or retired so that the table equals the file (tables without a file are left
+    as they are); every earlier version is kept. Every row ends added, corrected, unchanged,
+    counted as an exact duplicate, or in the `rejects` table with its file, line, column and
+    reason. A file that cannot be read or lacks a required column stops the load (exit 1) and
+    leaves the database unchanged.
     """
     from pipeline.ingest import ingest as run_ingest
 
     config = _run_guarded(load_config, config_path)
     report = _run_guarded(run_ingest, data_dir, db_path, config, today=date.today(),
-                          source_format=source_format, mapping=mapping)
+                          source_format=source_format, mapping=mapping, append=append,
+                          allow_retire=allow_retire)
     click.echo(report.render())
 
 
@@ -119,16 +139,18 @@ def ingest(data_dir: Path, db_path: Path, source_format: str, mapping: Path | No
 @click.option("--month", default=None, help="Report month YYYY-MM (default: last complete month "
               "of the data).")
 @PSEUDONYMIZE_OPTION
+@APPEND_OPTION
+@ALLOW_RETIRE_OPTION
 @CONFIG_OPTION
 def run(data_dir: Path, out_dir: Path, month: str | None, key_file: Path | None,
-        config_path: Path | None) -> None:
+        append: bool, allow_retire: bool, config_path: Path | None) -> None:
     """Run every step in order: ingest, then metrics and reports (as they exist)."""
     from pipeline.run import run_all
 
     config = _run_guarded(load_config, config_path)
     key = _pseudonym_key(key_file)
     _run_guarded(run_all, data_dir, out_dir, config, month=month, echo=click.echo,
-                 pseudonym_key=key)
+                 pseudonym_key=key, append=append, allow_retire=allow_retire)
 
 
 @main.command()
@@ -140,9 +162,10 @@ def run(data_dir: Path, out_dir: Path, month: str | None, key_file: Path | None,
               type=click.Path(file_okay=False, path_type=Path),
               help="Folder for course_outcomes.csv, protocol_summary.csv and metrics.json.")
 @PSEUDONYMIZE_OPTION
+@LOAD_OPTION
 @CONFIG_OPTION
 def metrics(db_path: Path, as_of, out_dir: Path, key_file: Path | None,  # type: ignore[no-untyped-def]
-            config_path: Path | None) -> None:
+            load: int | None, config_path: Path | None) -> None:
     """Compute course outcomes and protocol rates (SPEC §2) as of a day and write them.
 
     Writes course_outcomes.csv, protocol_summary.csv and metrics.json into OUT and replaces
@@ -152,7 +175,7 @@ def metrics(db_path: Path, as_of, out_dir: Path, key_file: Path | None,  # type:
 
     config = _run_guarded(load_config, config_path)
     result = _run_guarded(run_metrics, db_path, as_of.date(), out_dir, config,
-                          pseudonym_key=_pseudonym_key(key_file))
+                          pseudonym_key=_pseudonym_key(key_file), load=load)
     courses = len(result["course_outcomes"])
     groups = len(result["protocol_summary"])
     click.echo(f"metrics as of {as_of.date().isoformat()}: {courses} course rows, "
@@ -177,13 +200,16 @@ MONTH_TYPE = click.DateTime(formats=["%Y-%m"])
 @DB_OPTION
 @click.option("--month", required=True, type=MONTH_TYPE, help="Report month, YYYY-MM.")
 @OUT_OPTION
+@LOAD_OPTION
 @CONFIG_OPTION
-def report_monthly(db_path: Path, month, out_dir: Path, config_path: Path | None) -> None:  # type: ignore[no-untyped-def]
+def report_monthly(db_path: Path, month, out_dir: Path, load: int | None,  # type: ignore[no-untyped-def]
+                   config_path: Path | None) -> None:
     """Monthly quality report for the clinical lead: monthly-YYYY-MM.pdf and .json."""
     from pipeline.reports.monthly import write_monthly_report
 
     config = _run_guarded(load_config, config_path)
-    written = _run_guarded(write_monthly_report, db_path, month.strftime("%Y-%m"), out_dir, config)
+    written = _run_guarded(write_monthly_report, db_path, month.strftime("%Y-%m"), out_dir, config,
+                           load=load)
     for path in written:
         click.echo(str(path))
 
@@ -193,13 +219,15 @@ def report_monthly(db_path: Path, month, out_dir: Path, config_path: Path | None
 @click.option("--as-of", "as_of", required=True, type=click.DateTime(formats=["%Y-%m-%d"]),
               help="Compare outcomes as of this day (YYYY-MM-DD).")
 @OUT_OPTION
+@LOAD_OPTION
 @CONFIG_OPTION
-def report_evidence(db_path: Path, as_of, out_dir: Path, config_path: Path | None) -> None:  # type: ignore[no-untyped-def]
+def report_evidence(db_path: Path, as_of, out_dir: Path, load: int | None,  # type: ignore[no-untyped-def]
+                    config_path: Path | None) -> None:
     """Evidence comparison report: evidence-DATE.pdf and .json (small cells always suppressed)."""
     from pipeline.reports.evidence import write_evidence_report
 
     config = _run_guarded(load_config, config_path)
-    written = _run_guarded(write_evidence_report, db_path, as_of.date(), out_dir, config)
+    written = _run_guarded(write_evidence_report, db_path, as_of.date(), out_dir, config, load=load)
     for path in written:
         click.echo(str(path))
 
@@ -213,9 +241,10 @@ def report_evidence(db_path: Path, as_of, out_dir: Path, config_path: Path | Non
 @click.option("--html", "write_html", is_flag=True, help="Also write the HTML each PDF was rendered from.")
 @click.option("--jobs", default=None, type=click.IntRange(min=1),
               help="Worker processes (default: all cores).")
+@LOAD_OPTION
 @CONFIG_OPTION
 def report_payer(db_path: Path, patient: str | None, month, out_dir: Path, write_html: bool,  # type: ignore[no-untyped-def]
-                 jobs: int | None, config_path: Path | None) -> None:
+                 jobs: int | None, load: int | None, config_path: Path | None) -> None:
     """Payer documentation: one PDF/A-3 per patient course, plus index.csv of what was written."""
     if (patient is None) == (month is None):
         raise click.UsageError("give exactly one of --patient ID or --month YYYY-MM")
@@ -224,5 +253,5 @@ def report_payer(db_path: Path, patient: str | None, month, out_dir: Path, write
     config = _run_guarded(load_config, config_path)
     index = _run_guarded(write_payer_packets, db_path, out_dir, config, patient=patient,
                          month=month.strftime("%Y-%m") if month else None, html=write_html,
-                         jobs=jobs)
+                         jobs=jobs, load=load)
     click.echo(str(index))

@@ -7,7 +7,8 @@ from pathlib import Path
 import duckdb
 
 from pipeline.config import Config
-from pipeline.paths import SQL_DIR
+from pipeline.errors import InputError
+from pipeline.paths import SQL_DIR, sql
 
 
 class DatabaseBusy(Exception):
@@ -15,9 +16,14 @@ class DatabaseBusy(Exception):
 
 
 def connect(
-    db_path: str | Path, config: Config, read_only: bool = False
+    db_path: str | Path, config: Config, read_only: bool = False, load: int | None = None
 ) -> duckdb.DuckDBPyConnection:
-    """Open (creating if needed) the database with offline-safe settings and the canonical schema."""
+    """Open (creating if needed) the database with offline-safe settings and the canonical schema.
+
+    load: show the database as it stood right after that load (`--load N`, README "Exports
+    over time"): the canonical tables, loads, rejects and changes are shadowed by temp views.
+    None, or the latest load, reads the stored tables themselves.
+    """
     settings: dict[str, str | bool | int | float | list[str]] = {
         # Extensions cannot be downloaded here; never try at query time.
         "autoinstall_known_extensions": False,
@@ -43,7 +49,41 @@ def connect(
     if not read_only:
         for schema_file in sorted((SQL_DIR / "schema").glob("*.sql")):
             run(con, schema_file.read_text(encoding="utf-8"))
+    if load is not None:
+        try:
+            pin_load(con, load, db_path)
+        except BaseException:
+            con.close()
+            raise
     return con
+
+
+def latest_load(con: duckdb.DuckDBPyConnection) -> int | None:
+    """The newest load_id in the database (None before the first load)."""
+    return con.execute("SELECT max(load_id) FROM main.loads").fetchall()[0][0]
+
+
+def pin_load(con: duckdb.DuckDBPyConnection, load: int, db_path: str | Path) -> None:
+    """Make `con` read the database as it stood right after `load` (README "Exports over time")."""
+    latest = latest_load(con)
+    if latest is None:
+        raise InputError(f"{db_path} holds no load yet; load an export with `outcomes ingest`")
+    if not 1 <= load <= latest:
+        raise InputError(f"--load {load}: {db_path} has loads 1 to {latest}; choose one of them")
+    if load == latest:
+        return  # the stored tables are the state after the latest load
+    has_history = con.execute(
+        "SELECT count(*) FROM duckdb_schemas() WHERE schema_name = 'history' "
+        "AND database_name = current_database()"
+    ).fetchall()[0][0]
+    if not has_history:
+        raise InputError(f"{db_path} was written before load history existed; run `outcomes "
+                         "ingest` (or `outcomes metrics`) on it once to add the history tables")
+    catalog = con.execute("SELECT current_database()").fetchall()[0][0]
+    quoted = '"' + str(catalog).replace('"', '""') + '"'  # an identifier, not a value
+    run(con, "CREATE OR REPLACE TEMP TABLE pinned_load AS SELECT $load::INTEGER AS load_id",
+        {"load": load})
+    run(con, sql("history/pin_load.sql").replace("__store__", quoted))
 
 
 def run(con: duckdb.DuckDBPyConnection, query: str, params: dict | list | None = None) -> None:

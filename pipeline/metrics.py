@@ -390,6 +390,8 @@ def provenance(con: duckdb.DuckDBPyConnection, as_of: date, config: Config) -> d
     ).pl().sort("load_id", "file")
     return {
         "as_of": as_of.isoformat(),
+        # the load the figures come from (`--load N`, or the latest)
+        "load_id": loads["load_id"].max() if loads.height else None,
         "package_version": pipeline.__version__,
         "config": {"path": config.source, "sha256": config.sha256},
         "inputs": json_ready(loads.to_dicts()),
@@ -406,9 +408,10 @@ def store_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, pl.DataFrame]
             # `name` is one of our own table names (see compute_metrics), never input data.
             con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM metrics_frame")
             con.unregister("metrics_frame")
-        con.execute("CREATE OR REPLACE TABLE metrics_runs (as_of DATE, provenance JSON)")
-        con.execute("INSERT INTO metrics_runs VALUES (?, ?)",
-                    [date.fromisoformat(run["as_of"]), json.dumps(run)])
+        con.execute("CREATE OR REPLACE TABLE metrics_runs (as_of DATE, load_id INTEGER, "
+                    "provenance JSON)")
+        con.execute("INSERT INTO metrics_runs VALUES (?, ?, ?)",
+                    [date.fromisoformat(run["as_of"]), run["load_id"], json.dumps(run)])
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
@@ -444,7 +447,7 @@ def _csv_ready(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def run_metrics(db_path: str | Path, as_of: date, out_dir: Path, config: Config,
-                pseudonym_key: bytes | None = None) -> dict[str, Any]:
+                pseudonym_key: bytes | None = None, load: int | None = None) -> dict[str, Any]:
     """SPEC §3 `outcomes metrics`: compute as of `as_of`, write the CSVs and metrics.json.
 
     pseudonym_key: when given, identifier columns in the written files are keyed pseudonyms
@@ -457,7 +460,7 @@ def run_metrics(db_path: str | Path, as_of: date, out_dir: Path, config: Config,
         raise InputError(f"database {db_path} not found; load an export first with "
                          f"`outcomes ingest DATA_DIR --db {db_path}`")
     try:
-        con = connect(db_path, config)
+        con = connect(db_path, config, load=load)
     except duckdb.Error as exc:
         raise InputError(f"{db_path} cannot be opened as a DuckDB database: {exc}") from exc
     try:

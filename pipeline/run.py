@@ -74,11 +74,13 @@ def run_all(
     month: str | None = None,
     echo: Callable[[str], None] = print,
     pseudonym_key: bytes | None = None,
+    append: bool = False,
+    allow_retire: bool = False,
 ) -> dict[str, Path]:
     """Ingest data_dir into out_dir/clinic.duckdb, then metrics and reports for `month`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     db_path = out_dir / DB_NAME
-    report = ingest(data_dir, db_path, config)
+    report = ingest(data_dir, db_path, config, append=append, allow_retire=allow_retire)
     echo(report.render())
     written: dict[str, Path] = {"database": db_path}
     month = month or last_complete_month(db_path, config)

@@ -46,8 +46,9 @@ def db(tmp_path: Path) -> Path:
     return tmp_path / "clinic.duckdb"
 
 
-def load(folder: Path, db_path: Path, today: date = LOAD_DAY) -> LoadReport:
-    return ingest(folder, db_path, load_config(), today=today)
+def load(folder: Path, db_path: Path, today: date = LOAD_DAY, **options: bool) -> LoadReport:
+    """ingest() with the default config; options: append, allow_retire."""
+    return ingest(folder, db_path, load_config(), today=today, **options)
 
 
 def query(db_path: Path, sql: str, params: list | None = None) -> list[tuple]:

@@ -52,7 +52,9 @@ def test_reconciliation_adds_up_for_every_file(export, db):
     assert all(read == loaded + dup + rej for _, read, loaded, dup, rej in loads)
     # the printed reconciliation shows the same numbers and no patient id
     text = report.render()
-    assert ["assessments.csv", "4", "2", "1", "1", "ok"] in [ln.split() for ln in text.splitlines()]
+    # read, added, corrected, unchanged, duplicates, rejected, retired
+    assert ["assessments.csv", "4", "2", "0", "0", "1", "1", "0", "ok"] in [
+        ln.split() for ln in text.splitlines()]
     assert "P1" not in text and "P2" not in text
 
 
@@ -72,9 +74,13 @@ def test_loading_the_same_export_twice_changes_nothing(export, db):
     after = snapshot(db)
     for table in CANONICAL:
         assert after[table] == before[table], table
-    # the second load is logged, loads nothing, and finds the same bad rows again
+    # the second load is logged, finds its 2 rows unchanged (1 repeated in the file) and the
+    # same bad row again, and writes nothing: no new version, no change
     f = result(second, "assessments.csv")
-    assert (f.read, f.loaded, f.duplicates, f.rejected) == (4, 0, 3, 1)
+    assert (f.read, f.added, f.corrected, f.unchanged, f.duplicates, f.rejected, f.retired) == (
+        4, 0, 0, 2, 1, 1, 0)
+    assert query(db, "SELECT count(*) FROM history.assessments_retired") == [(0,)]
+    assert query(db, "SELECT count(*) FROM changes") == [(0,)]
     assert second.load_id == 2
     assert len(after["rejects"]) == 2 * len(before["rejects"])
 
@@ -239,7 +245,7 @@ def test_cli_ingest_prints_reconciliation(export, db):
     proc = run_cli("ingest", str(export), "--db", str(db))
     assert proc.returncode == 0, proc.stderr
     rows = [line.split() for line in proc.stdout.splitlines()]
-    assert ["sessions.csv", "3", "2", "0", "1", "ok"] in rows
+    assert ["sessions.csv", "3", "2", "0", "0", "0", "1", "0", "ok"] in rows
 
 
 def test_cli_ingest_help_documents_every_option():

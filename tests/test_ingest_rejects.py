@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import load, rejects, result, write
+from tests.conftest import load, query, rejects, result, write
 
 SESSIONS_OK = """\
 session_id,patient_id,protocol_id,started_at,status
@@ -193,7 +193,7 @@ def test_conflicting_duplicate_id_in_one_file_rejects_every_copy(export, db):
     assert (f.read, f.loaded, f.duplicates, f.rejected) == (4, 1, 1, 2)
 
 
-def test_conflicting_duplicate_id_against_an_earlier_load_is_rejected(export, db, tmp_path):
+def test_an_id_loaded_before_with_other_values_is_a_correction_not_a_conflict(export, db, tmp_path):
     write(export, "sessions.csv", SESSIONS_OK)
     load(export, db)
     later = tmp_path / "later"
@@ -202,11 +202,12 @@ def test_conflicting_duplicate_id_against_an_earlier_load_is_rejected(export, db
         "sessions.csv",
         "session_id,patient_id,protocol_id,started_at\nS1,P1,IND6,2026-02-03T09:00\n",
     )
-    report = load(later, db)
-    got = rejects(db, "sessions.csv")
-    assert [(r[1], r[2]) for r in got] == [(2, "session_id")]
-    assert "was loaded before; correct the id or the values (load 1)" in got[0][3]
-    assert result(report, "sessions.csv").rejected == 1
+    report = load(later, db, allow_retire=True)
+    assert rejects(db, "sessions.csv") == []
+    f = result(report, "sessions.csv")
+    assert (f.read, f.added, f.corrected, f.rejected) == (1, 0, 1, 0)
+    assert query(db, "SELECT started_at::VARCHAR FROM sessions WHERE session_id = 'S1'") == [
+        ("2026-02-03 09:00:00",)]
 
 
 def test_exact_duplicate_rows_are_counted_not_rejected(export, db):

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+from dataclasses import replace
 from datetime import date, datetime
 from functools import partial
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from pipeline.db import connect, run
 from pipeline.errors import InputError
 from pipeline.ingest.adapters import adapter_units
 from pipeline.ingest.contract import TABLES, TableContract, discover
+from pipeline.ingest.merge import absent_columns, merge_file, retire_absent, start_table
 from pipeline.ingest.readers import Staged, stage_csv, stage_parquet, stage_xlsx
 from pipeline.ingest.report import FileResult, LoadReport
 from pipeline.ingest.units import LoadUnit
@@ -44,7 +47,8 @@ def _failed_load_message(data_dir: Path, db_path: str | Path, exc: duckdb.Error)
     return f"{data_dir}: the load failed and was rolled back: {text}"
 
 
-def _setup_session(con: duckdb.DuckDBPyConnection, config: Config, load_id: int, today: date) -> None:
+def _setup_session(con: duckdb.DuckDBPyConnection, config: Config, load_id: int, today: date,
+                   mode: str) -> None:
     run(con, sql("validate/macros.sql"))
     registry = config.instruments.values()
     con.register(
@@ -70,9 +74,9 @@ def _setup_session(con: duckdb.DuckDBPyConnection, config: Config, load_id: int,
     run(
         con,
         "CREATE OR REPLACE TEMP TABLE settings AS SELECT $load_id::INTEGER AS load_id, "
-        "$today::DATE AS load_date, false AS patients_listed, ''::VARCHAR AS file, "
-        "''::VARCHAR AS table_name, ''::VARCHAR AS id_column",
-        {"load_id": load_id, "today": today},
+        "$today::DATE AS load_date, $mode::VARCHAR AS mode, false AS patients_listed, "
+        "''::VARCHAR AS file, ''::VARCHAR AS table_name, ''::VARCHAR AS id_column",
+        {"load_id": load_id, "today": today, "mode": mode},
     )
     run(
         con,
@@ -121,7 +125,21 @@ def canonical_units(data_dir: Path) -> tuple[list[LoadUnit], list[str]]:
     return units, ignored
 
 
-def _load_unit(con: duckdb.DuckDBPyConnection, unit: LoadUnit, work_dir: Path) -> FileResult:
+def _load_table(con: duckdb.DuckDBPyConnection, units: list[LoadUnit], work_dir: Path,
+                snapshot: bool) -> list[FileResult]:
+    """Every file of one table, then (snapshot) the retirement of the rows none of them holds.
+
+    The table's retired count and its earlier row count are reported on its last file.
+    """
+    current_before = start_table(con, units[0].contract.name)
+    results = [_load_unit(con, unit, work_dir, has_rows=current_before > 0) for unit in units]
+    retired = retire_absent(con, units[0].contract.name) if snapshot else 0
+    results[-1] = replace(results[-1], retired=retired, current_before=current_before)
+    return results
+
+
+def _load_unit(con: duckdb.DuckDBPyConnection, unit: LoadUnit, work_dir: Path,
+               has_rows: bool) -> FileResult:
     label, contract = unit.label, unit.contract
     staged = unit.stage(con, work_dir)
     _build_stg(con, staged, contract)
@@ -133,39 +151,36 @@ def _load_unit(con: duckdb.DuckDBPyConnection, unit: LoadUnit, work_dir: Path) -
     run(con, sql(f"validate/{contract.name}.sql"))
     if contract.name in ("sessions", "assessments", "treatment_history"):
         run(con, sql("validate/patient_references.sql"))
-    run(con, sql(f"existing/{contract.name}.sql"))
-    run(con, sql("validate/duplicates.sql"))
-    run(con, sql("load/rejects.sql"))
-    run(con, sql(f"load/{contract.name}.sql"))
-    counts = con.execute(
+    read, offsets = (int(c) for c in con.execute(
         "SELECT (SELECT count(*) FROM stg) + (SELECT count(DISTINCT line) FROM stage_rejects), "
-        "(SELECT count(*) FROM row_status WHERE verdict = 'load'), "
-        "(SELECT count(*) FROM row_status WHERE verdict = 'duplicate'), "
-        "(SELECT count(DISTINCT line) FROM (SELECT line FROM stage_rejects UNION ALL "
-        " SELECT line FROM problems UNION ALL "
-        " SELECT __line FROM row_status WHERE verdict = 'conflict')), "
         "(SELECT coalesce(sum(__offsets), 0) FROM typed)"
-    ).fetchall()[0]
-    assert counts is not None
-    read, loaded, duplicates, rejected, offsets = (int(c) for c in counts)
-    if read != loaded + duplicates + rejected:  # a bug, never the input's fault
-        raise RuntimeError(
-            f"{label}: reconciliation failed: read {read} != loaded {loaded} + duplicates "
-            f"{duplicates} + rejected {rejected}"
-        )
-    return FileResult(
+    ).fetchall()[0])
+    absent = absent_columns(contract, staged) if has_rows else []
+    merged = merge_file(con, contract, absent)
+    result = FileResult(
         label,
         contract.name,
         staged.format,
         staged.encoding,
         staged.sha256,
         read,
-        loaded,
-        duplicates,
-        rejected,
-        staged.columns.ignored,
-        (*staged.notes, *_value_notes(offsets)),
+        merged.added,
+        merged.corrected,
+        merged.unchanged,
+        merged.duplicates,
+        merged.rejected,
+        ignored_columns=staged.columns.ignored,
+        notes=(*staged.notes, *_value_notes(offsets), *_absent_notes(absent)),
     )
+    if not result.adds_up:  # a bug, never the input's fault
+        raise RuntimeError(f"{label}: reconciliation failed: {result.equation}")
+    return result
+
+
+def _absent_notes(absent: list[str]) -> list[str]:
+    if not absent:
+        return []
+    return [f"columns not in this file keep the values loaded before: {', '.join(absent)}"]
 
 
 def _value_notes(offsets: int) -> list[str]:
@@ -198,8 +213,15 @@ def ingest(
     today: date | None = None,
     source_format: str = "canonical",
     mapping: Path | None = None,
+    append: bool = False,
+    allow_retire: bool = False,
 ) -> LoadReport:
     """Validate the export in data_dir and load it into db_path in one transaction.
+
+    Each file is a snapshot of its table (README "Exports over time"): rows are added,
+    corrected or retired so that the table equals the file; `append` adds and corrects only.
+    A snapshot retiring more than [ingest] max_retired_share of a table's rows stops the load
+    (InputError, nothing changed) unless `allow_retire`.
 
     source_format "canonical" reads SPEC §1 files; "redcap" and "fhir" go through an adapter
     (pipeline/ingest/adapters) that yields the same units, so every row meets the same checks.
@@ -217,42 +239,38 @@ def ingest(
         run(con, "BEGIN TRANSACTION")
         try:
             load_id = int(_one(con, "SELECT coalesce(max(load_id), 0) + 1 FROM loads"))  # type: ignore[arg-type]
-            _setup_session(con, config, load_id, today)
+            mode = "append" if append else "snapshot"
+            _setup_session(con, config, load_id, today, mode)
             _check_sessions_have_protocols(con, units, data_dir)
             results = []
             with tempfile.TemporaryDirectory(prefix="outcomes-ingest-") as work:
                 listed_checked = False
-                for unit in units:
-                    if not listed_checked and order[unit.contract.name] >= order["sessions"]:
+                for name, group in groupby(units, key=lambda u: u.contract.name):
+                    if not listed_checked and order[name] >= order["sessions"]:
                         run(
                             con,
                             "UPDATE settings SET patients_listed = "
                             "(SELECT count(*) > 0 FROM patients WHERE source = 'patients')",
                         )
                         listed_checked = True
-                    results.append(_load_unit(con, unit, Path(work)))
+                    results.extend(_load_table(con, list(group), Path(work), not append))
+            if not allow_retire:
+                _check_retire_share(results, config.ingest.max_retired_share)
             run(con, sql("load/derived_patients.sql"))
             loaded_at = datetime.now().replace(microsecond=0)
             con.executemany(
-                "INSERT INTO loads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO loads (load_id, file, table_name, format, encoding, sha256, rows_read, "
+                "rows_loaded, duplicates, rejected, loaded_at, mode, added, corrected, unchanged, "
+                "retired) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    [
-                        load_id,
-                        r.file,
-                        r.table,
-                        r.format,
-                        r.encoding,
-                        r.sha256,
-                        r.read,
-                        r.loaded,
-                        r.duplicates,
-                        r.rejected,
-                        loaded_at,
-                    ]
+                    [load_id, r.file, r.table, r.format, r.encoding, r.sha256, r.read, r.loaded,
+                     r.duplicates, r.rejected, loaded_at, mode, r.added, r.corrected, r.unchanged,
+                     r.retired]
                     for r in results
                 ],
             )
             top = con.execute(sql("load/top_rejects.sql"), [load_id]).fetchall()
+            changes = con.execute(sql("load/change_summary.sql"), [load_id]).fetchall()
             run(con, "COMMIT")
         except BaseException:
             # A failed COMMIT (e.g. a full disk) has already ended the transaction; the
@@ -264,4 +282,20 @@ def ingest(
         raise InputError(_failed_load_message(data_dir, db_path, exc)) from exc
     finally:
         con.close()
-    return LoadReport(load_id, str(db_path), today, results, ignored, top)
+    return LoadReport(load_id, str(db_path), today, results, ignored, top, mode, changes)
+
+
+def _check_retire_share(results: list[FileResult], max_share: float) -> None:
+    """A truncated or filtered snapshot must not silently erase history (README)."""
+    over = [r for r in results
+            if r.retired and r.retired > max_share * r.current_before]
+    if not over:
+        return
+    parts = "; ".join(
+        f"{r.file} would retire {r.retired:,} of the {r.current_before:,} current {r.table} rows "
+        f"({r.retired / r.current_before:.0%})" for r in over)
+    raise InputError(
+        f"{parts}, more than [ingest] max_retired_share = {max_share:g} of a table. Nothing was "
+        "loaded. A truncated or filtered export would erase history: check that the export is "
+        "complete; if these rows were really deleted in the clinic's system, load it again with "
+        "--allow-retire")

@@ -954,14 +954,14 @@ def _evidence_methods(k: int) -> list[dict[str, str]]:
 # Writing
 
 
-def load_inputs(db_path: Path, as_of: date, config: Config
+def load_inputs(db_path: Path, as_of: date, config: Config, load: int | None = None
                 ) -> tuple[dict[str, pl.DataFrame], pl.DataFrame, pl.DataFrame]:
     """Metrics as of `as_of` (recomputed, read-only), courses and protocols."""
     if not db_path.is_file():
         raise InputError(f"database {db_path} not found; load an export first with "
                          f"`outcomes ingest DATA_DIR --db {db_path}`")
     try:
-        con = connect(db_path, config, read_only=True)
+        con = connect(db_path, config, read_only=True, load=load)
     except duckdb.Error as exc:
         raise InputError(f"{db_path} cannot be opened as a DuckDB database: {exc}") from exc
     try:
@@ -981,21 +981,22 @@ def load_inputs(db_path: Path, as_of: date, config: Config
     return metrics, frames.courses, protocols
 
 
-def evidence_context(db_path: str | Path, as_of: date, config: Config) -> dict[str, Any]:
+def evidence_context(db_path: str | Path, as_of: date, config: Config,
+                     load: int | None = None) -> dict[str, Any]:
     """The report's context (what the JSON holds), without rendering the PDF."""
     settings = evidence_settings(config)
-    metrics, courses, protocols = load_inputs(Path(db_path), as_of, config)
+    metrics, courses, protocols = load_inputs(Path(db_path), as_of, config, load=load)
     return finite(build_context(metrics, courses, protocols, config, settings, as_of))
 
 
 def write_evidence_report(db_path: str | Path, as_of: date, out_dir: Path,
-                          config: Config) -> list[Path]:
+                          config: Config, load: int | None = None) -> list[Path]:
     """SPEC §3 `outcomes report evidence`: evidence-YYYY-MM-DD.pdf and .json in out_dir."""
     from pipeline.render import Renderer
     from pipeline.reports.evidence_charts import forest_plot, funnel_plot
 
     evidence_settings(config)  # config errors first, before any work
-    context = evidence_context(db_path, as_of, config)
+    context = evidence_context(db_path, as_of, config, load=load)
     charts = {}
     for section in context["protocols"]:
         if section["families"]:

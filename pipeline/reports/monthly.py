@@ -924,13 +924,14 @@ def read_inputs(con: duckdb.DuckDBPyConnection, month: str, config: Config) -> M
     )
 
 
-def load_monthly_inputs(db_path: str | Path, month: str, config: Config) -> MonthlyInputs:
+def load_monthly_inputs(db_path: str | Path, month: str, config: Config,
+                        load: int | None = None) -> MonthlyInputs:
     parse_month(month)
     db_path = Path(db_path)
     if not db_path.is_file():
         raise InputError(f"database {db_path} not found; load an export first with "
                          f"`outcomes ingest DATA_DIR --db {db_path}`")
-    con = connect(db_path, config, read_only=True)
+    con = connect(db_path, config, read_only=True, load=load)
     try:
         return read_inputs(con, month, config)
     finally:
@@ -944,12 +945,12 @@ def context_json(context: dict[str, Any]) -> str:
 
 
 def write_monthly_report(db_path: str | Path, month: str, out_dir: Path,
-                         config: Config) -> list[Path]:
+                         config: Config, load: int | None = None) -> list[Path]:
     """Write monthly-YYYY-MM.pdf and monthly-YYYY-MM.json to out_dir; returns [pdf, json]."""
     from pipeline.render import Renderer
     from pipeline.reports.monthly_charts import chart_svgs
 
-    inputs = load_monthly_inputs(db_path, month, config)
+    inputs = load_monthly_inputs(db_path, month, config, load=load)
     context = build_context(inputs, config)
     created = report_timestamp(parse_month(month)[1])
     out_dir = Path(out_dir)

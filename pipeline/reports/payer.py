@@ -30,6 +30,7 @@ def write_payer_packets(
     month: str | None = None,
     html: bool = False,
     jobs: int | None = None,
+    load: int | None = None,
 ) -> Path:
     """Write one packet per course (every course of `patient` as of the latest data day, or
     every course active in `month` as of its last day) and return the path of index.csv.
@@ -39,7 +40,7 @@ def write_payer_packets(
     is an InputError.
     """
     rules = payer_rules(config)  # config errors before any work
-    con = connect(db_path, config, read_only=True)
+    con = connect(db_path, config, read_only=True, load=load)
     try:
         _, packets = load_packets(con, config, rules, patient=patient, month=month)
     finally:

@@ -4,5 +4,5 @@ INSERT INTO assessments
 SELECT assessment_id, patient_id, instrument, administered_at, date_only, total_score,
        session_id, timing, items, row_hash, (SELECT load_id FROM settings)
 FROM typed JOIN row_status USING (__line)
-WHERE verdict = 'load'
+WHERE verdict IN ('add', 'correct')
 ORDER BY __line;

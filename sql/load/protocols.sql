@@ -4,5 +4,5 @@ INSERT INTO protocols
 SELECT protocol_id, name, planned_infusions, planned_days, dose_mg_per_kg, infusion_minutes,
        phase, indication, row_hash, (SELECT load_id FROM settings)
 FROM typed JOIN row_status USING (__line)
-WHERE verdict = 'load'
+WHERE verdict IN ('add', 'correct')
 ORDER BY __line;

@@ -40,7 +40,10 @@ final AS (
                 WHEN list_count(items_raw) = 0 THEN NULL
                 WHEN list_bool_or(list_transform(items_raw, lambda x: NOT blank(x)))
                      THEN all_items[1:coalesce(item_count, len(all_items))] END AS items,
-           assessment_id AS __id
+           assessment_id AS __id,
+           -- what identifies a score without an id when its row is rejected (its earlier
+           -- version stays current): patient, instrument and time
+           struct_pack(patient_id, instrument, administered_at) AS __key
     FROM parsed
 )
 SELECT *,

@@ -20,6 +20,7 @@ WITH parsed AS (
 SELECT * EXCLUDE (birth_ts),
        birth_ts::DATE AS birth_date,
        patient_id AS __id,
+       patient_id AS __key,
        struct_pack(patient_id, birth_date := birth_ts::DATE, sex, diagnosis_code, payer, member_id, site) AS row_struct,
        hash(row_struct) AS row_hash,
        birth_ts

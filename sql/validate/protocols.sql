@@ -13,6 +13,7 @@ WITH parsed AS (
         lower(clean(phase))             AS phase,
         clean(indication)               AS indication,
         clean(protocol_id)              AS __id,
+        clean(protocol_id)              AS __key,
         0                               AS __offsets
     FROM stg
 )

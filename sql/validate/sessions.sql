@@ -38,6 +38,7 @@ WITH parsed AS (
 SELECT *,
        coalesce(is_date_only(started_at), false) AS started_date_only,
        session_id AS __id,
+       session_id AS __key,
        struct_pack(session_id, patient_id, protocol_id, started_at, course_id, status,
                             dose_mg_per_kg, weight_kg, dose_mg, duration_minutes, site, provider,
                             bp_systolic_max, bp_diastolic_max, adverse_events, cpt_codes) AS row_struct,

@@ -17,6 +17,9 @@ WITH parsed AS (
         to_num(improvement_pct)         AS improvement_pct,
         lower(clean(episode))           AS episode,
         clean(trial_id)                 AS __id,
+        -- a trial without an id: patient, medication and start (kept current when rejected)
+        struct_pack(patient_id := clean(patient_id), medication := clean(medication),
+                    start_date := parse_ts(start_date)::DATE) AS __key,
         trial_id AS raw_trial_id, patient_id AS raw_patient_id
     FROM stg
 )

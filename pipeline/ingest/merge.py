@@ -1,0 +1,95 @@
+"""What one validated export file does to its canonical table (README "Exports over time").
+
+A snapshot file makes the table equal to it: rows are added, corrected (new values win),
+left unchanged, or retired (no longer in the file); `--append` adds and corrects only. Every
+superseded or retired version moves to `history.<table>_retired`, and each correction and
+retirement is listed in `changes`. The SQL is in sql/merge/; this module runs it in order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+
+from pipeline.db import run
+from pipeline.ingest.contract import CONTRACTS, TableContract
+from pipeline.ingest.readers import Staged
+from pipeline.paths import sql
+
+
+@dataclass(frozen=True)
+class MergeCounts:
+    """The fate of one file's rows."""
+
+    added: int
+    corrected: int
+    unchanged: int
+    duplicates: int
+    rejected: int
+
+
+def absent_columns(contract: TableContract, staged: Staged) -> list[str]:
+    """Optional columns the file lacks: matched rows keep their earlier values there."""
+    absent = [c for c in contract.optional
+              if c not in staged.columns.positions and c != contract.id_column]
+    if contract.has_items and not staged.columns.items:
+        absent.append("items")
+    return absent
+
+
+def _table(name: str) -> str:
+    if name not in CONTRACTS:  # the name is substituted into SQL: only our own table names
+        raise ValueError(f"not a canonical table: {name!r}")
+    return name
+
+
+def keep_absent_values(con: duckdb.DuckDBPyConnection, contract: TableContract,
+                       absent: list[str]) -> None:
+    """Copy the current values of absent columns into the file's rows of the same id.
+
+    An export that drops a column must not erase its data. Item scores are kept only where the
+    total is unchanged: a corrected total with the earlier items would no longer add up.
+    """
+    if not absent:
+        return
+    table, id_column = _table(contract.name), contract.id_column
+    values = {c: ("CASE WHEN cur.total_score = typed.total_score THEN cur.items END"
+                  if c == "items" else f"cur.{c}") for c in absent}
+    sets = ", ".join(f"{c} = {v}" for c, v in values.items())
+    fields = ", ".join(f"{c} := {v}" for c, v in values.items())
+    # Column names come from the contract (our own identifiers), never from the input.
+    run(con, f"UPDATE typed SET {sets}, row_struct = struct_update(row_struct, {fields}) "
+             f"FROM {table} cur WHERE typed.__id = cur.{id_column}")
+    run(con, "UPDATE typed SET row_hash = hash(row_struct)")
+
+
+def start_table(con: duckdb.DuckDBPyConnection, name: str) -> int:
+    """Before the first file of a table: its current row count (derived patients aside)."""
+    table = _table(name)
+    run(con, "CREATE OR REPLACE TEMP TABLE seen_rows (__rowid BIGINT)")
+    return int(con.execute(
+        f"SELECT count(*) FROM {table} WHERE NOT coalesce(source = 'derived', false)"
+        if table == "patients" else f"SELECT count(*) FROM {table}").fetchall()[0][0])
+
+
+def merge_file(con: duckdb.DuckDBPyConnection, contract: TableContract,
+               absent: list[str]) -> MergeCounts:
+    """Classify one file's validated rows (temp tables typed, problems) and apply them."""
+    table = _table(contract.name)
+    run(con, sql(f"existing/{table}.sql"))
+    keep_absent_values(con, contract, absent)
+    run(con, sql("merge/classify.sql"))
+    run(con, sql("load/rejects.sql"))
+    run(con, sql("merge/apply.sql").replace("__table__", table))
+    run(con, sql(f"load/{table}.sql"))
+    row = con.execute(sql("merge/counts.sql")).fetchall()[0]
+    return MergeCounts(*(int(v) for v in row))
+
+
+def retire_absent(con: duckdb.DuckDBPyConnection, name: str) -> int:
+    """Snapshot: retire the table's rows that no file of this load holds; returns how many."""
+    table = _table(name)
+    run(con, sql(f"existing/{table}.sql"))
+    run(con, sql("merge/retire.sql").replace("__table__", table))
+    return int(con.execute("SELECT count(*) FROM retiring").fetchall()[0][0])

@@ -1,0 +1,134 @@
+-- row_status, kept, superseded, seen_rows: what one export file does to its canonical table.
+-- README "Exports over time": a row is added, corrected (its id now carries other values),
+-- unchanged, an exact duplicate, or rejected; a current row named by a rejected line stays
+-- current (kept). Retirement is decided per table once all its files are read (retire.sql).
+-- Reads temp tables typed (__line, __id, __key, row_struct, row_hash), problems, settings and
+-- view existing (the table's current rows). Rows are matched by id; rows without an id by
+-- content (64-bit hash, then every typed value compared, so a collision never merges two rows).
+-- A row matching one that another file of this same load added is a duplicate or a conflict.
+CREATE OR REPLACE TEMP TABLE row_status AS
+WITH valid AS (
+    SELECT __line, __id, row_struct, row_hash FROM typed
+    WHERE __line NOT IN (SELECT line FROM problems)
+),
+conflicting_ids AS (
+    -- Ids present with two or more different rows in this file: none of them is trusted.
+    SELECT __id, array_to_string(list_slice(list(__line ORDER BY __line), 1, 6), ', ') AS id_lines
+    FROM valid
+    WHERE __id IS NOT NULL
+    GROUP BY __id
+    HAVING count(DISTINCT row_hash) > 1
+),
+groups AS (
+    SELECT __id, row_hash, min(__line) AS first_line
+    FROM valid
+    GROUP BY __id, row_hash
+    HAVING count(*) > 1
+),
+repeats AS (
+    -- Later rows of a group: a duplicate when equal to the group's first row, else a conflict.
+    SELECT v.__line, v.row_struct IS NOT DISTINCT FROM f.row_struct AS same
+    FROM valid v
+    JOIN groups g ON g.__id IS NOT DISTINCT FROM v.__id AND g.row_hash = v.row_hash
+    JOIN valid f ON f.__line = g.first_line
+    WHERE v.__line <> g.first_line
+),
+matched AS (
+    -- The current version of each row: same id, or (no id) same content.
+    SELECT v.__line, e.__rowid, e.replaceable, e.load_id = s.load_id AS this_load,
+           e.row_struct IS NOT DISTINCT FROM v.row_struct AS same_values
+    FROM valid v JOIN existing e ON e.__id = v.__id, settings s
+    UNION ALL
+    SELECT v.__line, e.__rowid, e.replaceable, e.load_id = s.load_id, true
+    FROM valid v JOIN existing e
+      ON v.__id IS NULL AND e.__id IS NULL AND e.row_hash = v.row_hash
+     AND e.row_struct IS NOT DISTINCT FROM v.row_struct, settings s
+),
+judged AS (
+    SELECT v.__line, k.id_lines, r.same AS repeat_same, m.__rowid, m.replaceable, m.this_load,
+           m.same_values
+    FROM valid v
+    LEFT JOIN conflicting_ids k ON k.__id = v.__id
+    LEFT JOIN repeats r ON r.__line = v.__line
+    LEFT JOIN matched m ON m.__line = v.__line
+)
+SELECT __line,
+       CASE WHEN id_lines IS NOT NULL THEN 'conflict'
+            WHEN repeat_same THEN 'duplicate'
+            WHEN NOT repeat_same THEN 'conflict'
+            WHEN __rowid IS NULL OR replaceable THEN 'add'
+            WHEN this_load AND same_values THEN 'duplicate'
+            WHEN this_load THEN 'conflict'
+            WHEN same_values THEN 'unchanged'
+            ELSE 'correct' END AS verdict,
+       CASE WHEN id_lines IS NOT NULL
+                THEN 'conflicting duplicate id: the same id is on other lines with different values; '
+                     || 'keep one and reload (lines ' || id_lines || ')'
+            WHEN NOT repeat_same
+                THEN 'conflicting duplicate: same id and hash as an earlier line but different values'
+            WHEN this_load AND NOT same_values AND NOT replaceable
+                THEN 'conflicting duplicate id: another file of this export gives this id other '
+                     || 'values; keep one and reload'
+       END AS reason,
+       CASE WHEN repeat_same IS NULL AND id_lines IS NULL AND NOT coalesce(this_load, false)
+            THEN __rowid END AS __rowid
+FROM judged;
+
+-- kept: current rows named by a rejected line of this file (same id; without an id, same key):
+-- they stay current, and the reject says so.
+CREATE OR REPLACE TEMP TABLE kept AS
+WITH rejected AS (
+    SELECT __line, __id, __key FROM typed
+    WHERE __line IN (SELECT line FROM problems)
+       OR __line IN (SELECT __line FROM row_status WHERE verdict = 'conflict')
+)
+SELECT r.__line, e.__rowid, e.load_id
+FROM rejected r JOIN existing e ON e.__id = r.__id AND NOT e.replaceable
+UNION ALL
+SELECT r.__line, e.__rowid, e.load_id
+FROM rejected r JOIN existing e ON r.__id IS NULL AND e.__id IS NULL AND e.__key = r.__key;
+
+-- superseded: current versions replaced by a row of this file (corrected, or a derived patient
+-- now listed in the patients file).
+CREATE OR REPLACE TEMP TABLE superseded AS
+SELECT __rowid, __line, verdict
+FROM row_status
+WHERE __rowid IS NOT NULL AND verdict IN ('add', 'correct');
+
+-- seen_rows: current rows this load's files still hold (unchanged) or name on a rejected line
+-- (kept); sql/merge/retire.sql retires the others once every file of the table is read.
+INSERT INTO seen_rows
+SELECT __rowid FROM row_status WHERE verdict = 'unchanged'
+UNION ALL
+SELECT __rowid FROM kept;
+
+-- changes: one row per correction and retirement, written before the old versions move.
+INSERT INTO changes
+WITH pairs AS (
+    SELECT t.__line, t.__id, t.row_hash, to_json(t.row_struct) AS new_json,
+           to_json(e.row_struct) AS old_json
+    FROM superseded u
+    JOIN typed t USING (__line)
+    JOIN existing e ON e.__rowid = u.__rowid
+    WHERE u.verdict = 'correct'
+),
+corrected AS (
+    SELECT *, list_filter(json_keys(new_json), lambda k:
+                  json_extract(new_json, '$.' || k) IS DISTINCT FROM json_extract(old_json, '$.' || k)
+              ) AS cols
+    FROM pairs
+)
+SELECT s.load_id, s.table_name, 'corrected',
+       CASE WHEN list_bool_and(list_transform(cols, lambda k: json_type(old_json, '$.' || k) = 'NULL'))
+            THEN 'values where the earlier version had none'
+            ELSE 'values corrected' END,
+       __id, row_hash, cols, s.file, __line
+FROM corrected, settings s
+ORDER BY __line;
+
+INSERT INTO changes
+SELECT s.load_id, s.table_name, 'retired', 'now listed in the patients file', t.__id, e.row_hash,
+       NULL, s.file, t.__line
+FROM superseded u JOIN typed t USING (__line) JOIN existing e ON e.__rowid = u.__rowid, settings s
+WHERE u.verdict = 'add'
+ORDER BY t.__line;
