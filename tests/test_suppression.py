@@ -593,7 +593,7 @@ def audit_monthly(report: dict[str, Any]) -> Audit:
     for f in report["latest_load"]["files"]:
         read = a.cell(f["rows_read"], f"{f['file']} read")
         a.total(read, [a.cell(f[c], f"{f['file']} {c}")
-                       for c in ("rows_loaded", "duplicates", "rejected")])
+                       for c in ("added", "corrected", "unchanged", "duplicates", "rejected")])
     # a count of the 12 months = the month's + the previous month's + the other ten
     for quantity in list(a.quantities):
         match = re.fullmatch(r"(.*) \[(\S+)\.\.(\S+)\]", quantity)
@@ -839,7 +839,8 @@ def test_no_report_json_carries_a_raw_small_count(demo: dict[str, Any]) -> None:
     count_fields = {"numerator", "denominator", "courses", "courses_ended", "evaluable",
                     "not_evaluable", "count", "started", "completed", "discontinued",
                     "infusions", "bp_recorded", "scores", "patients", "responders",
-                    "rows_read", "rows_loaded", "duplicates", "rejected", "problems", "itt",
+                    "rows_read", "added", "corrected", "unchanged", "retired", "duplicates",
+                    "rejected", "problems", "itt",
                     "in_progress", "courses_not_in_progress", "mix_n", "subjects", "finished",
                     "new_patients", "courses_started", "courses_completing", "cancelled",
                     "aborted", "baseline", "endpoint"}

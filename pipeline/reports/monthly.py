@@ -759,26 +759,44 @@ def severity_distribution(cells: Ledger, period: Period, config: Config) -> dict
 
 
 def latest_load(cells: Ledger, inputs: MonthlyInputs) -> dict[str, Any]:
-    """The latest load's reconciliation per file (rows read = loaded + duplicates + rejected)
-    and its most frequent reject reasons. Identified by load id and SHA-256, never by time."""
+    """The latest load's reconciliation per file (rows read = added + corrected + unchanged +
+    duplicates + rejected; retired apart) and its most frequent reject reasons. Identified by
+    load id and SHA-256, never by time."""
     latest = inputs.loads.to_dicts()
     files = []
     for r in latest:
         read = cells.count(("load", r["file"], "rows_read"), int(r["rows_read"]),
                            KEEP_DENOMINATOR)
-        parts = [cells.count(("load", r["file"], name), int(r[name]))
-                 for name in ("rows_loaded", "duplicates", "rejected")]
-        cells.add(read, parts)
-        files.append({"file": r["file"], "sha256": r["sha256"], "rows_read": read,
-                      "rows_loaded": parts[0], "duplicates": parts[1], "rejected": parts[2]})
+        parts = {name: cells.count(("load", r["file"], name), int(r[name]))
+                 for name in LOAD_PARTS}
+        cells.add(read, list(parts.values()))
+        retired = cells.count(("load", r["file"], "retired"), int(r["retired"]))
+        files.append({"file": r["file"], "sha256": r["sha256"], "rows_read": read, **parts,
+                      "retired": retired})
+    mode = latest[0]["mode"] if latest else None
     return {
         "load_id": latest[0]["load_id"] if latest else None,
+        "mode": mode,
+        "statement": load_statement(latest[0]["load_id"], mode) if latest else None,
         "files": files,
         "reasons": [{"file": r["file"], "column": r["column_name"], "reason": r["reason"],
                      "problems": cells.count(None, int(r["problems"]))}
                     for r in inputs.reject_reasons.head(8).to_dicts()],
         "reasons_total": inputs.reject_reasons.height,
     }
+
+
+LOAD_PARTS = ("added", "corrected", "unchanged", "duplicates", "rejected")
+
+
+def load_statement(load_id: int, mode: str | None) -> str:
+    """Which state of the database the figures come from (README "Exports over time")."""
+    kind = {"snapshot": "a snapshot load: each file replaced its table's rows",
+            "append": "an append load: rows added or corrected by id",
+            }.get(mode or "", "a load made before load history existed")
+    return (f"The figures come from the database as it stood right after load {load_id} "
+            f"({kind}). Later loads do not change them: `outcomes report monthly --load "
+            f"{load_id}` rebuilds this report byte for byte.")
 
 
 def link_periods(cells: Ledger, rolling: Period, parts: list[Period]) -> None:
