@@ -64,7 +64,7 @@ class LoadReport:
         return sum(f.rejected for f in self.files)
 
     def _table(self) -> list[str]:
-        rows = [("file", *COLUMNS, "")]
+        rows: list[tuple[str, ...]] = [("file", *COLUMNS, "")]
         for f in self.files:
             rows.append((f.file, *(str(getattr(f, c)) for c in COLUMNS),
                          "ok" if f.adds_up else "DOES NOT ADD UP"))
