@@ -1,0 +1,182 @@
+"""Exports over time on a realistic export: a corrected second snapshot, and `--load N`.
+
+The oracle for "the database follows the clinic's records" is a fresh database that loaded the
+second export alone: metrics after export 1 then export 2 must equal it row for row. The oracle
+for "last month's report stays reproducible" is the output written right after load 1.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from pipeline.config import load_config
+from pipeline.demo import write_demo
+from pipeline.errors import InputError
+from pipeline.ingest import ingest
+from pipeline.metrics import run_metrics
+
+END = date(2026, 10, 31)
+LOAD_DAY = date(2026, 11, 28)
+AS_OF = date(2026, 9, 30)
+BP = ("bp_systolic_max", "bp_diastolic_max")
+
+
+def _pick(rng: random.Random, frame: pl.DataFrame, share: float, where: pl.Expr) -> set[int]:
+    candidates = frame.with_row_index("i").filter(where)["i"].to_list()
+    return set(rng.sample(candidates, max(1, int(len(candidates) * share))))
+
+
+def corrected_export(first: Path, second: Path, seed: int) -> dict[str, int]:
+    """A month later, the clinic's system holds the same history with corrections: ~1% of
+    sessions and scores deleted (entered by mistake), ~1% of doses and scores corrected, and
+    the blood-pressure columns now exported. Values are edited as text, so every other cell is
+    byte for byte what export 1 had. Returns how many rows of each kind were touched."""
+    rng = random.Random(seed)
+    second.mkdir(parents=True)
+    for name in ("protocols.csv", "patients.csv"):
+        shutil.copy(first / name, second / name)
+    sessions = pl.read_csv(first / "sessions.csv", infer_schema_length=0)
+    valid_dose = pl.col("dose_mg").str.contains(r"^\d+(\.\d+)?$")
+    deleted = _pick(rng, sessions, 0.01, pl.lit(True))
+    dosed = _pick(rng, sessions, 0.01, valid_dose) - deleted
+    sessions = sessions.with_row_index("i").with_columns(
+        dose_mg=pl.when(pl.col("i").is_in(list(dosed)))
+        .then((pl.col("dose_mg").cast(pl.Float64, strict=False) + 5).round(1).cast(pl.String))
+        .otherwise(pl.col("dose_mg"))
+    ).filter(~pl.col("i").is_in(list(deleted))).drop("i")
+    sessions.write_csv(second / "sessions.csv")
+    scores = pl.read_csv(first / "assessments.csv", infer_schema_length=0)
+    items = [c for c in scores.columns if c.startswith("item_")]
+    valid = (pl.col("instrument") == "PHQ-9") & pl.col("total_score").str.contains(r"^\d+$") \
+        & (pl.col("total_score").cast(pl.Int64, strict=False) > 0)
+    gone = _pick(rng, scores, 0.01, pl.lit(True))
+    rescored = _pick(rng, scores, 0.01, valid) - gone
+    changed = pl.col("i").is_in(list(rescored))
+    scores = scores.with_row_index("i").with_columns(
+        total_score=pl.when(changed)
+        .then((pl.col("total_score").cast(pl.Int64, strict=False) - 1).cast(pl.String))
+        .otherwise(pl.col("total_score")),
+        # a corrected total without its items: the clinic re-entered the total only
+        **{c: pl.when(changed).then(None).otherwise(pl.col(c)) for c in items},
+    ).filter(~pl.col("i").is_in(list(gone))).drop("i")
+    scores.write_csv(second / "assessments.csv")
+    return {"sessions deleted": len(deleted), "doses corrected": len(dosed),
+            "scores deleted": len(gone), "scores corrected": len(rescored)}
+
+
+def without(folder: Path, file: str, columns: tuple[str, ...]) -> None:
+    frame = pl.read_csv(folder / file, infer_schema_length=0)
+    frame.drop([c for c in columns if c in frame.columns]).write_csv(folder / file)
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory) -> dict[str, Path]:  # type: ignore[no-untyped-def]
+    """Export 1 (no blood pressure columns) and its corrected month-later snapshot, each also
+    without assessment_id."""
+    root = tmp_path_factory.mktemp("history")
+    demo = root / "demo"
+    write_demo(demo, patients=150, seed=11, end=END)
+    second = root / "second"
+    touched = corrected_export(demo, second, seed=5)
+    assert all(n > 0 for n in touched.values()), touched
+    first = root / "first"
+    shutil.copytree(demo, first)
+    without(first, "sessions.csv", BP)
+    folders = {"first": first, "second": second}
+    for name in ("first", "second"):
+        bare = root / f"{name}-no-id"
+        shutil.copytree(folders[name], bare)
+        without(bare, "assessments.csv", ("assessment_id",))
+        folders[f"{name}-no-id"] = bare
+    return folders
+
+
+def metrics_files(db: Path, out: Path, load: int | None = None) -> dict[str, bytes]:
+    run_metrics(db, AS_OF, out, load_config(), load=load)
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+
+
+def comparable(files: dict[str, bytes]) -> dict[str, object]:
+    """The outputs without provenance (which names the loads, and so differs by design)."""
+    body = json.loads(files["metrics.json"])
+    body.pop("provenance")
+    return {"course_outcomes.csv": files["course_outcomes.csv"],
+            "protocol_summary.csv": files["protocol_summary.csv"], "metrics.json": body}
+
+
+@pytest.mark.parametrize("variant", ["", "-no-id"], ids=["with assessment_id", "without"])
+def test_a_corrected_snapshot_gives_the_metrics_of_a_fresh_load(exports, tmp_path, variant):
+    config = load_config()
+    db = tmp_path / "two-loads.duckdb"
+    ingest(exports[f"first{variant}"], db, config, today=LOAD_DAY)
+    before = metrics_files(db, tmp_path / "after-1")
+    report = ingest(exports[f"second{variant}"], db, config, today=LOAD_DAY)
+    fresh = tmp_path / "fresh.duckdb"
+    ingest(exports[f"second{variant}"], fresh, config, today=LOAD_DAY)
+    got = comparable(metrics_files(db, tmp_path / "after-2"))
+    want = comparable(metrics_files(fresh, tmp_path / "fresh-out"))
+    assert got == want
+    assert comparable(before) != want  # the corrections do move the figures
+    sessions = next(f for f in report.files if f.file == "sessions.csv")
+    assert sessions.retired > 0 and sessions.corrected > 0  # bp added, doses corrected
+    # every current row is the second export's; the database holds every version
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        for table in ("sessions", "assessments"):
+            current, versions = con.execute(
+                f"SELECT (SELECT count(*) FROM {table}), (SELECT count(*) FROM history.{table})"
+            ).fetchall()[0]
+            assert versions > current
+    finally:
+        con.close()
+
+
+def test_load_1_rebuilds_the_outputs_made_right_after_load_1(exports, tmp_path):
+    from pipeline.reports.evidence import write_evidence_report
+    from pipeline.reports.monthly import write_monthly_report
+    from pipeline.reports.payer import write_payer_packets
+
+    config = load_config()
+    db = tmp_path / "clinic.duckdb"
+
+    def everything(out: Path, load: int | None) -> dict[str, bytes]:
+        run_metrics(db, AS_OF, out / "metrics", config, load=load)
+        write_monthly_report(db, "2026-09", out / "reports", config, load=load)
+        write_evidence_report(db, AS_OF, out / "reports", config, load=load)
+        write_payer_packets(db, out / "payer", config, patient=patient, jobs=1, load=load)
+        return {str(p.relative_to(out)): p.read_bytes()
+                for p in sorted(out.rglob("*")) if p.is_file()}
+
+    ingest(exports["first"], db, config, today=LOAD_DAY)
+    # the payer packets of a patient whose sessions the second export corrects
+    second = pl.read_csv(exports["second"] / "sessions.csv", infer_schema_length=0)
+    first = pl.read_csv(exports["first"] / "sessions.csv", infer_schema_length=0)
+    changed = first.join(second.drop(BP), on=first.columns, how="anti")
+    patient = changed.filter(pl.col("status") == "completed")["patient_id"].sort()[0]
+    right_after = everything(tmp_path / "right-after-1", None)
+    ingest(exports["second"], db, config, today=LOAD_DAY)
+    latest = everything(tmp_path / "latest", None)
+    rebuilt = everything(tmp_path / "rebuilt-1", 1)
+    assert rebuilt.keys() == right_after.keys()
+    for name in right_after:
+        assert rebuilt[name] == right_after[name], name
+    assert latest["metrics/course_outcomes.csv"] != right_after["metrics/course_outcomes.csv"]
+    # `--load 2` is the latest load: the same as no --load
+    assert metrics_files(db, tmp_path / "load-2", load=2) == {
+        name.removeprefix("metrics/"): data for name, data in latest.items()
+        if name.startswith("metrics/")}
+
+
+def test_a_load_that_does_not_exist_is_a_clear_error(exports, tmp_path):
+    db = tmp_path / "clinic.duckdb"
+    ingest(exports["first"], db, load_config(), today=LOAD_DAY)
+    with pytest.raises(InputError, match=r"--load 3: .* has loads 1 to 1; choose one of them"):
+        run_metrics(db, AS_OF, tmp_path / "out", load_config(), load=3)
