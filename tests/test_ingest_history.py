@@ -180,3 +180,57 @@ def test_a_load_that_does_not_exist_is_a_clear_error(exports, tmp_path):
     ingest(exports["first"], db, load_config(), today=LOAD_DAY)
     with pytest.raises(InputError, match=r"--load 3: .* has loads 1 to 1; choose one of them"):
         run_metrics(db, AS_OF, tmp_path / "out", load_config(), load=3)
+
+
+def as_written_before_history(db: Path) -> None:
+    """Turn a database into the shape the version before load history wrote: no history
+    schema, no `changes`, `loads` without the snapshot columns (checked once against a
+    database really written by that version; README "Exports over time", migration)."""
+    con = duckdb.connect(str(db))
+    try:
+        con.execute("DROP SCHEMA history CASCADE")
+        con.execute("DROP TABLE changes")
+        for column in ("mode", "added", "corrected", "unchanged", "retired"):
+            con.execute(f"ALTER TABLE loads DROP COLUMN {column}")
+    finally:
+        con.close()
+
+
+def test_a_database_from_before_load_history_gets_it_on_the_next_load(exports, tmp_path):
+    config = load_config()
+    db = tmp_path / "clinic.duckdb"
+    ingest(exports["first"], db, config, today=LOAD_DAY)
+    as_written_before_history(db)
+    con = duckdb.connect(str(db), read_only=True)
+    rows = con.execute("SELECT (SELECT count(*) FROM sessions), (SELECT count(*) FROM "
+                       "assessments), (SELECT count(*) FROM rejects)").fetchall()[0]
+    con.close()
+    before = metrics_files(db, tmp_path / "before")
+    report = ingest(exports["second"], db, config, today=LOAD_DAY)
+    assert report.load_id == 2
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        loads = con.execute("SELECT DISTINCT load_id, mode FROM loads ORDER BY 1").fetchall()
+        kept = con.execute(
+            "SELECT (SELECT count(*) FROM history.sessions WHERE load_id = 1), "
+            "(SELECT count(*) FROM history.assessments WHERE load_id = 1), "
+            "(SELECT count(*) FROM rejects WHERE load_id = 1)").fetchall()[0]
+    finally:
+        con.close()
+    assert loads == [(1, "legacy"), (2, "snapshot")]
+    assert kept == rows  # nothing loaded before the upgrade is lost
+    rebuilt = metrics_files(db, tmp_path / "rebuilt", load=1)
+    assert comparable(rebuilt) == comparable(before)
+
+
+def test_a_read_only_report_on_an_old_database_says_how_to_add_history(exports, tmp_path):
+    from pipeline.reports.evidence import evidence_context
+
+    config = load_config()
+    db = tmp_path / "clinic.duckdb"
+    ingest(exports["first"], db, config, today=LOAD_DAY)
+    ingest(exports["second"], db, config, today=LOAD_DAY)
+    as_written_before_history(db)
+    with pytest.raises(InputError, match="written before load history existed; run `outcomes "
+                                         "ingest` \\(or `outcomes metrics`\\) on it once"):
+        evidence_context(db, AS_OF, config, load=1)
