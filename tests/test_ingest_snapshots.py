@@ -310,3 +310,32 @@ def test_a_listed_patient_replaces_a_derived_one_and_history_keeps_it(tmp_path):
     assert query(db, "SELECT patient_id, sex, source FROM patients") == [("P1", "f", "patients")]
     assert query(db, "SELECT source, retired_load FROM history.patients_retired") == [
         ("derived", 2)]
+
+
+def test_cli_guard_exits_1_and_allow_retire_applies(export, db, tmp_path):
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    write(export, "sessions.csv", SESSIONS_1)
+    runner = CliRunner()
+    assert runner.invoke(main, ["ingest", str(export), "--db", str(db)]).exit_code == 0
+    later = tmp_path / "later"
+    write(later, "sessions.csv", "session_id,patient_id,protocol_id,started_at\n"
+                                 "S1,P1,IND6,2026-02-02T09:00\n")
+    refused = runner.invoke(main, ["ingest", str(later), "--db", str(db)])
+    assert refused.exit_code == 1
+    assert "would retire 4 of the 5 current sessions rows (80%)" in refused.output
+    assert "Traceback" not in refused.output
+    applied = runner.invoke(main, ["ingest", str(later), "--db", str(db), "--allow-retire"])
+    assert applied.exit_code == 0, applied.output
+    assert query(db, "SELECT count(*) FROM sessions") == [(1,)]
+    appended = runner.invoke(main, ["ingest", str(export), "--db", str(db), "--append"])
+    assert appended.exit_code == 0 and "Mode: append" in appended.output
+    assert query(db, "SELECT count(*) FROM sessions") == [(5,)]
+    wrong = runner.invoke(main, ["metrics", "--db", str(db), "--as-of", "2026-03-31",
+                                 "--out", str(tmp_path / "out"), "--load", "7"])
+    assert wrong.exit_code == 1
+    assert "--load 7: " in wrong.output and "has loads 1 to 3; choose one of them" in wrong.output
+    assert runner.invoke(main, ["metrics", "--db", str(db), "--as-of", "2026-03-31", "--out",
+                                str(tmp_path / "out"), "--load", "0"]).exit_code == 2
