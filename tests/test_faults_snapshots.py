@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.demo.revisions import revise_export
 from tests.test_faults import fingerprint, outcomes, start
-from tests.test_ingest_history import corrected_export
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def snapshots(tmp_path_factory) -> dict[str, Path | float]:  # type: ignore[no-u
     root = tmp_path_factory.mktemp("snapshot-faults")
     first, second = root / "first", root / "second"
     assert outcomes("demo", first, "--patients", "2500", "--seed", "2").returncode == 0
-    corrected_export(first, second, seed=3)
+    revise_export(first, second, seed=3)
     before = root / "before.duckdb"
     assert outcomes("ingest", first, "--db", before).returncode == 0
     after = root / "after.duckdb"

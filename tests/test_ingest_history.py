@@ -8,7 +8,6 @@ for "last month's report stays reproducible" is the output written right after l
 from __future__ import annotations
 
 import json
-import random
 import shutil
 from datetime import date
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 
 from pipeline.config import load_config
 from pipeline.demo import write_demo
+from pipeline.demo.revisions import revise_export
 from pipeline.errors import InputError
 from pipeline.ingest import ingest
 from pipeline.metrics import run_metrics
@@ -27,49 +27,6 @@ END = date(2026, 10, 31)
 LOAD_DAY = date(2026, 11, 28)
 AS_OF = date(2026, 9, 30)
 BP = ("bp_systolic_max", "bp_diastolic_max")
-
-
-def _pick(rng: random.Random, frame: pl.DataFrame, share: float, where: pl.Expr) -> set[int]:
-    candidates = frame.with_row_index("i").filter(where)["i"].to_list()
-    return set(rng.sample(candidates, max(1, int(len(candidates) * share))))
-
-
-def corrected_export(first: Path, second: Path, seed: int) -> dict[str, int]:
-    """A month later, the clinic's system holds the same history with corrections: ~1% of
-    sessions and scores deleted (entered by mistake), ~1% of doses and scores corrected, and
-    the blood-pressure columns now exported. Values are edited as text, so every other cell is
-    byte for byte what export 1 had. Returns how many rows of each kind were touched."""
-    rng = random.Random(seed)
-    second.mkdir(parents=True)
-    for name in ("protocols.csv", "patients.csv"):
-        shutil.copy(first / name, second / name)
-    sessions = pl.read_csv(first / "sessions.csv", infer_schema_length=0)
-    valid_dose = pl.col("dose_mg").str.contains(r"^\d+(\.\d+)?$")
-    deleted = _pick(rng, sessions, 0.01, pl.lit(True))
-    dosed = _pick(rng, sessions, 0.01, valid_dose) - deleted
-    sessions = sessions.with_row_index("i").with_columns(
-        dose_mg=pl.when(pl.col("i").is_in(list(dosed)))
-        .then((pl.col("dose_mg").cast(pl.Float64, strict=False) + 5).round(1).cast(pl.String))
-        .otherwise(pl.col("dose_mg"))
-    ).filter(~pl.col("i").is_in(list(deleted))).drop("i")
-    sessions.write_csv(second / "sessions.csv")
-    scores = pl.read_csv(first / "assessments.csv", infer_schema_length=0)
-    items = [c for c in scores.columns if c.startswith("item_")]
-    valid = (pl.col("instrument") == "PHQ-9") & pl.col("total_score").str.contains(r"^\d+$") \
-        & (pl.col("total_score").cast(pl.Int64, strict=False) > 0)
-    gone = _pick(rng, scores, 0.01, pl.lit(True))
-    rescored = _pick(rng, scores, 0.01, valid) - gone
-    changed = pl.col("i").is_in(list(rescored))
-    scores = scores.with_row_index("i").with_columns(
-        total_score=pl.when(changed)
-        .then((pl.col("total_score").cast(pl.Int64, strict=False) - 1).cast(pl.String))
-        .otherwise(pl.col("total_score")),
-        # a corrected total without its items: the clinic re-entered the total only
-        **{c: pl.when(changed).then(None).otherwise(pl.col(c)) for c in items},
-    ).filter(~pl.col("i").is_in(list(gone))).drop("i")
-    scores.write_csv(second / "assessments.csv")
-    return {"sessions deleted": len(deleted), "doses corrected": len(dosed),
-            "scores deleted": len(gone), "scores corrected": len(rescored)}
 
 
 def without(folder: Path, file: str, columns: tuple[str, ...]) -> None:
@@ -85,7 +42,7 @@ def exports(tmp_path_factory) -> dict[str, Path]:  # type: ignore[no-untyped-def
     demo = root / "demo"
     write_demo(demo, patients=150, seed=11, end=END)
     second = root / "second"
-    touched = corrected_export(demo, second, seed=5)
+    touched = revise_export(demo, second, seed=5)
     assert all(n > 0 for n in touched.values()), touched
     first = root / "first"
     shutil.copytree(demo, first)
