@@ -42,8 +42,9 @@ BEFORE_BIRTH = (
     "of the date of birth"
 )
 INVISIBLE_ID = (
-    "the id contains an invisible character (zero-width or non-breaking space, tab or line "
-    "break); retype the id in the export"
+    "the id contains an invisible or formatting character (zero-width, direction or variation "
+    "mark, filler or blank, non-breaking space, tab or line break) or only combining marks; "
+    "retype the id in the export"
 )
 
 
