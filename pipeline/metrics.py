@@ -17,7 +17,7 @@ import polars as pl
 
 import pipeline
 from pipeline.config import Config, Definitions
-from pipeline.db import connect
+from pipeline.db import connect, writer_lock
 from pipeline.errors import InputError
 from pipeline.formatting import json_ready
 from pipeline.methods import methods_sentences
@@ -459,23 +459,24 @@ def run_metrics(db_path: str | Path, as_of: date, out_dir: Path, config: Config,
     if not db_path.is_file():
         raise InputError(f"database {db_path} not found; load an export first with "
                          f"`outcomes ingest DATA_DIR --db {db_path}`")
-    try:
-        con = connect(db_path, config, load=load)
-    except duckdb.Error as exc:
-        raise InputError(f"{db_path} cannot be opened as a DuckDB database: {exc}") from exc
-    try:
-        sessions = con.execute("SELECT count(*) FROM sessions").fetchone()
-        if not sessions or sessions[0] == 0:
-            raise InputError(f"{db_path} holds no sessions; load an export with `outcomes ingest`")
-        frames = compute_outcomes(con, as_of, config)
-        if frames.courses.height == 0:
-            raise InputError(f"{db_path} has no administered infusion on or before "
-                             f"{as_of.isoformat()}; choose a later --as-of")
-        tables = compute_metrics(frames, config)
-        run = provenance(con, as_of, config)
-        store_tables(con, tables, run)
-    finally:
-        con.close()
+    with writer_lock(db_path):  # README "Running safely"
+        try:
+            con = connect(db_path, config, load=load)
+        except duckdb.Error as exc:
+            raise InputError(f"{db_path} cannot be opened as a DuckDB database: {exc}") from exc
+        try:
+            sessions = con.execute("SELECT count(*) FROM sessions").fetchone()
+            if not sessions or sessions[0] == 0:
+                raise InputError(f"{db_path} holds no sessions; load an export with `outcomes ingest`")
+            frames = compute_outcomes(con, as_of, config)
+            if frames.courses.height == 0:
+                raise InputError(f"{db_path} has no administered infusion on or before "
+                                 f"{as_of.isoformat()}; choose a later --as-of")
+            tables = compute_metrics(frames, config)
+            run = provenance(con, as_of, config)
+            store_tables(con, tables, run)
+        finally:
+            con.close()
 
     written = tables
     if pseudonym_key is not None:

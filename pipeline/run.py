@@ -10,7 +10,7 @@ from functools import partial
 from pathlib import Path
 
 from pipeline.config import Config
-from pipeline.db import connect
+from pipeline.db import connect, writer_lock
 from pipeline.errors import InputError
 from pipeline.ingest import ingest
 
@@ -80,6 +80,14 @@ def run_all(
     """Ingest data_dir into out_dir/clinic.duckdb, then metrics and reports for `month`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     db_path = out_dir / DB_NAME
+    with writer_lock(db_path):  # no other load between this run's ingest and its metrics
+        return _run_all(data_dir, db_path, out_dir, config, month, echo, pseudonym_key, append,
+                        allow_retire)
+
+
+def _run_all(data_dir: Path, db_path: Path, out_dir: Path, config: Config, month: str | None,
+             echo: Callable[[str], None], pseudonym_key: bytes | None, append: bool,
+             allow_retire: bool) -> dict[str, Path]:
     report = ingest(data_dir, db_path, config, append=append, allow_retire=allow_retire)
     echo(report.render())
     written: dict[str, Path] = {"database": db_path}

@@ -70,3 +70,31 @@ def test_the_same_snapshot_applied_again_changes_nothing(snapshots):
     for table in state:
         if table not in ("loads", "rejects"):  # the repeated load is logged, with its rejects
             assert state[table] == after[table], table
+
+
+def test_a_writer_is_refused_while_another_holds_the_folder_lock(snapshots):
+    """DuckDB reads the header before its own lock; writers first lock the database's folder
+    (pipeline.db.writer_lock), so a second writer can never start in that gap."""
+    import fcntl
+    import os
+
+    db = snapshots["root"] / "locked.duckdb"  # type: ignore[operator]
+    shutil.copy(snapshots["before"], db)  # type: ignore[arg-type]
+    before = fingerprint(db)
+    fd = os.open(db.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a first writer would hold it
+        for args in (("ingest", snapshots["second"], "--db", db),
+                     ("metrics", "--db", db, "--as-of", "2026-09-30", "--out",
+                      db.parent / "locked-out")):
+            result = outcomes(*args)  # type: ignore[arg-type]
+            assert result.returncode == 1, result.stderr
+            assert "is in use by another process" in result.stderr
+        # readers are not held up
+        report = outcomes("report", "evidence", "--db", db, "--as-of", "2026-09-30", "--out",
+                          db.parent / "locked-reports")
+        assert report.returncode == 0, report.stderr
+    finally:
+        os.close(fd)
+    assert fingerprint(db) == before
+    assert outcomes("ingest", snapshots["second"], "--db", db).returncode == 0  # type: ignore[arg-type]

@@ -20,7 +20,7 @@ import duckdb
 import pyarrow as pa
 
 from pipeline.config import Config
-from pipeline.db import connect, run
+from pipeline.db import connect, run, writer_lock
 from pipeline.errors import InputError
 from pipeline.ingest.adapters import adapter_units
 from pipeline.ingest.contract import TABLES, TableContract, discover
@@ -234,54 +234,55 @@ def ingest(
         units, ignored = adapter_units(source_format, data_dir, config, mapping)
     order = {c.name: i for i, c in enumerate(TABLES)}
     units = sorted(units, key=lambda u: order[u.contract.name])  # references load first
-    con = connect(db_path, config)
-    try:
-        run(con, "BEGIN TRANSACTION")
+    with writer_lock(db_path):  # README "Running safely"
+        con = connect(db_path, config)
         try:
-            load_id = int(_one(con, "SELECT coalesce(max(load_id), 0) + 1 FROM loads"))  # type: ignore[arg-type]
-            mode = "append" if append else "snapshot"
-            _setup_session(con, config, load_id, today, mode)
-            _check_sessions_have_protocols(con, units, data_dir)
-            results = []
-            with tempfile.TemporaryDirectory(prefix="outcomes-ingest-") as work:
-                listed_checked = False
-                for name, group in groupby(units, key=lambda u: u.contract.name):
-                    if not listed_checked and order[name] >= order["sessions"]:
-                        run(
-                            con,
-                            "UPDATE settings SET patients_listed = "
-                            "(SELECT count(*) > 0 FROM patients WHERE source = 'patients')",
-                        )
-                        listed_checked = True
-                    results.extend(_load_table(con, list(group), Path(work), not append))
-            if not allow_retire:
-                _check_retire_share(results, config.ingest.max_retired_share)
-            run(con, sql("load/derived_patients.sql"))
-            loaded_at = datetime.now().replace(microsecond=0)
-            con.executemany(
-                "INSERT INTO loads (load_id, file, table_name, format, encoding, sha256, rows_read, "
-                "rows_loaded, duplicates, rejected, loaded_at, mode, added, corrected, unchanged, "
-                "retired) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    [load_id, r.file, r.table, r.format, r.encoding, r.sha256, r.read, r.loaded,
-                     r.duplicates, r.rejected, loaded_at, mode, r.added, r.corrected, r.unchanged,
-                     r.retired]
-                    for r in results
-                ],
-            )
-            top = con.execute(sql("load/top_rejects.sql"), [load_id]).fetchall()
-            changes = con.execute(sql("load/change_summary.sql"), [load_id]).fetchall()
-            run(con, "COMMIT")
-        except BaseException:
-            # A failed COMMIT (e.g. a full disk) has already ended the transaction; the
-            # original error is the one to report.
-            with contextlib.suppress(duckdb.Error):
-                run(con, "ROLLBACK")
-            raise
-    except duckdb.Error as exc:
-        raise InputError(_failed_load_message(data_dir, db_path, exc)) from exc
-    finally:
-        con.close()
+            run(con, "BEGIN TRANSACTION")
+            try:
+                load_id = int(_one(con, "SELECT coalesce(max(load_id), 0) + 1 FROM loads"))  # type: ignore[arg-type]
+                mode = "append" if append else "snapshot"
+                _setup_session(con, config, load_id, today, mode)
+                _check_sessions_have_protocols(con, units, data_dir)
+                results = []
+                with tempfile.TemporaryDirectory(prefix="outcomes-ingest-") as work:
+                    listed_checked = False
+                    for name, group in groupby(units, key=lambda u: u.contract.name):
+                        if not listed_checked and order[name] >= order["sessions"]:
+                            run(
+                                con,
+                                "UPDATE settings SET patients_listed = "
+                                "(SELECT count(*) > 0 FROM patients WHERE source = 'patients')",
+                            )
+                            listed_checked = True
+                        results.extend(_load_table(con, list(group), Path(work), not append))
+                if not allow_retire:
+                    _check_retire_share(results, config.ingest.max_retired_share)
+                run(con, sql("load/derived_patients.sql"))
+                loaded_at = datetime.now().replace(microsecond=0)
+                con.executemany(
+                    "INSERT INTO loads (load_id, file, table_name, format, encoding, sha256, rows_read, "
+                    "rows_loaded, duplicates, rejected, loaded_at, mode, added, corrected, unchanged, "
+                    "retired) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        [load_id, r.file, r.table, r.format, r.encoding, r.sha256, r.read, r.loaded,
+                         r.duplicates, r.rejected, loaded_at, mode, r.added, r.corrected, r.unchanged,
+                         r.retired]
+                        for r in results
+                    ],
+                )
+                top = con.execute(sql("load/top_rejects.sql"), [load_id]).fetchall()
+                changes = con.execute(sql("load/change_summary.sql"), [load_id]).fetchall()
+                run(con, "COMMIT")
+            except BaseException:
+                # A failed COMMIT (e.g. a full disk) has already ended the transaction; the
+                # original error is the one to report.
+                with contextlib.suppress(duckdb.Error):
+                    run(con, "ROLLBACK")
+                raise
+        except duckdb.Error as exc:
+            raise InputError(_failed_load_message(data_dir, db_path, exc)) from exc
+        finally:
+            con.close()
     return LoadReport(load_id, str(db_path), today, results, ignored, top, mode, changes)
 
 
