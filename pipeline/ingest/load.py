@@ -24,8 +24,14 @@ from pipeline.db import connect, run, writer_lock
 from pipeline.errors import InputError
 from pipeline.ingest.adapters import adapter_units
 from pipeline.ingest.contract import TABLES, TableContract, discover
-from pipeline.ingest.merge import absent_columns, merge_file, retire_absent, start_table
-from pipeline.ingest.readers import Staged, stage_csv, stage_parquet, stage_xlsx
+from pipeline.ingest.merge import (
+    absent_columns,
+    define_existing,
+    merge_file,
+    retire_absent,
+    start_table,
+)
+from pipeline.ingest.readers import Staged, settle_direct, stage_csv, stage_parquet, stage_xlsx
 from pipeline.ingest.report import FileResult, LoadReport
 from pipeline.ingest.units import LoadUnit
 from pipeline.instruments import alias_table
@@ -88,7 +94,8 @@ def _setup_session(con: duckdb.DuckDBPyConnection, config: Config, load_id: int,
 def _build_stg(con: duckdb.DuckDBPyConnection, staged: Staged, contract: TableContract) -> None:
     """raw (c0..cN by position) -> stg (contract names); the column names are our own."""
     cols = staged.columns
-    parts = ["__line"]
+    flagged = any(r[0] == "__flag" for r in con.execute("DESCRIBE raw").fetchall())
+    parts = ["__line", "__flag" if flagged else "0::UTINYINT AS __flag"]
     for name in contract.columns:
         pos = cols.positions.get(name)
         parts.append(f"c{pos} AS {name}" if pos is not None else f"NULL::VARCHAR AS {name}")
@@ -100,13 +107,31 @@ def _build_stg(con: duckdb.DuckDBPyConnection, staged: Staged, contract: TableCo
     run(con, f"CREATE OR REPLACE TEMP VIEW stg AS SELECT {', '.join(parts)} FROM raw")
 
 
+def _type_rows(con: duckdb.DuckDBPyConnection, staged: Staged, contract: TableContract) -> None:
+    """typed: every row of raw parsed, judged and matched in one pass (sql/validate/)."""
+    _build_stg(con, staged, contract)
+    run(con, sql(f"validate/{contract.name}.sql"))
+
+
+def _check_references(con: duckdb.DuckDBPyConnection, contract: TableContract) -> None:
+    """Rows naming a protocol or patient that is not loaded (their problems join __problems)."""
+    run(con, "CREATE OR REPLACE TEMP TABLE ref_problems "
+             '(line BIGINT, "column" VARCHAR, value VARCHAR, reason VARCHAR)')
+    if contract.name == "sessions":
+        run(con, sql("validate/protocol_references.sql"))
+    if contract.name in ("sessions", "assessments", "treatment_history"):
+        run(con, sql("validate/patient_references.sql"))
+    if _one(con, "SELECT count(*) FROM ref_problems"):
+        run(con, sql("validate/attach_references.sql"))
+
+
 def _stage(
     con: duckdb.DuckDBPyConnection, work_dir: Path, *, path: Path, contract: TableContract, label: str
 ) -> Staged:
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
-            return stage_csv(con, path, contract, label, work_dir, tag=contract.name)
+            return stage_csv(con, path, contract, label, work_dir, tag=contract.name, direct=True)
         if suffix == ".parquet":
             return stage_parquet(con, path, contract, label)
         return stage_xlsx(con, path, contract, label)
@@ -142,17 +167,21 @@ def _load_unit(con: duckdb.DuckDBPyConnection, unit: LoadUnit, work_dir: Path,
                has_rows: bool) -> FileResult:
     label, contract = unit.label, unit.contract
     staged = unit.stage(con, work_dir)
-    _build_stg(con, staged, contract)
     run(
         con,
         "UPDATE settings SET file = $file, table_name = $table, id_column = $id",
         {"file": label, "table": contract.name, "id": contract.id_column},
     )
-    run(con, sql(f"validate/{contract.name}.sql"))
-    if contract.name in ("sessions", "assessments", "treatment_history"):
-        run(con, sql("validate/patient_references.sql"))
+    define_existing(con, contract.name)
+    _type_rows(con, staged, contract)
+    if staged.direct is not None:  # the CSV was read by validation: its rows settle now
+        settled = settle_direct(con, staged, label)
+        if settled is not staged:  # fields span lines: parsed exactly, typed again
+            staged = settled
+            _type_rows(con, staged, contract)
+    _check_references(con, contract)
     read, offsets = (int(c) for c in con.execute(
-        "SELECT (SELECT count(*) FROM stg) + (SELECT count(DISTINCT line) FROM stage_rejects), "
+        "SELECT (SELECT count(*) FROM typed) + (SELECT count(DISTINCT line) FROM stage_rejects), "
         "(SELECT coalesce(sum(__offsets), 0) FROM typed)"
     ).fetchall()[0])
     absent = absent_columns(contract, staged) if has_rows else []

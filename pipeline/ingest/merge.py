@@ -3,7 +3,8 @@
 A snapshot file makes the table equal to it: rows are added, corrected (new values win),
 left unchanged, or retired (no longer in the file); `--append` adds and corrects only. Every
 superseded or retired version moves to `history.<table>_retired`, and each correction and
-retirement is listed in `changes`. The SQL is in sql/merge/; this module runs it in order.
+retirement is listed in `changes`. Each file's rows were matched against the table in
+validation's own pass (sql/validate/<table>.sql); the SQL here is in sql/merge/ and sql/load/.
 """
 
 from __future__ import annotations
@@ -57,11 +58,14 @@ def keep_absent_values(con: duckdb.DuckDBPyConnection, contract: TableContract,
     values = {c: ("CASE WHEN cur.total_score = typed.total_score THEN cur.items END"
                   if c == "items" else f"cur.{c}") for c in absent}
     sets = ", ".join(f"{c} = {v}" for c, v in values.items())
-    fields = ", ".join(f"{c} := {v}" for c, v in values.items())
     # Column names come from the contract (our own identifiers), never from the input.
-    run(con, f"UPDATE typed SET {sets}, row_struct = struct_update(row_struct, {fields}) "
-             f"FROM {table} cur WHERE typed.__id = cur.{id_column}")
-    run(con, "UPDATE typed SET row_hash = hash(row_struct)")
+    run(con, f"UPDATE typed SET {sets} FROM {table} cur WHERE typed.__id = cur.{id_column}")
+    run(con, sql("merge/rehash.sql"))
+
+
+def define_existing(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """View existing: the table's current rows as validation matches them (sql/existing/)."""
+    run(con, sql(f"existing/{_table(name)}.sql"))
 
 
 def start_table(con: duckdb.DuckDBPyConnection, name: str) -> int:
@@ -75,14 +79,14 @@ def start_table(con: duckdb.DuckDBPyConnection, name: str) -> int:
 
 def merge_file(con: duckdb.DuckDBPyConnection, contract: TableContract,
                absent: list[str]) -> MergeCounts:
-    """Classify one file's validated rows (temp tables typed, problems) and apply them."""
+    """Classify one file's validated rows (temp table typed, matched against view existing in
+    validation's pass) and apply them."""
     table = _table(contract.name)
-    run(con, sql(f"existing/{table}.sql"))
     keep_absent_values(con, contract, absent)
     run(con, sql("merge/classify.sql"))
     run(con, sql("load/rejects.sql"))
     run(con, sql("merge/apply.sql").replace("__table__", table))
-    run(con, sql(f"load/{table}.sql"))
+    run(con, sql("load/insert.sql").replace("__table__", table))
     row = con.execute(sql("merge/counts.sql")).fetchall()[0]
     return MergeCounts(*(int(v) for v in row))
 
@@ -90,6 +94,6 @@ def merge_file(con: duckdb.DuckDBPyConnection, contract: TableContract,
 def retire_absent(con: duckdb.DuckDBPyConnection, name: str) -> int:
     """Snapshot: retire the table's rows that no file of this load holds; returns how many."""
     table = _table(name)
-    run(con, sql(f"existing/{table}.sql"))
+    define_existing(con, table)
     run(con, sql("merge/retire.sql").replace("__table__", table))
     return int(con.execute("SELECT count(*) FROM retiring").fetchall()[0][0])

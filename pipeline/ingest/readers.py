@@ -1,11 +1,14 @@
-"""Readers per format. Each leaves two temp tables in the connection:
+"""Readers per format. Each leaves two temp relations in the connection:
 
-- `raw`: `__line` (1-based, header = line 1) and `c0 … cN`, every cell as text;
+- `raw`: `__line` (1-based, header = line 1) and `c0 … cN`, every cell as text (CSV also
+  `__flag`, see csv_rows.py);
 - `stage_rejects`: rows that could not even be split into columns (line, column, value, reason).
 
 Everything after this point is one validation path, whatever the format. CSV and XLSX rows
-are screened first (`_screen_rows`): comment lines and repeated header lines go to
-`stage_rejects`, decimal commas in number columns of `;`/tab files become decimal points.
+are screened: comment lines and repeated header lines go to `stage_rejects`, decimal commas in
+number columns of `;`/tab files become decimal points. A CSV staged `direct` (canonical files)
+is not copied: `raw` is a view over DuckDB's reader, and validation's typed rows are settled
+afterwards (`settle_direct`: lines around blank lines, structural rejects, screened lines).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import csv
 import datetime as dt
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +26,17 @@ import pyarrow as pa
 
 from pipeline.db import run
 from pipeline.errors import InputError
-from pipeline.ingest.contract import ColumnMap, TableContract, map_columns, normalize_column
+from pipeline.ingest.contract import ColumnMap, TableContract, map_columns
+from pipeline.ingest.csv_rows import (
+    DECIMAL_NOTE,
+    STRUCTURAL_REASONS,
+    CsvRead,
+    csv_view,
+    decimal_match,
+    header_test,
+    screen_lines,
+    settle_rows,
+)
 from pipeline.ingest.csv_text import (
     MAX_LINE_BYTES,
     CsvText,
@@ -32,32 +45,9 @@ from pipeline.ingest.csv_text import (
     prepare_csv,
     sniff_kind,
 )
-from pipeline.paths import sql
 
 HEADER_SEARCH_ROWS = 20  # clinic workbooks often have a title row or two above the header
 
-STRUCTURAL_REASONS = {
-    "MISSING COLUMNS": "the line has fewer fields than the header; check for a missing delimiter",
-    "TOO MANY COLUMNS": "the line has more fields than the header; quote fields that contain "
-    "the delimiter",
-    "UNQUOTED VALUE": "malformed quoting; a field with a quote must be wholly quoted",
-    "INVALID STATE": "malformed quoting; a field with a quote must be wholly quoted",
-    "LINE SIZE OVER MAXIMUM": f"the line is longer than {MAX_LINE_BYTES >> 20} MiB, the most one "
-    "row may hold; check for a runaway field or a quote that is never closed",
-    "INVALID ENCODING": "the line is not valid text in the file's encoding",
-}
-COMMENT_REASON = (
-    "comment line: it starts with '#', so it is not a row; delete it, or quote the first "
-    "value if it really starts with '#'"
-)
-REPEATED_HEADER_REASON = (
-    "repeated header line: two exports joined into one file? Not a row; delete the line"
-)
-# Decimal commas (European Excel): "0,5" in a number column of a `;` or tab file is 0.5.
-# In a tab file "1,250" could also be a thousands separator, so that form is left alone
-# (and rejected as not a number by validation) rather than guessed.
-DECIMAL_COMMA = r"[+-]?\d+,\d+"
-THOUSANDS = r"[+-]?[1-9]\d{0,2},\d{3}"
 csv.field_size_limit(MAX_LINE_BYTES)  # the exact parser's limit matches DuckDB's max_line_size
 
 
@@ -68,6 +58,8 @@ class Staged:
     sha256: str
     columns: ColumnMap
     notes: list[str]
+    # A CSV read by validation itself: its rows settle once typed (load.py, settle_direct).
+    direct: CsvRead | None = None
 
 
 def _empty_stage_rejects(con: duckdb.DuckDBPyConnection) -> None:
@@ -119,149 +111,28 @@ def _screen_rows(
     """raw_split -> raw: comment lines and repeated header lines become rejects at their line;
     decimal commas in number columns become points (only when number_positions are given).
     Set-based over the whole file; returns notes for the load report."""
-    run(
-        con,
-        "CREATE OR REPLACE TEMP TABLE line_rejects "
-        '(line BIGINT, "column" VARCHAR, value VARCHAR, reason VARCHAR)',
-    )
-    if comment_lines:
-        con.register(
-            "comment_arrow",
-            pa.table(
-                {
-                    "line": pa.array([c[0] for c in comment_lines], pa.int64()),
-                    "value": pa.array([c[1] for c in comment_lines], pa.string()),
-                }
-            ),
-        )
-        # Only lines that start a record: a '#' line inside a quoted multi-line field is data.
-        run(
-            con,
-            "INSERT INTO line_rejects SELECT line, NULL, value, $reason FROM comment_arrow "
-            "WHERE line IN (SELECT __line FROM raw_split) OR line IN (SELECT line FROM "
-            "stage_rejects)",
-            {"reason": COMMENT_REASON},
-        )
-        con.unregister("comment_arrow")
-    names = {f"h{i}": normalize_column(h) for i, h in enumerate(header)}
-    same_as_header = " AND ".join(
-        f"coalesce(lower(trim(replace(c{i}, chr(65279), ''))), '') = ${key}"
-        for i, key in enumerate(names)
-    )
-    # A cheap test on the first cell first (materialized, so it runs first), then every cell.
-    run(
-        con,
-        f"INSERT INTO line_rejects "
-        f"WITH candidates AS MATERIALIZED (SELECT * FROM raw_split "
-        f"WHERE c0 ILIKE '%' || $h0 || '%') "
-        f"SELECT __line, NULL, $value, $reason FROM candidates "
-        f"WHERE {same_as_header} AND __line NOT IN (SELECT line FROM line_rejects)",
-        {**names, "value": delimiter.join(header)[:200], "reason": REPEATED_HEADER_REASON},
-    )
-    screened = con.execute("SELECT count(*) FROM line_rejects").fetchall()[0][0]
-    if screened:
-        run(con, "DELETE FROM stage_rejects WHERE line IN (SELECT line FROM line_rejects)")
-        run(con, "INSERT INTO stage_rejects SELECT * FROM line_rejects")
+    screened = screen_lines(con, "raw_split", header_test(header), comment_lines,
+                            delimiter.join(header))
     notes = []
-    replace = ""
+    replaced = ""
     if number_positions:
-        decimal = {
-            i: f"(contains(c{i}, ',') AND regexp_full_match(trim(c{i}), '{DECIMAL_COMMA}')"
-            + (f" AND NOT regexp_full_match(trim(c{i}), '{THOUSANDS}'))" if delimiter == "\t" else ")")
-            for i in number_positions
-        }
+        decimal = {i: decimal_match(i, delimiter) for i in number_positions}
         # Stops at the first decimal comma: a European file shows one at once.
         found = con.execute(
             f"SELECT 1 FROM raw_split WHERE {' OR '.join(decimal.values())} LIMIT 1"
         ).fetchall()
         if found:
-            replace = " REPLACE (" + ", ".join(
+            replaced = " REPLACE (" + ", ".join(
                 f"CASE WHEN {match} THEN replace(trim(c{i}), ',', '.') ELSE c{i} END AS c{i}"
                 for i, match in decimal.items()
             ) + ")"
-            notes.append("numbers with a decimal comma (such as 0,5) read with a decimal point")
+            notes.append(DECIMAL_NOTE)
     where = " WHERE __line NOT IN (SELECT line FROM line_rejects)" if screened else ""
-    run(con, f"CREATE OR REPLACE TEMP VIEW raw AS SELECT *{replace} FROM raw_split{where}")
+    run(con, f"CREATE OR REPLACE TEMP VIEW raw AS SELECT *{replaced} FROM raw_split{where}")
     return notes
 
 
 # ---------------------------------------------------------------- CSV
-
-
-def _map_lines_around_gaps(con: duckdb.DuckDBPyConnection, text: CsvText, records: int) -> None:
-    """Records fill, in file order, the physical lines left after blank lines and rejects."""
-    con.register("blank_arrow", pa.table({"line": pa.array(text.blank_lines, pa.int64())}))
-    run(con, "CREATE OR REPLACE TEMP TABLE blank_lines AS SELECT line FROM blank_arrow")
-    con.unregister("blank_arrow")
-    run(
-        con,
-        "CREATE OR REPLACE TEMP TABLE raw_table AS "
-        "WITH free AS (SELECT l AS line, row_number() OVER (ORDER BY l) - 1 AS rid "
-        "FROM range($first, $total + 1) t(l) "
-        "WHERE l NOT IN (SELECT line FROM blank_lines) "
-        "AND l NOT IN (SELECT line FROM stage_rejects)), "
-        "records AS (SELECT row_number() OVER (ORDER BY rowid) - 1 AS rid, * FROM raw_records) "
-        "SELECT free.line AS __line, r.* EXCLUDE (rid) FROM records r JOIN free USING (rid)",
-        {"first": text.header_line + 1, "total": text.total_lines},
-    )
-    run(con, "CREATE OR REPLACE TEMP VIEW raw_split AS SELECT * FROM raw_table")
-
-
-def _read_csv_duckdb(con: duckdb.DuckDBPyConnection, text: CsvText, tag: str) -> bool:
-    """Fast path: DuckDB reads the file; True when every physical line is accounted for."""
-    width = len(text.header)
-    columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width)) + "}"
-    run(
-        con,
-        f"CREATE OR REPLACE TEMP TABLE raw_records AS SELECT * FROM read_csv($path, "
-        f"header = true, skip = $skip, auto_detect = false, columns = {columns}, "
-        f"delim = $delim, quote = '\"', escape = '\"', strict_mode = true, "
-        f"null_padding = false, max_line_size = $max_line, "
-        f"store_rejects = true, rejects_table = 'rj_{tag}', rejects_scan = 'rs_{tag}')",
-        {
-            "path": str(text.path),
-            "delim": text.delimiter,
-            "skip": text.header_line - 1,
-            "max_line": MAX_LINE_BYTES,
-        },
-    )
-    run(
-        con,
-        f"CREATE OR REPLACE TEMP TABLE stage_rejects AS "
-        # the first column's error per line; a line-size error has no column (NULL index)
-        f"SELECT line, arg_min(column_name, coalesce(column_idx, -1)) AS col, "
-        f"arg_min(error_type, coalesce(column_idx, -1)) AS error_type, "
-        f"any_value(csv_line) AS csv_line FROM rj_{tag} GROUP BY line",
-    )
-    run(con, f"DROP TABLE rj_{tag}; DROP TABLE rs_{tag}")
-    records = con.execute("SELECT count(*) FROM raw_records").fetchall()[0][0]
-    rejected = con.execute("SELECT count(*) FROM stage_rejects").fetchall()[0][0]
-    data_lines = text.total_lines - text.header_line - len(text.blank_lines)
-    if records + rejected != data_lines:
-        return False  # multi-line fields or a swallowed tail: the exact path decides
-    first, last = con.execute("SELECT min(rowid), max(rowid) FROM raw_records").fetchall()[0]
-    if records and not text.blank_lines and not rejected and last - first + 1 == records:
-        # The common case: line header+n holds the n-th record. rowid order is insertion order
-        # (it does not start at 0 inside a transaction, hence the offset); no copy, no sort.
-        offset = int(text.header_line) + 1 - int(first)
-        run(con, f"CREATE OR REPLACE TEMP VIEW raw_split AS SELECT rowid + {offset} AS __line, * "
-                 "FROM raw_records")
-    else:
-        _map_lines_around_gaps(con, text, records)
-        if con.execute("SELECT count(*) FROM raw_split").fetchall()[0][0] != records:
-            return False
-    names = {f"c{i}": h for i, h in enumerate(text.header)}
-    con.register("header_names", pa.table({"c": list(names), "name": list(names.values())}))
-    con.register(
-        "structural_reasons",
-        pa.table(
-            {"error_type": list(STRUCTURAL_REASONS), "reason": list(STRUCTURAL_REASONS.values())}
-        ),
-    )
-    run(con, sql("validate/structural.sql"))
-    con.unregister("header_names")
-    con.unregister("structural_reasons")
-    return True
 
 
 def _read_csv_exact(con: duckdb.DuckDBPyConnection, text: CsvText, label: str) -> None:
@@ -342,19 +213,51 @@ def stage_csv(
     label: str,
     work_dir: Path,
     tag: str,
+    direct: bool = False,
 ) -> Staged:
+    """`raw` + `stage_rejects` for a CSV file (or a workbook or Parquet file named .csv).
+
+    direct: `raw` is a view over DuckDB's reader and the file is read by whatever reads `raw`
+    first; its rows are settled afterwards with `settle_direct` on the typed rows (ingest does
+    this: no copy of the file's text). Otherwise the rows are read and settled here.
+    """
     kind = sniff_kind(path)
     if kind not in ("text", "empty"):
         return _misnamed(con, path, contract, label, kind)
     text = prepare_csv(path, work_dir, label)
     columns = map_columns(label, text.header, contract)
-    notes = list(text.notes)
-    if not _read_csv_duckdb(con, text, tag):
-        _read_csv_exact(con, text, label)
-        notes.append("fields span lines; line numbers from an exact parse")
     numbers = _number_positions(columns, contract) if text.delimiter in (";", "\t") else []
-    notes += _screen_rows(con, text.header, text.delimiter, text.comment_lines, numbers)
-    return Staged("csv", text.encoding, text.sha256, columns, notes)
+    read = csv_view(con, text, tag, numbers)
+    staged = Staged("csv", text.encoding, text.sha256, columns, list(text.notes))
+    _empty_stage_rejects(con)
+    if direct:
+        run(con, "CREATE OR REPLACE TEMP VIEW raw AS SELECT * FROM csv_rows")
+        staged.direct = read
+        return staged
+    run(con, "CREATE OR REPLACE TEMP TABLE raw_records AS SELECT * FROM csv_rows")
+    if not settle_rows(con, "raw_records", read, staged.notes):
+        return _stage_exact(con, read, label, staged)
+    run(con, "CREATE OR REPLACE TEMP VIEW raw AS SELECT * FROM raw_records")
+    return staged
+
+
+def settle_direct(con: duckdb.DuckDBPyConnection, staged: Staged, label: str) -> Staged:
+    """After `typed` was built from a direct CSV `raw`: the rows settled (lines, structural
+    rejects, screened lines) and `staged` returned; or, when fields span lines, the file
+    staged again by the exact parser, whose rows must be typed again."""
+    assert staged.direct is not None
+    if settle_rows(con, "typed", staged.direct, staged.notes):
+        return staged
+    return _stage_exact(con, staged.direct, label, replace(staged, direct=None))
+
+
+def _stage_exact(con: duckdb.DuckDBPyConnection, read: CsvRead, label: str,
+                 staged: Staged) -> Staged:
+    _read_csv_exact(con, read.text, label)
+    notes = ["fields span lines; line numbers from an exact parse"]
+    notes += _screen_rows(con, read.text.header, read.text.delimiter, read.text.comment_lines,
+                          list(read.numbers))
+    return replace(staged, notes=[*staged.notes, *notes], direct=None)
 
 
 # ---------------------------------------------------------------- Parquet

@@ -1,9 +1,14 @@
--- Appends this file's rejects: structural (stage_rejects), value problems, conflicting ids.
--- SPEC §1 "Bad input": every rejected row with its file, line, column, value and reason; a
--- rejected row whose earlier version stays current says so (table `kept`, sql/merge/classify.sql).
+-- Appends this file's rejects: structural (stage_rejects), value problems (typed.__problems),
+-- conflicting ids. SPEC §1 "Bad input": every rejected row with its file, line, column, value and
+-- reason; a rejected row whose earlier version stays current says so (table `kept`,
+-- sql/merge/classify.sql).
 INSERT INTO rejects
 WITH kept_lines AS (
     SELECT __line AS line, max(load_id) AS load_id FROM kept GROUP BY __line
+),
+problems AS (
+    SELECT __line AS line, p."column", p.value, p.reason
+    FROM (SELECT __line, unnest(__problems) AS p FROM rejected_rows WHERE __problems IS NOT NULL)
 ),
 found AS (
     SELECT line, "column", value, reason FROM stage_rejects
@@ -11,7 +16,7 @@ found AS (
     SELECT line, "column", value, reason FROM problems
     UNION ALL
     SELECT st.__line, s2.id_column, t.__id, st.reason
-    FROM row_status st JOIN typed t USING (__line), settings s2
+    FROM row_status st JOIN rejected_rows t USING (__line), settings s2
     WHERE st.verdict = 'conflict'
 )
 SELECT s.load_id, s.file, r.line, r."column", left(r.value, 200),
@@ -27,8 +32,6 @@ ORDER BY r.line, r."column";
 -- Ids whose rows were rejected, so that references to them can say why they are unknown.
 INSERT INTO rejected_ids
 SELECT s.table_name, t.__id, s.file, min(t.__line)
-FROM typed t, settings s
+FROM rejected_rows t, settings s
 WHERE t.__id IS NOT NULL
-  AND (t.__line IN (SELECT line FROM problems)
-       OR t.__line IN (SELECT __line FROM row_status WHERE verdict = 'conflict'))
 GROUP BY s.table_name, t.__id, s.file;

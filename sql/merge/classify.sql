@@ -1,15 +1,32 @@
--- row_status, kept, superseded, seen_rows: what one export file does to its canonical table.
+-- row_status, rejected_rows, kept, superseded, seen_rows: what one export file does to its table.
 -- README "Exports over time": a row is added, corrected (its id now carries other values),
 -- unchanged, an exact duplicate, or rejected; a current row named by a rejected line stays
 -- current (kept). Retirement is decided per table once all its files are read (retire.sql).
--- Reads temp tables typed (__line, __id, __key, row_struct, row_hash), problems, settings and
--- view existing (the table's current rows). Rows are matched by id; rows without an id by
--- content (64-bit hash, then every typed value compared, so a collision never merges two rows).
+-- Reads temp table typed (one row per line: __problems, and the current row it matched in the
+-- same pass: __rowid, __current_load, __replaceable, __same), macro row_values (the typed values
+-- of a table shaped like typed, sql/validate/<table>.sql), view existing and settings.
 -- A row matching one that another file of this same load added is a duplicate or a conflict.
-CREATE OR REPLACE TEMP TABLE row_status AS
+
+-- Lines whose key (the id; without an id, the content hash) is on another valid line of the
+-- file too: only these are compared value by value.
+CREATE OR REPLACE TEMP TABLE repeated AS
+WITH keys AS (
+    SELECT __id, CASE WHEN __id IS NULL THEN row_hash END AS __hash
+    FROM typed
+    WHERE __problems IS NULL
+    GROUP BY ALL
+    HAVING count(*) > 1
+)
+SELECT t.*
+FROM typed t
+JOIN keys k ON k.__id IS NOT DISTINCT FROM t.__id
+           AND k.__hash IS NOT DISTINCT FROM CASE WHEN t.__id IS NULL THEN t.row_hash END
+WHERE t.__problems IS NULL;
+
+CREATE OR REPLACE TEMP TABLE repeat_status AS
 WITH valid AS (
-    SELECT __line, __id, row_struct, row_hash FROM typed
-    WHERE __line NOT IN (SELECT line FROM problems)
+    SELECT v.__line, v.__id, v.row_struct, r.row_hash
+    FROM row_values('repeated') v JOIN repeated r USING (__line)
 ),
 conflicting_ids AS (
     -- Ids present with two or more different rows in this file: none of them is trusted.
@@ -32,25 +49,22 @@ repeats AS (
     JOIN groups g ON g.__id IS NOT DISTINCT FROM v.__id AND g.row_hash = v.row_hash
     JOIN valid f ON f.__line = g.first_line
     WHERE v.__line <> g.first_line
-),
-matched AS (
-    -- The current version of each row: same id, or (no id) same content.
-    SELECT v.__line, e.__rowid, e.replaceable, e.load_id = s.load_id AS this_load,
-           e.row_struct IS NOT DISTINCT FROM v.row_struct AS same_values
-    FROM valid v JOIN existing e ON e.__id = v.__id, settings s
-    UNION ALL
-    SELECT v.__line, e.__rowid, e.replaceable, e.load_id = s.load_id, true
-    FROM valid v JOIN existing e
-      ON v.__id IS NULL AND e.__id IS NULL AND e.row_hash = v.row_hash
-     AND e.row_struct IS NOT DISTINCT FROM v.row_struct, settings s
-),
-judged AS (
-    SELECT v.__line, k.id_lines, r.same AS repeat_same, m.__rowid, m.replaceable, m.this_load,
-           m.same_values
-    FROM valid v
-    LEFT JOIN conflicting_ids k ON k.__id = v.__id
-    LEFT JOIN repeats r ON r.__line = v.__line
-    LEFT JOIN matched m ON m.__line = v.__line
+)
+SELECT v.__line, k.id_lines, r.same AS repeat_same
+FROM valid v
+LEFT JOIN conflicting_ids k ON k.__id = v.__id
+LEFT JOIN repeats r ON r.__line = v.__line;
+
+-- row_status: the valid lines that matched a current row or repeat a key; every other valid
+-- line is added (counted in counts.sql, inserted by sql/load/insert.sql).
+CREATE OR REPLACE TEMP TABLE row_status AS
+WITH judged AS (
+    SELECT t.__line, r.id_lines, r.repeat_same, t.__rowid, t.__replaceable AS replaceable,
+           t.__current_load = s.load_id AS this_load, t.__same AS same_values
+    FROM typed t
+    CROSS JOIN settings s
+    LEFT JOIN repeat_status r ON r.__line = t.__line
+    WHERE t.__problems IS NULL AND (t.__rowid IS NOT NULL OR r.__line IS NOT NULL)
 )
 SELECT __line,
        CASE WHEN id_lines IS NOT NULL THEN 'conflict'
@@ -74,13 +88,16 @@ SELECT __line,
             THEN __rowid END AS __rowid
 FROM judged;
 
--- kept: current rows named by a rejected line of this file (same id; without an id, same key):
--- they stay current, and the reject says so.
+-- rejected_rows: lines with a problem or a conflicting id; kept: the current rows they name
+-- (same id; without an id, same key), which stay current, and the reject says so.
+CREATE OR REPLACE TEMP TABLE rejected_rows AS
+SELECT * FROM typed
+WHERE __problems IS NOT NULL
+   OR __line IN (SELECT __line FROM row_status WHERE verdict = 'conflict');
+
 CREATE OR REPLACE TEMP TABLE kept AS
 WITH rejected AS (
-    SELECT __line, __id, __key FROM typed
-    WHERE __line IN (SELECT line FROM problems)
-       OR __line IN (SELECT __line FROM row_status WHERE verdict = 'conflict')
+    SELECT __line, __id, __key FROM row_values('rejected_rows')
 )
 SELECT r.__line, e.__rowid, e.load_id
 FROM rejected r JOIN existing e ON e.__id = r.__id AND NOT e.replaceable
@@ -103,14 +120,17 @@ UNION ALL
 SELECT __rowid FROM kept;
 
 -- changes: one row per correction and retirement, written before the old versions move.
+CREATE OR REPLACE TEMP TABLE corrected_rows AS
+SELECT t.* FROM typed t JOIN superseded u USING (__line) WHERE u.verdict = 'correct';
+
 INSERT INTO changes
 WITH pairs AS (
-    SELECT t.__line, t.__id, t.row_hash, to_json(t.row_struct) AS new_json,
+    SELECT v.__line, v.__id, t.row_hash, to_json(v.row_struct) AS new_json,
            to_json(e.row_struct) AS old_json
-    FROM superseded u
-    JOIN typed t USING (__line)
+    FROM row_values('corrected_rows') v
+    JOIN corrected_rows t USING (__line)
+    JOIN superseded u USING (__line)
     JOIN existing e ON e.__rowid = u.__rowid
-    WHERE u.verdict = 'correct'
 ),
 corrected AS (
     SELECT *, list_filter(json_keys(new_json), lambda k:

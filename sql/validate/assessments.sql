@@ -1,10 +1,22 @@
--- typed + problems for a staged assessments file (temp table stg, all text; items_raw = item_1..N).
+-- typed for a staged assessments file (view stg, all text; items_raw = item_1..N), in one pass.
 -- SPEC §1 assessments and §2 instrument registry: range, items, item sum (QIDS-SR16 by domain).
--- Every value is parsed once, in `typed`; the checks read typed (raw_* columns keep the text).
+-- Every value is parsed once; every rule of a row is judged in the same pass and the failing
+-- ones kept in __problems (column, value as written, reason), NULL for a row without any. The
+-- text as written is kept only there. The current row of the same id (view existing), or for a
+-- score without an id the current row of the same values, is matched in the same pass.
+CREATE OR REPLACE TEMP MACRO row_values(tbl) AS TABLE
+    SELECT __line, __id,
+           -- what identifies a score without an id when its row is rejected (its earlier
+           -- version stays current): patient, instrument and time
+           struct_pack(patient_id, instrument, administered_at) AS __key,
+           struct_pack(assessment_id, patient_id, instrument, administered_at, total_score,
+                       session_id, timing, items) AS row_struct
+    FROM query_table(tbl);
+
 CREATE OR REPLACE TEMP TABLE typed AS
 WITH parsed AS (
     SELECT
-        s.__line,
+        s.__line, s.__flag,
         clean(s.assessment_id)          AS assessment_id,
         clean(s.patient_id)             AS patient_id,
         a.instrument                    AS instrument,
@@ -39,82 +51,31 @@ final AS (
                      THEN all_items[1:coalesce(item_count, len(all_items))]
                 WHEN list_count(items_raw) = 0 THEN NULL
                 WHEN list_bool_or(list_transform(items_raw, lambda x: NOT blank(x)))
-                     THEN all_items[1:coalesce(item_count, len(all_items))] END AS items,
-           assessment_id AS __id,
-           -- what identifies a score without an id when its row is rejected (its earlier
-           -- version stays current): patient, instrument and time
-           struct_pack(patient_id, instrument, administered_at) AS __key
+                     THEN all_items[1:coalesce(item_count, len(all_items))] END AS items
     FROM parsed
-)
-SELECT *,
-       struct_pack(assessment_id, patient_id, instrument, administered_at, total_score,
-                            session_id, timing, items) AS row_struct,
-       hash(row_struct) AS row_hash
-FROM final;
-
-CREATE OR REPLACE TEMP TABLE problems AS
-WITH item_rows AS (
-    -- Rows that may have an item problem (cheap list aggregates first); only these are
-    -- unnested to name the item column. Over-inclusive is fine: each cell is judged below.
-    SELECT * FROM typed
-    WHERE items IS NOT NULL AND instrument IS NOT NULL
-      AND (list_count(items_raw) <> list_count(all_items)       -- a cell that is not a whole number
-           OR list_min(all_items) < item_min OR list_max(all_items) > item_max
-           OR list_count(items_raw[item_count + 1:]) > 0)       -- a cell beyond the item count
 ),
-item_cells AS (
-    SELECT __line, instrument, item_count, item_min, item_max,
-           unnest(items_raw) AS raw, unnest(all_items) AS item, unnest(range(1, len(items_raw) + 1)) AS idx
-    FROM item_rows
+joined AS (
+    SELECT f.*, s.load_date AS __load_date, b.birth_date AS __birth_date
+    FROM final f
+    CROSS JOIN settings s
+    LEFT JOIN patients b ON b.patient_id = f.patient_id AND b.birth_date IS NOT NULL
 ),
-partial_items AS (
-    -- Some of the instrument's items given, others empty: all items or none (docs/bad-input-values.md).
-    SELECT __line, instrument, item_count,
-           list_filter(range(1, item_count + 1), lambda k: blank(items_raw[k])) AS missing
-    FROM typed
-    WHERE items IS NOT NULL AND instrument IS NOT NULL AND item_count > 0
-      AND list_count(items) < item_count
-),
-item_sums AS (
-    -- Only complete item sets within range are checked against the total.
-    SELECT __line, total_score, scoring,
-           CASE scoring
-               WHEN 'qids' THEN list_max(items[1:4]) + items[5] + list_max(items[6:9])
-                                + list_sum(items[10:14]) + list_max(items[15:16])
-               ELSE list_sum(items) END AS item_total
-    FROM typed
-    WHERE items IS NOT NULL AND scoring <> 'none' AND list_count(items) = item_count
-      AND list_min(items) >= item_min AND list_max(items) <= item_max
-),
-odd_ids AS (
-    -- Each id on its own (see sessions.sql).
-    SELECT * FROM typed
-    WHERE has_invisible(assessment_id) OR has_invisible(patient_id) OR has_invisible(session_id)
-),
-checks AS (
-    SELECT __line AS line, 'patient_id' AS "column", raw_patient_id AS value,
-           required_problem(raw_patient_id) AS reason FROM typed
-    UNION ALL
-    SELECT __line, 'assessment_id', raw_assessment_id, id_problem(assessment_id) FROM odd_ids
-    UNION ALL
-    SELECT __line, 'patient_id', raw_patient_id, id_problem(patient_id) FROM odd_ids
-    UNION ALL
-    SELECT __line, 'session_id', raw_session_id, id_problem(session_id) FROM odd_ids
-    UNION ALL
-    SELECT __line, 'instrument', raw_instrument,
+checked AS (
+    SELECT *,
+           struct_pack(assessment_id, patient_id, instrument, administered_at, total_score,
+                       session_id, timing, items) AS row_struct,
+           required_problem(raw_patient_id) AS r_patient_id,
+           id_problem(assessment_id) AS i_assessment_id,
+           id_problem(patient_id) AS i_patient_id,
+           id_problem(session_id) AS i_session_id,
            coalesce(required_problem(raw_instrument),
                     CASE WHEN instrument IS NULL
                          THEN 'unknown instrument; correct the name or add the instrument under '
                               || '[instruments] in the config (known: '
-                              || (SELECT string_agg(name, ', ' ORDER BY name) FROM instruments) || ')' END)
-    FROM typed
-    UNION ALL
-    SELECT __line, 'administered_at', raw_administered_at,
+                              || (SELECT string_agg(name, ', ' ORDER BY name) FROM instruments) || ')'
+                    END) AS r_instrument,
            coalesce(required_problem(raw_administered_at),
-                    ts_problem(raw_administered_at, administered_at, settings.load_date))
-    FROM typed, settings
-    UNION ALL
-    SELECT __line, 'total_score', raw_total_score,
+                    ts_problem(raw_administered_at, administered_at, __load_date)) AS r_administered_at,
            coalesce(required_problem(raw_total_score),
                     CASE WHEN total_score IS NULL AND to_double(raw_total_score) IS NULL
                               AND NOT has_invisible(strip(raw_total_score))
@@ -128,50 +89,98 @@ checks AS (
                          WHEN scoring <> 'none' AND total_score <> floor(total_score)
                              THEN 'not a whole number; a ' || instrument || ' total is a sum of '
                                   || 'whole-number items (12.0 is read as 12, 12.5 is not a score)'
-                    END)
-    FROM typed
-    UNION ALL
-    SELECT __line, 'timing', raw_timing,
-           CASE WHEN timing = '?' THEN 'unknown timing; use pre, post or followup' END
-    FROM typed
-    UNION ALL
-    SELECT __line, 'item_' || idx, raw,
-           CASE WHEN blank(raw) THEN NULL
-                WHEN idx > item_count
-                    THEN instrument || ' has ' || item_count || ' items; this item column should be empty'
-                WHEN item IS NULL AND to_num(raw) IS NOT NULL
-                    THEN 'item is not a whole number; ' || instrument || ' items are whole numbers '
-                         || item_min || '–' || item_max
-                WHEN item IS NULL AND to_double(raw) IS NULL AND NOT has_invisible(strip(raw))
-                    THEN 'not a number; ' || instrument || ' items are whole numbers '
-                         || item_min || '–' || item_max
-                WHEN item IS NULL THEN not_number_reason(raw, 'an item')
-                WHEN item < item_min OR item > item_max
-                    THEN 'item outside the ' || instrument || ' item range ' || item_min || '–' || item_max
-           END
-    FROM item_cells
-    UNION ALL
-    SELECT __line, 'item_' || missing[1], NULL,
-           'incomplete items: give all ' || item_count || ' ' || instrument || ' items or none; the '
-           || 'total cannot be checked against a partial set (missing: item'
-           || CASE WHEN len(missing) > 1 THEN 's ' ELSE ' ' END
-           || array_to_string(missing, ', ') || ')'
-    FROM partial_items
-    WHERE len(missing) > 0
-    UNION ALL
-    SELECT __line, 'total_score', num_text(total_score),
+                    END) AS r_total_score,
+           CASE WHEN timing = '?' THEN 'unknown timing; use pre, post or followup' END AS r_timing,
+           -- Each item cell, only on rows that may have an item problem (cheap list aggregates
+           -- first). Over-inclusive is fine: each cell is judged.
+           CASE WHEN items IS NOT NULL AND instrument IS NOT NULL
+                 AND (list_count(items_raw) <> list_count(all_items)  -- a cell that is not a whole number
+                      OR list_min(all_items) < item_min OR list_max(all_items) > item_max
+                      OR list_count(items_raw[item_count + 1:]) > 0)  -- a cell beyond the item count
+                THEN list_filter(list_transform(range(1, len(items_raw) + 1), lambda k: problem(
+                    'item_' || k, items_raw[k],
+                    CASE WHEN blank(items_raw[k]) THEN NULL
+                         WHEN k > item_count
+                             THEN instrument || ' has ' || item_count
+                                  || ' items; this item column should be empty'
+                         WHEN all_items[k] IS NULL AND to_num(items_raw[k]) IS NOT NULL
+                             THEN 'item is not a whole number; ' || instrument
+                                  || ' items are whole numbers ' || item_min || '–' || item_max
+                         WHEN all_items[k] IS NULL AND to_double(items_raw[k]) IS NULL
+                              AND NOT has_invisible(strip(items_raw[k]))
+                             THEN 'not a number; ' || instrument || ' items are whole numbers '
+                                  || item_min || '–' || item_max
+                         WHEN all_items[k] IS NULL THEN not_number_reason(items_raw[k], 'an item')
+                         WHEN all_items[k] < item_min OR all_items[k] > item_max
+                             THEN 'item outside the ' || instrument || ' item range ' || item_min
+                                  || '–' || item_max
+                    END)), lambda x: x.reason IS NOT NULL)
+           END AS r_items,
+           -- Some of the instrument's items given, others empty: all items or none
+           -- (docs/bad-input-values.md).
+           CASE WHEN items IS NOT NULL AND instrument IS NOT NULL AND item_count > 0
+                 AND list_count(items) < item_count
+                THEN list_filter(range(1, item_count + 1), lambda k: blank(items_raw[k])) END AS missing,
+           -- Only complete item sets within range are checked against the total.
+           CASE WHEN items IS NOT NULL AND scoring <> 'none' AND list_count(items) = item_count
+                 AND list_min(items) >= item_min AND list_max(items) <= item_max
+                THEN CASE scoring
+                         WHEN 'qids' THEN list_max(items[1:4]) + items[5] + list_max(items[6:9])
+                                          + list_sum(items[10:14]) + list_max(items[15:16])
+                         ELSE list_sum(items) END END AS item_total,
+           -- No score before birth: the date of birth is in the patients table (loaded first).
+           CASE WHEN administered_at::DATE < __birth_date
+                 AND administered_at >= TIMESTAMP '1900-01-01'  -- an earlier date is already implausible
+                THEN 'dated before the patient''s date of birth (patients file); check the year of '
+                     || 'this date and of the date of birth' END AS r_birth
+    FROM joined
+),
+judged AS (
+    SELECT *,
+           CASE WHEN len(missing) > 0
+                THEN 'incomplete items: give all ' || item_count || ' ' || instrument || ' items or '
+                     || 'none; the total cannot be checked against a partial set (missing: item'
+                     || CASE WHEN len(missing) > 1 THEN 's ' ELSE ' ' END
+                     || array_to_string(missing, ', ') || ')' END AS r_partial,
            CASE WHEN item_total <> total_score
                 THEN 'items do not add up to the total; correct the items or the total (items add up to '
                      || item_total || CASE WHEN scoring = 'qids' THEN ', by QIDS-SR16 domain scoring' ELSE '' END
-                     || ')' END
-    FROM item_sums
-    UNION ALL
-    -- No score before birth: the date of birth is in the patients table (loaded first).
-    SELECT t.__line, 'administered_at', t.raw_administered_at,
-           'dated before the patient''s date of birth (patients file); check the year of this '
-           || 'date and of the date of birth'
-    FROM typed t JOIN patients p ON p.patient_id = t.patient_id
-    WHERE t.administered_at::DATE < p.birth_date
-      AND t.administered_at >= TIMESTAMP '1900-01-01'  -- an earlier date is already implausible
+                     || ')' END AS r_sum
+    FROM checked
 )
-SELECT * FROM checks WHERE reason IS NOT NULL;
+SELECT c.__line, c.__flag,
+       c.assessment_id, c.patient_id, c.instrument, c.administered_at, c.date_only, c.total_score,
+       c.session_id, c.timing, c.items,
+       hash(c.row_struct) AS row_hash,
+       c.assessment_id AS __id,
+       c.__offsets,
+       CASE WHEN coalesce(r_patient_id, i_assessment_id, i_patient_id, i_session_id, r_instrument,
+                          r_administered_at, r_total_score, r_timing, r_partial, r_sum,
+                          r_birth) IS NOT NULL OR len(r_items) > 0
+            THEN list_filter([
+                problem('patient_id', raw_patient_id, r_patient_id),
+                problem('assessment_id', raw_assessment_id, i_assessment_id),
+                problem('patient_id', raw_patient_id, i_patient_id),
+                problem('session_id', raw_session_id, i_session_id),
+                problem('instrument', raw_instrument, r_instrument),
+                problem('administered_at', raw_administered_at, r_administered_at),
+                problem('total_score', raw_total_score, r_total_score),
+                problem('timing', raw_timing, r_timing)], lambda x: x.reason IS NOT NULL)
+                 || coalesce(r_items, [])
+                 || list_filter([
+                problem('item_' || missing[1], NULL, r_partial),
+                problem('total_score', num_text(total_score), r_sum),
+                problem('administered_at', raw_administered_at, r_birth)], lambda x: x.reason IS NOT NULL)
+       END AS __problems,
+       coalesce(e.__rowid, h.__rowid) AS __rowid,
+       coalesce(e.load_id, h.load_id) AS __current_load,
+       coalesce(e.replaceable, h.replaceable) AS __replaceable,
+       CASE WHEN e.__rowid IS NOT NULL THEN e.row_struct IS NOT DISTINCT FROM c.row_struct
+            WHEN h.__rowid IS NOT NULL THEN true END AS __same
+FROM judged c
+LEFT JOIN existing e ON e.__id = c.assessment_id
+-- a score without an id is the current one of the same values (64-bit hash, then every value
+-- compared, so a collision never merges two rows)
+LEFT JOIN (SELECT * FROM existing WHERE __id IS NULL) h
+       ON h.row_hash = CASE WHEN c.assessment_id IS NULL THEN hash(c.row_struct) END
+      AND h.row_struct IS NOT DISTINCT FROM c.row_struct;

@@ -228,3 +228,9 @@ CREATE OR REPLACE TEMP MACRO ts_problem(raw, parsed, load_date) AS
          WHEN parsed < TIMESTAMP '1900-01-01'
              THEN 'implausible date before 1900; check the year'
     END;
+
+-- ---------------------------------------------------------------- problems
+
+-- One failed rule of a row: the column, the value as written and the reason (NULL: no problem).
+CREATE OR REPLACE TEMP MACRO problem(col, val, why) AS
+    struct_pack("column" := col, value := val::VARCHAR, reason := why);

@@ -1,9 +1,17 @@
--- typed + problems for a staged protocols file (temp table stg, all text) -> canonical types.
+-- typed for a staged protocols file (view stg, all text) -> canonical types, in one pass.
 -- SPEC §1 protocols: protocol_id, name, planned_infusions, planned_days required.
+-- Every rule of a row is judged in the same pass and the failing ones kept in __problems
+-- (column, value as written, reason); the current row of the same id (view existing) is matched.
+CREATE OR REPLACE TEMP MACRO row_values(tbl) AS TABLE
+    SELECT __line, __id, protocol_id AS __key,
+           struct_pack(protocol_id, name, planned_infusions, planned_days, dose_mg_per_kg,
+                       infusion_minutes, phase, indication) AS row_struct
+    FROM query_table(tbl);
+
 CREATE OR REPLACE TEMP TABLE typed AS
 WITH parsed AS (
     SELECT
-        __line,
+        __line, __flag,
         clean(protocol_id)              AS protocol_id,
         clean(name)                     AS name,
         to_int(planned_infusions)       AS planned_infusions,
@@ -12,43 +20,50 @@ WITH parsed AS (
         to_num(infusion_minutes)        AS infusion_minutes,
         lower(clean(phase))             AS phase,
         clean(indication)               AS indication,
-        clean(protocol_id)              AS __id,
-        clean(protocol_id)              AS __key,
-        0                               AS __offsets
+        protocol_id AS raw_protocol_id, name AS raw_name, planned_infusions AS raw_planned_infusions,
+        planned_days AS raw_planned_days, dose_mg_per_kg AS raw_dose_mg_per_kg,
+        infusion_minutes AS raw_infusion_minutes, phase AS raw_phase
     FROM stg
+),
+checked AS (
+    SELECT *,
+           struct_pack(protocol_id, name, planned_infusions, planned_days, dose_mg_per_kg,
+                       infusion_minutes, phase, indication) AS row_struct,
+           coalesce(required_problem(raw_protocol_id), id_problem(protocol_id)) AS r_protocol_id,
+           required_problem(raw_name) AS r_name,
+           coalesce(required_problem(raw_planned_infusions),
+                    int_reason(raw_planned_infusions, planned_infusions, 1, 200,
+                               'planned infusions')) AS r_planned_infusions,
+           coalesce(required_problem(raw_planned_days),
+                    int_reason(raw_planned_days, planned_days, 1, 3650,
+                               'planned days')) AS r_planned_days,
+           num_reason(raw_dose_mg_per_kg, dose_mg_per_kg, 0, 5,
+                      'a ketamine dose in mg/kg') AS r_dose_mg_per_kg,
+           num_reason(raw_infusion_minutes, infusion_minutes, 1, 600,
+                      'infusion minutes') AS r_infusion_minutes,
+           CASE WHEN NOT blank(raw_phase)
+                 AND lower(strip(raw_phase)) NOT IN ('induction', 'maintenance', 'booster')
+                THEN 'unknown phase; use induction, maintenance or booster' END AS r_phase
+    FROM parsed
 )
-SELECT *,
-       struct_pack(
-    protocol_id, name, planned_infusions, planned_days, dose_mg_per_kg, infusion_minutes,
-    phase, indication) AS row_struct,
-       hash(row_struct) AS row_hash
-FROM parsed;
-
-CREATE OR REPLACE TEMP TABLE problems AS
-WITH checks AS (
-    SELECT s.__line AS line, 'protocol_id' AS "column", s.protocol_id AS value,
-           coalesce(required_problem(s.protocol_id), id_problem(t.protocol_id)) AS reason
-    FROM stg s JOIN typed t USING (__line)
-    UNION ALL
-    SELECT __line, 'name', name, required_problem(name) FROM stg
-    UNION ALL
-    SELECT __line, 'planned_infusions', planned_infusions,
-           coalesce(required_problem(planned_infusions),
-                    int_problem(planned_infusions, 1, 200, 'planned infusions')) FROM stg
-    UNION ALL
-    SELECT __line, 'planned_days', planned_days,
-           coalesce(required_problem(planned_days),
-                    int_problem(planned_days, 1, 3650, 'planned days')) FROM stg
-    UNION ALL
-    SELECT __line, 'dose_mg_per_kg', dose_mg_per_kg,
-           num_problem(dose_mg_per_kg, 0, 5, 'a ketamine dose in mg/kg') FROM stg
-    UNION ALL
-    SELECT __line, 'infusion_minutes', infusion_minutes,
-           num_problem(infusion_minutes, 1, 600, 'infusion minutes') FROM stg
-    UNION ALL
-    SELECT __line, 'phase', phase,
-           CASE WHEN NOT blank(phase)
-                 AND lower(strip(phase)) NOT IN ('induction', 'maintenance', 'booster')
-                THEN 'unknown phase; use induction, maintenance or booster' END FROM stg
-)
-SELECT * FROM checks WHERE reason IS NOT NULL;
+SELECT c.__line, c.__flag,
+       c.protocol_id, c.name, c.planned_infusions, c.planned_days, c.dose_mg_per_kg,
+       c.infusion_minutes, c.phase, c.indication,
+       hash(c.row_struct) AS row_hash,
+       c.protocol_id AS __id,
+       0 AS __offsets,
+       CASE WHEN coalesce(r_protocol_id, r_name, r_planned_infusions, r_planned_days,
+                          r_dose_mg_per_kg, r_infusion_minutes, r_phase) IS NOT NULL
+            THEN list_filter([
+                problem('protocol_id', raw_protocol_id, r_protocol_id),
+                problem('name', raw_name, r_name),
+                problem('planned_infusions', raw_planned_infusions, r_planned_infusions),
+                problem('planned_days', raw_planned_days, r_planned_days),
+                problem('dose_mg_per_kg', raw_dose_mg_per_kg, r_dose_mg_per_kg),
+                problem('infusion_minutes', raw_infusion_minutes, r_infusion_minutes),
+                problem('phase', raw_phase, r_phase)], lambda x: x.reason IS NOT NULL)
+       END AS __problems,
+       e.__rowid, e.load_id AS __current_load, e.replaceable AS __replaceable,
+       e.row_struct IS NOT DISTINCT FROM c.row_struct AS __same
+FROM checked c
+LEFT JOIN existing e ON e.__id = c.protocol_id;

@@ -1,10 +1,20 @@
--- typed + problems for a staged sessions file (temp table stg, all text) -> canonical types.
+-- typed for a staged sessions file (view stg, all text) -> canonical types, in one pass.
 -- SPEC §1 sessions: session_id, patient_id, protocol_id, started_at required; status defaults to completed.
--- Every value is parsed once, in `typed`; the checks read typed (raw_* columns keep the text).
+-- Every value is parsed once; every rule of a row is judged in the same pass and the failing
+-- ones kept in __problems (column, value as written, reason), NULL for a row without any. The
+-- text as written is kept only there. The current row of the same id (view existing) is matched
+-- in the same pass. References to other files are checked next (sessions_references.sql).
+CREATE OR REPLACE TEMP MACRO row_values(tbl) AS TABLE
+    SELECT __line, __id, session_id AS __key,
+           struct_pack(session_id, patient_id, protocol_id, started_at, course_id, status,
+                       dose_mg_per_kg, weight_kg, dose_mg, duration_minutes, site, provider,
+                       bp_systolic_max, bp_diastolic_max, adverse_events, cpt_codes) AS row_struct
+    FROM query_table(tbl);
+
 CREATE OR REPLACE TEMP TABLE typed AS
 WITH parsed AS (
     SELECT
-        __line,
+        __line, __flag,
         clean(session_id)               AS session_id,
         clean(patient_id)               AS patient_id,
         clean(protocol_id)              AS protocol_id,
@@ -34,88 +44,76 @@ WITH parsed AS (
         duration_minutes AS raw_duration_minutes, bp_systolic_max AS raw_bp_systolic_max,
         bp_diastolic_max AS raw_bp_diastolic_max
     FROM stg
-)
-SELECT *,
-       coalesce(is_date_only(started_at), false) AS started_date_only,
-       session_id AS __id,
-       session_id AS __key,
-       struct_pack(session_id, patient_id, protocol_id, started_at, course_id, status,
-                            dose_mg_per_kg, weight_kg, dose_mg, duration_minutes, site, provider,
-                            bp_systolic_max, bp_diastolic_max, adverse_events, cpt_codes) AS row_struct,
-       hash(row_struct) AS row_hash
-FROM parsed;
-
-CREATE OR REPLACE TEMP TABLE problems AS
-WITH odd_ids AS (
-    -- The rare rows with an invisible character in any id. Each id is tested on its own: an id
-    -- made only of combining marks is invisible alone but not inside a concatenation.
-    SELECT * FROM typed
-    WHERE has_invisible(session_id) OR has_invisible(patient_id) OR has_invisible(protocol_id)
-       OR has_invisible(course_id)
 ),
-checks AS (
-    SELECT __line AS line, 'session_id' AS "column", raw_session_id AS value,
-           required_problem(raw_session_id) AS reason FROM typed
-    UNION ALL
-    SELECT __line, 'patient_id', raw_patient_id, required_problem(raw_patient_id) FROM typed
-    UNION ALL
-    SELECT __line, 'protocol_id', raw_protocol_id, required_problem(raw_protocol_id) FROM typed
-    UNION ALL
-    SELECT __line, 'session_id', raw_session_id, id_problem(session_id) FROM odd_ids
-    UNION ALL
-    SELECT __line, 'patient_id', raw_patient_id, id_problem(patient_id) FROM odd_ids
-    UNION ALL
-    SELECT __line, 'protocol_id', raw_protocol_id, id_problem(protocol_id) FROM odd_ids
-    UNION ALL
-    SELECT __line, 'course_id', raw_course_id, id_problem(course_id) FROM odd_ids
-    UNION ALL
-    SELECT __line, 'started_at', raw_started_at,
+joined AS (
+    SELECT p.*, s.load_date AS __load_date, b.birth_date AS __birth_date
+    FROM parsed p
+    CROSS JOIN settings s
+    LEFT JOIN patients b ON b.patient_id = p.patient_id AND b.birth_date IS NOT NULL
+),
+checked AS (
+    SELECT *,
+           coalesce(is_date_only(started_at), false) AS started_date_only,
+           struct_pack(session_id, patient_id, protocol_id, started_at, course_id, status,
+                       dose_mg_per_kg, weight_kg, dose_mg, duration_minutes, site, provider,
+                       bp_systolic_max, bp_diastolic_max, adverse_events, cpt_codes) AS row_struct,
+           required_problem(raw_session_id) AS r_session_id,
+           required_problem(raw_patient_id) AS r_patient_id,
+           required_problem(raw_protocol_id) AS r_protocol_id,
+           -- Each id on its own: an id made only of combining marks is invisible alone but
+           -- not inside a concatenation.
+           id_problem(session_id) AS i_session_id,
+           id_problem(patient_id) AS i_patient_id,
+           id_problem(protocol_id) AS i_protocol_id,
+           id_problem(course_id) AS i_course_id,
            coalesce(required_problem(raw_started_at),
-                    ts_problem(raw_started_at, started_at, settings.load_date))
-    FROM typed, settings
-    UNION ALL
-    SELECT __line, 'status', raw_status,
-           CASE WHEN status = '?' THEN 'unknown status; use completed, aborted or cancelled' END
-    FROM typed
-    UNION ALL
-    SELECT __line, 'dose_mg_per_kg', raw_dose_mg_per_kg,
-           num_reason(raw_dose_mg_per_kg, dose_mg_per_kg, 0, 5, 'a ketamine dose in mg/kg') FROM typed
-    UNION ALL
-    SELECT __line, 'weight_kg', raw_weight_kg,
-           num_reason(raw_weight_kg, weight_kg, 20, 400, 'weight in kg') FROM typed
-    UNION ALL
-    SELECT __line, 'dose_mg', raw_dose_mg,
-           num_reason(raw_dose_mg, dose_mg, 0, 2000, 'a total dose in mg') FROM typed
-    UNION ALL
-    SELECT __line, 'duration_minutes', raw_duration_minutes,
-           num_reason(raw_duration_minutes, duration_minutes, 0, 600, 'infusion minutes') FROM typed
-    UNION ALL
-    SELECT __line, 'bp_systolic_max', raw_bp_systolic_max,
+                    ts_problem(raw_started_at, started_at, __load_date)) AS r_started_at,
+           CASE WHEN status = '?' THEN 'unknown status; use completed, aborted or cancelled' END AS r_status,
+           num_reason(raw_dose_mg_per_kg, dose_mg_per_kg, 0, 5, 'a ketamine dose in mg/kg') AS r_dose_mg_per_kg,
+           num_reason(raw_weight_kg, weight_kg, 20, 400, 'weight in kg') AS r_weight_kg,
+           num_reason(raw_dose_mg, dose_mg, 0, 2000, 'a total dose in mg') AS r_dose_mg,
+           num_reason(raw_duration_minutes, duration_minutes, 0, 600, 'infusion minutes') AS r_duration_minutes,
            int_reason(raw_bp_systolic_max, bp_systolic_max, 50, 300,
-                      'systolic blood pressure (mmHg)') FROM typed
-    UNION ALL
-    SELECT __line, 'bp_diastolic_max', raw_bp_diastolic_max,
+                      'systolic blood pressure (mmHg)') AS r_bp_systolic_max,
            int_reason(raw_bp_diastolic_max, bp_diastolic_max, 20, 200,
-                      'diastolic blood pressure (mmHg)') FROM typed
-    UNION ALL
-    -- The protocol must be known (the patient check is in patient_references.sql).
-    SELECT t.__line, 'protocol_id', t.protocol_id,
-           CASE WHEN r.line IS NOT NULL
-                THEN 'the protocol''s own row was rejected; fix that row first ('
-                     || r.file || ' line ' || r.line || ')'
-                ELSE 'unknown protocol: not in the protocols file; add it or correct the id' END
-    FROM typed t
-    LEFT JOIN rejected_ids r ON r.table_name = 'protocols' AND r.id = t.protocol_id
-    WHERE t.protocol_id IS NOT NULL
-      AND t.protocol_id NOT IN (SELECT protocol_id FROM protocols)
-      AND NOT has_invisible(t.protocol_id)
-    UNION ALL
-    -- No infusion before birth: the date of birth is in the patients table (loaded first).
-    SELECT t.__line, 'started_at', t.raw_started_at,
-           'dated before the patient''s date of birth (patients file); check the year of this '
-           || 'date and of the date of birth'
-    FROM typed t JOIN patients p ON p.patient_id = t.patient_id
-    WHERE t.started_at::DATE < p.birth_date
-      AND t.started_at >= TIMESTAMP '1900-01-01'  -- an earlier date is already implausible
+                      'diastolic blood pressure (mmHg)') AS r_bp_diastolic_max,
+           -- No infusion before birth: the date of birth is in the patients table (loaded first).
+           CASE WHEN started_at::DATE < __birth_date
+                 AND started_at >= TIMESTAMP '1900-01-01'  -- an earlier date is already implausible
+                THEN 'dated before the patient''s date of birth (patients file); check the year of '
+                     || 'this date and of the date of birth' END AS r_birth
+    FROM joined
 )
-SELECT * FROM checks WHERE reason IS NOT NULL;
+SELECT c.__line, c.__flag,
+       c.session_id, c.patient_id, c.protocol_id, c.started_at, c.started_date_only, c.course_id,
+       c.status, c.dose_mg_per_kg, c.weight_kg, c.dose_mg, c.duration_minutes, c.site, c.provider,
+       c.bp_systolic_max, c.bp_diastolic_max, c.adverse_events, c.cpt_codes,
+       hash(c.row_struct) AS row_hash,
+       c.session_id AS __id,
+       c.__offsets,
+       CASE WHEN coalesce(r_session_id, r_patient_id, r_protocol_id, i_session_id, i_patient_id,
+                          i_protocol_id, i_course_id, r_started_at, r_status, r_dose_mg_per_kg,
+                          r_weight_kg, r_dose_mg, r_duration_minutes, r_bp_systolic_max,
+                          r_bp_diastolic_max, r_birth) IS NOT NULL
+            THEN list_filter([
+                problem('session_id', raw_session_id, r_session_id),
+                problem('patient_id', raw_patient_id, r_patient_id),
+                problem('protocol_id', raw_protocol_id, r_protocol_id),
+                problem('session_id', raw_session_id, i_session_id),
+                problem('patient_id', raw_patient_id, i_patient_id),
+                problem('protocol_id', raw_protocol_id, i_protocol_id),
+                problem('course_id', raw_course_id, i_course_id),
+                problem('started_at', raw_started_at, r_started_at),
+                problem('status', raw_status, r_status),
+                problem('dose_mg_per_kg', raw_dose_mg_per_kg, r_dose_mg_per_kg),
+                problem('weight_kg', raw_weight_kg, r_weight_kg),
+                problem('dose_mg', raw_dose_mg, r_dose_mg),
+                problem('duration_minutes', raw_duration_minutes, r_duration_minutes),
+                problem('bp_systolic_max', raw_bp_systolic_max, r_bp_systolic_max),
+                problem('bp_diastolic_max', raw_bp_diastolic_max, r_bp_diastolic_max),
+                problem('started_at', raw_started_at, r_birth)], lambda x: x.reason IS NOT NULL)
+       END AS __problems,
+       e.__rowid, e.load_id AS __current_load, e.replaceable AS __replaceable,
+       e.row_struct IS NOT DISTINCT FROM c.row_struct AS __same
+FROM checked c
+LEFT JOIN existing e ON e.__id = c.session_id;
