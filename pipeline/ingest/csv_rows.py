@@ -1,13 +1,15 @@
 """CSV rows as DuckDB reads them, without a copy: a view over `read_csv`, settled once read.
 
-`csv_view` defines temp view `csv_rows`: `__line` (the line of the n-th record when no line is
-blank or unreadable), `__flag` (1: the row repeats the header; 2: a decimal comma was read as
-a point) and `c0 … cN` as text. Whatever reads the view first (validation itself, for
-canonical files) reads the file; `settle_rows` then fixes what only the whole file tells:
-the lines around blank and unreadable lines, the structural rejects DuckDB stored, and the
-comment and repeated header lines, which leave the rows for `stage_rejects`. When records and
-physical lines do not add up (a quoted field spanning lines), `settle_rows` says so and the
-caller re-reads the file with the exact parser (readers.py). See docs/bad-input-files.md.
+`csv_view` defines temp view `csv_rows`: `__line` (NULL until settled), `__flag` (1: the row
+repeats the header; 2: a decimal comma was read as a point) and `c0 … cN` as text. Whatever
+reads the view first into a table (validation itself, for canonical files) reads the file, in
+parallel and in file order; `settle_rows` then fixes what only the whole file tells: each
+row's line (from its place in the table: records fill the physical lines that are not blank
+or unreadable), the structural rejects DuckDB stored, and the comment and repeated header
+lines, which leave the rows for `stage_rejects`. When records and physical lines do not add
+up (a quoted field spanning lines), `settle_rows` says so and the caller re-reads the file
+with the exact parser (readers.py). `csv_cells` reads chosen cells again, for the few rows
+whose text as written is wanted after all. See docs/bad-input-files.md.
 """
 
 from __future__ import annotations
@@ -98,17 +100,18 @@ def csv_view(con: duckdb.DuckDBPyConnection, text: CsvText, tag: str, numbers: l
         flag += f" + CASE WHEN {' OR '.join(decimal.values())} THEN {DECIMAL_FLAG} ELSE 0 END"
         for i, match in decimal.items():
             cells[i] = f"CASE WHEN {match} THEN replace(trim(c{i}), ',', '.') ELSE c{i} END AS c{i}"
-    # row_number() over the reader itself counts records in file order (before any join).
-    run(con, f"CREATE OR REPLACE TEMP VIEW csv_rows AS SELECT __n + {text.header_line} AS __line, "
-             f"({flag})::UTINYINT AS __flag, {', '.join(cells)} "
-             f"FROM (SELECT row_number() OVER () AS __n, * FROM {reader})")
+    # No row number here: a window over the reader would read the file on one thread. The
+    # table the rows are read into keeps file order (rowid), and settle_rows numbers them.
+    run(con, f"CREATE OR REPLACE TEMP VIEW csv_rows AS SELECT NULL::BIGINT AS __line, "
+             f"({flag})::UTINYINT AS __flag, {', '.join(cells)} FROM {reader}")
     return CsvRead(text, tag, tuple(numbers))
 
 
 def settle_rows(con: duckdb.DuckDBPyConnection, table: str, read: CsvRead, notes: list[str]) -> bool:
-    """Once `table` (`__line`, `__flag`, …) holds every record of the file: lines, structural
-    rejects and screened lines (appended to stage_rejects), notes. False when records and
-    physical lines do not add up: nothing was changed, the file must be parsed exactly."""
+    """Once `table` (`__line`, `__flag`, …) holds every record of the file, in file order
+    (created from csv_rows by projections only: a join would not keep the order): lines,
+    structural rejects and screened lines (appended to stage_rejects), notes. False when
+    records and physical lines do not add up: the file must be parsed exactly."""
     if table not in ("typed", "raw_records"):  # substituted into SQL: only our own tables
         raise ValueError(f"not a table of read rows: {table!r}")
     text, tag = read.text, read.tag
@@ -124,9 +127,16 @@ def settle_rows(con: duckdb.DuckDBPyConnection, table: str, read: CsvRead, notes
     data_lines = text.total_lines - text.header_line - len(text.blank_lines)
     if records + rejected != data_lines:
         return False  # multi-line fields or a swallowed tail: the exact path decides
-    if text.blank_lines or rejected:
-        if not _map_lines_around_gaps(con, table, text, records):
-            return False
+    gaps = bool(text.blank_lines or rejected)
+    if not _record_lines(con, text, records, gaps):
+        return False
+    # rowid order is insertion order (it does not start at 0 inside a transaction)
+    first = int(con.execute(f"SELECT coalesce(min(rowid), 0) FROM {table}").fetchall()[0][0])
+    if gaps:
+        run(con, f"UPDATE {table} SET __line = f.line FROM record_lines f "
+                 f"WHERE f.rid = {table}.rowid - {first}")
+    else:  # the common case: line header+n holds the n-th record
+        run(con, f"UPDATE {table} SET __line = rowid - {first} + {text.header_line + 1}")
     _structural_rejects(con, text.header)
     _screen(con, table, text, flags)
     if flags & DECIMAL_FLAG:
@@ -134,9 +144,14 @@ def settle_rows(con: duckdb.DuckDBPyConnection, table: str, read: CsvRead, notes
     return True
 
 
-def _map_lines_around_gaps(con: duckdb.DuckDBPyConnection, table: str, text: CsvText,
-                           records: int) -> bool:
-    """Records fill, in file order, the physical lines left after blank lines and rejects."""
+def _record_lines(con: duckdb.DuckDBPyConnection, text: CsvText, records: int,
+                  gaps: bool) -> bool:
+    """record_lines(rid, line): records fill, in file order, the physical lines left after
+    blank lines and unreadable lines (csv_rejects). False when they do not fit."""
+    if not gaps:
+        run(con, "CREATE OR REPLACE TEMP VIEW record_lines AS "
+                 f"SELECT range AS rid, range + {text.header_line + 1} AS line FROM range({records})")
+        return True
     con.register("blank_arrow", pa.table({"line": pa.array(text.blank_lines, pa.int64())}))
     run(con, "CREATE OR REPLACE TEMP TABLE free_lines AS "
              "SELECT l AS line, row_number() OVER (ORDER BY l) - 1 AS rid "
@@ -145,12 +160,18 @@ def _map_lines_around_gaps(con: duckdb.DuckDBPyConnection, table: str, text: Csv
              "AND l NOT IN (SELECT line FROM csv_rejects)",
         {"first": text.header_line + 1, "total": text.total_lines})
     con.unregister("blank_arrow")
-    if con.execute("SELECT count(*) FROM free_lines").fetchall()[0][0] != records:
-        return False
-    # until now __line is header line + n for the n-th record (rid n - 1)
-    run(con, f"UPDATE {table} SET __line = f.line FROM free_lines f "
-             f"WHERE f.rid = {table}.__line - {text.header_line + 1}")
-    return True
+    run(con, "CREATE OR REPLACE TEMP VIEW record_lines AS SELECT rid, line FROM free_lines")
+    return bool(con.execute("SELECT count(*) FROM free_lines").fetchall()[0][0] == records)
+
+
+def csv_cells(con: duckdb.DuckDBPyConnection, read: CsvRead, column: str, lines: str) -> None:
+    """raw_cells(line, value): column `column` of view stg on the lines in relation `lines`,
+    read again from the file. Only for the rare rows whose text as written is wanted after
+    settle_rows (record_lines still stand); one thread, as the records are numbered."""
+    run(con, "CREATE OR REPLACE TEMP TABLE raw_cells AS SELECT l.line, s.value "
+             f"FROM (SELECT row_number() OVER () - 1 AS rid, {column} AS value FROM stg) s "
+             f"JOIN record_lines l USING (rid) WHERE l.line IN (SELECT line FROM {lines})")
+    run(con, f"DROP TABLE IF EXISTS rj_{read.tag}; DROP TABLE IF EXISTS rs_{read.tag}")
 
 
 def _structural_rejects(con: duckdb.DuckDBPyConnection, header: list[str]) -> None:

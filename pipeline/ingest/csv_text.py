@@ -133,10 +133,14 @@ def _utf16_from_nul_bytes(head: bytes) -> str | None:
 
 def _valid_as(path: Path, encoding: str) -> bool:
     decoder = codecs.getincrementaldecoder(encoding)("strict")
+    ascii_compatible = encoding in ("utf-8", "cp1252")
     try:
         with path.open("rb") as f:
             while chunk := f.read(CHUNK):
-                decoder.decode(chunk)
+                # Plain ASCII is valid in both (most exports): no need to decode it, unless a
+                # character split at the chunk's start is still pending in the decoder.
+                if not (ascii_compatible and chunk.isascii() and not decoder.getstate()[0]):
+                    decoder.decode(chunk)
             decoder.decode(b"", final=True)
     except UnicodeDecodeError:
         return False

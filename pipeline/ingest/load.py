@@ -23,10 +23,10 @@ from pipeline.config import Config
 from pipeline.db import connect, run, writer_lock
 from pipeline.errors import InputError
 from pipeline.ingest.adapters import adapter_units
-from pipeline.ingest.contract import TABLES, TableContract, discover
+from pipeline.ingest.contract import CONTRACTS, TABLES, TableContract, discover
+from pipeline.ingest.csv_rows import csv_cells
 from pipeline.ingest.merge import (
     absent_columns,
-    define_existing,
     merge_file,
     retire_absent,
     start_table,
@@ -55,7 +55,6 @@ def _failed_load_message(data_dir: Path, db_path: str | Path, exc: duckdb.Error)
 
 def _setup_session(con: duckdb.DuckDBPyConnection, config: Config, load_id: int, today: date,
                    mode: str) -> None:
-    run(con, sql("validate/macros.sql"))
     registry = config.instruments.values()
     con.register(
         "registry_arrow",
@@ -75,6 +74,7 @@ def _setup_session(con: duckdb.DuckDBPyConnection, config: Config, load_id: int,
     aliases = alias_table(config.instruments)
     con.register("alias_arrow", pa.table({"alias_key": list(aliases), "instrument": list(aliases.values())}))
     run(con, "CREATE OR REPLACE TEMP TABLE instrument_aliases AS SELECT * FROM alias_arrow")
+    run(con, sql("validate/instruments.sql"))
     con.unregister("registry_arrow")
     con.unregister("alias_arrow")
     run(
@@ -84,6 +84,7 @@ def _setup_session(con: duckdb.DuckDBPyConnection, config: Config, load_id: int,
         "''::VARCHAR AS file, ''::VARCHAR AS table_name, ''::VARCHAR AS id_column",
         {"load_id": load_id, "today": today, "mode": mode},
     )
+    run(con, sql("validate/macros.sql"))  # after settings: macros read it
     run(
         con,
         "CREATE OR REPLACE TEMP TABLE rejected_ids "
@@ -108,21 +109,52 @@ def _build_stg(con: duckdb.DuckDBPyConnection, staged: Staged, contract: TableCo
 
 
 def _type_rows(con: duckdb.DuckDBPyConnection, staged: Staged, contract: TableContract) -> None:
-    """typed: every row of raw parsed, judged and matched in one pass (sql/validate/)."""
+    """typed: every row of raw parsed and judged in one pass (sql/validate/<table>.sql)."""
     _build_stg(con, staged, contract)
     run(con, sql(f"validate/{contract.name}.sql"))
 
 
-def _check_references(con: duckdb.DuckDBPyConnection, contract: TableContract) -> None:
-    """Rows naming a protocol or patient that is not loaded (their problems join __problems)."""
-    run(con, "CREATE OR REPLACE TEMP TABLE ref_problems "
-             '(line BIGINT, "column" VARCHAR, value VARCHAR, reason VARCHAR)')
-    if contract.name == "sessions":
+# The date a row of each table is dated by, checked against the patient's date of birth.
+DATED_BY = {"sessions": "started_at", "assessments": "administered_at",
+            "treatment_history": "start_date"}
+
+
+def _check_references(con: duckdb.DuckDBPyConnection, staged: Staged,
+                      contract: TableContract) -> None:
+    """Rules that read other tables (patients, protocols, earlier loads): their problems join
+    the rows' own in typed.__problems. Values as written are read again for those rows only."""
+    run(con, "CREATE OR REPLACE TEMP TABLE ref_problems (line BIGINT, \"column\" VARCHAR, "
+             "value VARCHAR, reason VARCHAR, raw_column VARCHAR)")
+    name = contract.name
+    if name == "patients":
+        run(con, sql("validate/first_seen_references.sql"))
+    if name == "sessions":
         run(con, sql("validate/protocol_references.sql"))
-    if contract.name in ("sessions", "assessments", "treatment_history"):
+    if name in DATED_BY:
+        run(con, sql("validate/birth_references.sql").replace("__date__", DATED_BY[name]))
         run(con, sql("validate/patient_references.sql"))
-    if _one(con, "SELECT count(*) FROM ref_problems"):
-        run(con, sql("validate/attach_references.sql"))
+    if not _one(con, "SELECT count(*) FROM ref_problems"):
+        return
+    for (column,) in con.execute(
+            "SELECT DISTINCT raw_column FROM ref_problems WHERE raw_column IS NOT NULL").fetchall():
+        _raw_cells(con, staged, column)
+        run(con, "UPDATE ref_problems SET value = r.value FROM raw_cells r "
+                 "WHERE ref_problems.line = r.line AND ref_problems.raw_column = $column",
+            {"column": column})
+    run(con, sql("validate/attach_references.sql"))
+
+
+def _raw_cells(con: duckdb.DuckDBPyConnection, staged: Staged, column: str) -> None:
+    """raw_cells(line, value): the text as written in `column` of the ref_problems rows."""
+    if column not in CONTRACTS[str(_one(con, "SELECT table_name FROM settings"))].columns:
+        raise ValueError(f"not a contract column: {column!r}")  # substituted into SQL
+    run(con, "CREATE OR REPLACE TEMP TABLE wanted_lines AS "
+             "SELECT DISTINCT line FROM ref_problems WHERE raw_column = $column", {"column": column})
+    if staged.direct is not None:  # the file was not copied: read those cells again
+        csv_cells(con, staged.direct, column, "wanted_lines")
+    else:
+        run(con, f"CREATE OR REPLACE TEMP TABLE raw_cells AS SELECT __line AS line, {column} AS value "
+                 "FROM stg WHERE __line IN (SELECT line FROM wanted_lines)")
 
 
 def _stage(
@@ -172,14 +204,13 @@ def _load_unit(con: duckdb.DuckDBPyConnection, unit: LoadUnit, work_dir: Path,
         "UPDATE settings SET file = $file, table_name = $table, id_column = $id",
         {"file": label, "table": contract.name, "id": contract.id_column},
     )
-    define_existing(con, contract.name)
     _type_rows(con, staged, contract)
     if staged.direct is not None:  # the CSV was read by validation: its rows settle now
         settled = settle_direct(con, staged, label)
         if settled is not staged:  # fields span lines: parsed exactly, typed again
             staged = settled
             _type_rows(con, staged, contract)
-    _check_references(con, contract)
+    _check_references(con, staged, contract)
     read, offsets = (int(c) for c in con.execute(
         "SELECT (SELECT count(*) FROM typed) + (SELECT count(DISTINCT line) FROM stage_rejects), "
         "(SELECT coalesce(sum(__offsets), 0) FROM typed)"

@@ -1,7 +1,8 @@
 """Readers per format. Each leaves two temp relations in the connection:
 
 - `raw`: `__line` (1-based, header = line 1) and `c0 … cN`, every cell as text (CSV also
-  `__flag`, see csv_rows.py);
+  `__flag`, see csv_rows.py), in line order (validation keeps that order, and the rows are
+  inserted in it);
 - `stage_rejects`: rows that could not even be split into columns (line, column, value, reason).
 
 Everything after this point is one validation path, whatever the format. CSV and XLSX rows
@@ -93,7 +94,8 @@ def _stage_table(
 ) -> None:
     """`view` (`__line`, c0..cN as text) + stage_rejects."""
     con.register("raw_arrow", table)
-    run(con, "CREATE OR REPLACE TEMP TABLE raw_table AS SELECT * FROM raw_arrow")
+    # in line order, as every reader leaves raw (typed keeps it; rows are inserted in it)
+    run(con, "CREATE OR REPLACE TEMP TABLE raw_table AS SELECT * FROM raw_arrow ORDER BY __line")
     run(con, f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM raw_table")
     con.unregister("raw_arrow")
     _empty_stage_rejects(con)
@@ -127,8 +129,9 @@ def _screen_rows(
                 for i, match in decimal.items()
             ) + ")"
             notes.append(DECIMAL_NOTE)
-    where = " WHERE __line NOT IN (SELECT line FROM line_rejects)" if screened else ""
-    run(con, f"CREATE OR REPLACE TEMP VIEW raw AS SELECT *{replaced} FROM raw_split{where}")
+    if screened:  # deleted rather than filtered by a join, which would not keep the line order
+        run(con, "DELETE FROM raw_table WHERE __line IN (SELECT line FROM line_rejects)")
+    run(con, f"CREATE OR REPLACE TEMP VIEW raw AS SELECT *{replaced} FROM raw_split")
     return notes
 
 

@@ -14,7 +14,8 @@ from pipeline.ingest.readers import Staged
 
 @dataclass(frozen=True)
 class LoadUnit:
-    """`stage(con, work_dir)` leaves temp tables `raw` and `stage_rejects` (see readers.py)."""
+    """`stage(con, work_dir)` leaves temp relations `raw` (rows in line order) and
+    `stage_rejects` (see readers.py)."""
 
     label: str  # the file name rejects and loads name (a source file, for adapters)
     contract: TableContract

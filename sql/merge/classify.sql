@@ -1,11 +1,25 @@
--- row_status, rejected_rows, kept, superseded, seen_rows: what one export file does to its table.
--- README "Exports over time": a row is added, corrected (its id now carries other values),
--- unchanged, an exact duplicate, or rejected; a current row named by a rejected line stays
--- current (kept). Retirement is decided per table once all its files are read (retire.sql).
--- Reads temp table typed (one row per line: __problems, and the current row it matched in the
--- same pass: __rowid, __current_load, __replaceable, __same), macro row_values (the typed values
--- of a table shaped like typed, sql/validate/<table>.sql), view existing and settings.
+-- matched, row_status, rejected_rows, kept, superseded, seen_rows: what one export file does to
+-- its table. README "Exports over time": a row is added, corrected (its id now carries other
+-- values), unchanged, an exact duplicate, or rejected; a current row named by a rejected line
+-- stays current (kept). Retirement is decided per table once all its files are read (retire.sql).
+-- Reads temp table typed (one row per line, __problems NULL when valid), macro row_values (the
+-- values of a table shaped like typed as a struct, sql/validate/<table>.sql), view existing (the
+-- table's current rows, sql/existing/<table>.sql) and settings. Rows are matched by id; rows
+-- without an id by content (64-bit hash, then every typed value compared, so a collision never
+-- merges two rows). Structs are built only for the rows that matched or repeat a key.
 -- A row matching one that another file of this same load added is a duplicate or a conflict.
+
+CREATE OR REPLACE TEMP TABLE matched AS
+SELECT v.__line, e.__rowid, e.replaceable, e.load_id,
+       e.row_struct IS NOT DISTINCT FROM v.row_struct AS same_values
+FROM row_values('typed') v JOIN existing e ON e.__id = v.__id
+WHERE v.__problems IS NULL
+UNION ALL
+SELECT v.__line, e.__rowid, e.replaceable, e.load_id, true
+FROM row_values('typed') v
+JOIN (SELECT * FROM existing WHERE __id IS NULL) e
+  ON v.__id IS NULL AND e.row_hash = v.row_hash AND e.row_struct IS NOT DISTINCT FROM v.row_struct
+WHERE v.__problems IS NULL;
 
 -- Lines whose key (the id; without an id, the content hash) is on another valid line of the
 -- file too: only these are compared value by value.
@@ -59,12 +73,11 @@ LEFT JOIN repeats r ON r.__line = v.__line;
 -- line is added (counted in counts.sql, inserted by sql/load/insert.sql).
 CREATE OR REPLACE TEMP TABLE row_status AS
 WITH judged AS (
-    SELECT t.__line, r.id_lines, r.repeat_same, t.__rowid, t.__replaceable AS replaceable,
-           t.__current_load = s.load_id AS this_load, t.__same AS same_values
-    FROM typed t
+    SELECT coalesce(m.__line, r.__line) AS __line, r.id_lines, r.repeat_same, m.__rowid,
+           m.replaceable, m.load_id = s.load_id AS this_load, m.same_values
+    FROM matched m
+    FULL JOIN repeat_status r ON r.__line = m.__line
     CROSS JOIN settings s
-    LEFT JOIN repeat_status r ON r.__line = t.__line
-    WHERE t.__problems IS NULL AND (t.__rowid IS NOT NULL OR r.__line IS NOT NULL)
 )
 SELECT __line,
        CASE WHEN id_lines IS NOT NULL THEN 'conflict'

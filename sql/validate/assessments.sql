@@ -1,11 +1,13 @@
--- typed for a staged assessments file (view stg, all text; items_raw = item_1..N), in one pass.
+-- typed for a staged assessments (items_raw = item_1..N) file (view stg, all text) -> canonical types.
 -- SPEC §1 assessments and §2 instrument registry: range, items, item sum (QIDS-SR16 by domain).
--- Every value is parsed once; every rule of a row is judged in the same pass and the failing
--- ones kept in __problems (column, value as written, reason), NULL for a row without any. The
--- text as written is kept only there. The current row of the same id (view existing), or for a
--- score without an id the current row of the same values, is matched in the same pass.
+-- Every value is parsed once and every rule of a row judged in the same pass; the failing ones
+-- are listed in __problems (column, value as written, reason), NULL for a row without any: the
+-- text as written is kept only there. Only projections, no join: typed keeps the order stg is
+-- read in (a direct CSV's lines are its rowids). Rules that read other tables follow
+-- (sql/validate/*_references.sql), then the match with the current rows (sql/merge/).
+-- row_values(tbl): the values of a table shaped like typed as the row struct (and its key).
 CREATE OR REPLACE TEMP MACRO row_values(tbl) AS TABLE
-    SELECT __line, __id,
+    SELECT __line, __id, row_hash, __problems,
            -- what identifies a score without an id when its row is rejected (its earlier
            -- version stays current): patient, instrument and time
            struct_pack(patient_id, instrument, administered_at) AS __key,
@@ -19,7 +21,11 @@ WITH parsed AS (
         s.__line, s.__flag,
         clean(s.assessment_id)          AS assessment_id,
         clean(s.patient_id)             AS patient_id,
-        a.instrument                    AS instrument,
+        -- the name as written, else its key (case, spaces, punctuation aside): map lookups, no
+        -- join (sql/validate/instruments.sql)
+        coalesce(getvariable('instrument_named')[s.instrument],
+                 getvariable('instrument_keyed')[regexp_replace(upper(s.instrument), '[^0-9A-Z]', '', 'g')])
+                                        AS instrument,
         parse_ts(s.administered_at)     AS administered_at,
         ts_offset(s.administered_at)    AS __offsets,
         to_num(s.total_score)           AS total_score,
@@ -36,12 +42,12 @@ WITH parsed AS (
         s.assessment_id AS raw_assessment_id, s.patient_id AS raw_patient_id,
         s.session_id AS raw_session_id, s.instrument AS raw_instrument,
         s.administered_at AS raw_administered_at, s.total_score AS raw_total_score,
-        s.timing AS raw_timing, s.items_raw,
-        i.item_count, i.item_min, i.item_max, i.scoring, i.total_min, i.total_max
+        s.timing AS raw_timing, s.items_raw
     FROM stg s
-    LEFT JOIN instrument_aliases a
-           ON a.alias_key = regexp_replace(upper(s.instrument), '[^0-9A-Z]', '', 'g')
-    LEFT JOIN instruments i ON i.name = a.instrument
+),
+registered AS (
+    SELECT * EXCLUDE (r), r.item_count, r.item_min, r.item_max, r.scoring, r.total_min, r.total_max
+    FROM (SELECT *, getvariable('registry')[instrument] AS r FROM parsed)
 ),
 final AS (
     SELECT *,
@@ -52,13 +58,7 @@ final AS (
                 WHEN list_count(items_raw) = 0 THEN NULL
                 WHEN list_bool_or(list_transform(items_raw, lambda x: NOT blank(x)))
                      THEN all_items[1:coalesce(item_count, len(all_items))] END AS items
-    FROM parsed
-),
-joined AS (
-    SELECT f.*, s.load_date AS __load_date, b.birth_date AS __birth_date
-    FROM final f
-    CROSS JOIN settings s
-    LEFT JOIN patients b ON b.patient_id = f.patient_id AND b.birth_date IS NOT NULL
+    FROM registered
 ),
 checked AS (
     SELECT *,
@@ -75,7 +75,7 @@ checked AS (
                               || (SELECT string_agg(name, ', ' ORDER BY name) FROM instruments) || ')'
                     END) AS r_instrument,
            coalesce(required_problem(raw_administered_at),
-                    ts_problem(raw_administered_at, administered_at, __load_date)) AS r_administered_at,
+                    ts_problem(raw_administered_at, administered_at, load_day())) AS r_administered_at,
            coalesce(required_problem(raw_total_score),
                     CASE WHEN total_score IS NULL AND to_double(raw_total_score) IS NULL
                               AND NOT has_invisible(strip(raw_total_score))
@@ -127,13 +127,8 @@ checked AS (
                 THEN CASE scoring
                          WHEN 'qids' THEN list_max(items[1:4]) + items[5] + list_max(items[6:9])
                                           + list_sum(items[10:14]) + list_max(items[15:16])
-                         ELSE list_sum(items) END END AS item_total,
-           -- No score before birth: the date of birth is in the patients table (loaded first).
-           CASE WHEN administered_at::DATE < __birth_date
-                 AND administered_at >= TIMESTAMP '1900-01-01'  -- an earlier date is already implausible
-                THEN 'dated before the patient''s date of birth (patients file); check the year of '
-                     || 'this date and of the date of birth' END AS r_birth
-    FROM joined
+                         ELSE list_sum(items) END END AS item_total
+    FROM final
 ),
 judged AS (
     SELECT *,
@@ -155,8 +150,7 @@ SELECT c.__line, c.__flag,
        c.assessment_id AS __id,
        c.__offsets,
        CASE WHEN coalesce(r_patient_id, i_assessment_id, i_patient_id, i_session_id, r_instrument,
-                          r_administered_at, r_total_score, r_timing, r_partial, r_sum,
-                          r_birth) IS NOT NULL OR len(r_items) > 0
+                          r_administered_at, r_total_score, r_timing, r_partial, r_sum) IS NOT NULL OR len(r_items) > 0
             THEN list_filter([
                 problem('patient_id', raw_patient_id, r_patient_id),
                 problem('assessment_id', raw_assessment_id, i_assessment_id),
@@ -169,18 +163,6 @@ SELECT c.__line, c.__flag,
                  || coalesce(r_items, [])
                  || list_filter([
                 problem('item_' || missing[1], NULL, r_partial),
-                problem('total_score', num_text(total_score), r_sum),
-                problem('administered_at', raw_administered_at, r_birth)], lambda x: x.reason IS NOT NULL)
-       END AS __problems,
-       coalesce(e.__rowid, h.__rowid) AS __rowid,
-       coalesce(e.load_id, h.load_id) AS __current_load,
-       coalesce(e.replaceable, h.replaceable) AS __replaceable,
-       CASE WHEN e.__rowid IS NOT NULL THEN e.row_struct IS NOT DISTINCT FROM c.row_struct
-            WHEN h.__rowid IS NOT NULL THEN true END AS __same
-FROM judged c
-LEFT JOIN existing e ON e.__id = c.assessment_id
--- a score without an id is the current one of the same values (64-bit hash, then every value
--- compared, so a collision never merges two rows)
-LEFT JOIN (SELECT * FROM existing WHERE __id IS NULL) h
-       ON h.row_hash = CASE WHEN c.assessment_id IS NULL THEN hash(c.row_struct) END
-      AND h.row_struct IS NOT DISTINCT FROM c.row_struct;
+                problem('total_score', num_text(total_score), r_sum)], lambda x: x.reason IS NOT NULL)
+       END AS __problems
+FROM judged c;

@@ -8,8 +8,10 @@
 -- spaces; tabs and line breaks need the regex (only run when one is there, it is the slow path).
 -- Zero-width characters are not whitespace: in an id they are rejected (id_problem).
 CREATE OR REPLACE TEMP MACRO strip(s) AS
-    CASE WHEN regexp_matches(s, '^[\t\n\r\x0B\x0C]|[\t\n\r\x0B\x0C]$')
-         THEN trim(regexp_replace(s, '^[\s\x0B\pZ]+|[\s\x0B\pZ]+$', '', 'g'))
+    CASE WHEN ascii(s) BETWEEN 33 AND 126 AND ascii(right(s, 1)) BETWEEN 33 AND 126
+             THEN s  -- a printable ASCII character at both ends: nothing to strip (the common case)
+         WHEN regexp_matches(s, '^[\t\n\r\x0B\x0C]|[\t\n\r\x0B\x0C]$')
+             THEN trim(regexp_replace(s, '^[\s\x0B\pZ]+|[\s\x0B\pZ]+$', '', 'g'))
          ELSE trim(s) END;
 
 -- Empty or whitespace only. A first character that is printable ASCII settles it without strip().
@@ -39,9 +41,11 @@ CREATE OR REPLACE TEMP MACRO clean(s) AS nullif(strip(s), '');
 -- so that property's code points outside Cf are listed. A letter followed by a combining mark
 -- (`Jose` + U+0301, a decomposed é) is a visible id and is not refused.
 CREATE OR REPLACE TEMP MACRO has_invisible(s) AS
-    regexp_matches(s, '[\p{Cc}\p{Cf}\x{034F}\x{115F}\x{1160}\x{17B4}\x{17B5}\x{180B}-\x{180F}'
-                      || '\x{2065}\x{2800}\x{3164}\x{FE00}-\x{FE0F}\x{FFA0}\x{FFF0}-\x{FFF8}'
-                      || '\x{E0000}-\x{E0FFF}]|[^\PZ ]|^[\p{Mn}\p{Me}]+$');
+    CASE WHEN strlen(s) = length(s)  -- ASCII only: of the above, only control characters occur
+             THEN regexp_matches(s, '[\x00-\x1F\x7F]')
+         ELSE regexp_matches(s, '[\p{Cc}\p{Cf}\x{034F}\x{115F}\x{1160}\x{17B4}\x{17B5}\x{180B}-\x{180F}'
+                                || '\x{2065}\x{2800}\x{3164}\x{FE00}-\x{FE0F}\x{FFA0}\x{FFF0}-\x{FFF8}'
+                                || '\x{E0000}-\x{E0FFF}]|[^\PZ ]|^[\p{Mn}\p{Me}]+$') END;
 
 -- For an id after clean(): ids are matched exactly across files, so an invisible character is
 -- rejected rather than removed (the export would not match the clinic's other systems).
@@ -234,3 +238,8 @@ CREATE OR REPLACE TEMP MACRO ts_problem(raw, parsed, load_date) AS
 -- One failed rule of a row: the column, the value as written and the reason (NULL: no problem).
 CREATE OR REPLACE TEMP MACRO problem(col, val, why) AS
     struct_pack("column" := col, value := val::VARCHAR, reason := why);
+
+-- ---------------------------------------------------------------- other tables
+
+-- The day of the load (settings).
+CREATE OR REPLACE TEMP MACRO load_day() AS (SELECT load_date FROM settings);

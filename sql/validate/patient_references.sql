@@ -7,7 +7,7 @@ SELECT t.__line, 'patient_id', t.patient_id,
             THEN 'the patient''s own row was rejected; fix that row first ('
                  || r.file || ' line ' || r.line || ')'
             ELSE 'unknown patient: not in the patients file; add the patient or correct the id'
-       END
+       END, NULL
 FROM typed t
 CROSS JOIN settings s
 LEFT JOIN rejected_ids r ON r.table_name = 'patients' AND r.id = t.patient_id

@@ -1,9 +1,13 @@
--- typed for a staged protocols file (view stg, all text) -> canonical types, in one pass.
+-- typed for a staged protocols file (view stg, all text) -> canonical types.
 -- SPEC §1 protocols: protocol_id, name, planned_infusions, planned_days required.
--- Every rule of a row is judged in the same pass and the failing ones kept in __problems
--- (column, value as written, reason); the current row of the same id (view existing) is matched.
+-- Every value is parsed once and every rule of a row judged in the same pass; the failing ones
+-- are listed in __problems (column, value as written, reason), NULL for a row without any: the
+-- text as written is kept only there. Only projections, no join: typed keeps the order stg is
+-- read in (a direct CSV's lines are its rowids). Rules that read other tables follow
+-- (sql/validate/*_references.sql), then the match with the current rows (sql/merge/).
+-- row_values(tbl): the values of a table shaped like typed as the row struct (and its key).
 CREATE OR REPLACE TEMP MACRO row_values(tbl) AS TABLE
-    SELECT __line, __id, protocol_id AS __key,
+    SELECT __line, __id, row_hash, __problems, protocol_id AS __key,
            struct_pack(protocol_id, name, planned_infusions, planned_days, dose_mg_per_kg,
                        infusion_minutes, phase, indication) AS row_struct
     FROM query_table(tbl);
@@ -62,8 +66,5 @@ SELECT c.__line, c.__flag,
                 problem('dose_mg_per_kg', raw_dose_mg_per_kg, r_dose_mg_per_kg),
                 problem('infusion_minutes', raw_infusion_minutes, r_infusion_minutes),
                 problem('phase', raw_phase, r_phase)], lambda x: x.reason IS NOT NULL)
-       END AS __problems,
-       e.__rowid, e.load_id AS __current_load, e.replaceable AS __replaceable,
-       e.row_struct IS NOT DISTINCT FROM c.row_struct AS __same
-FROM checked c
-LEFT JOIN existing e ON e.__id = c.protocol_id;
+       END AS __problems
+FROM checked c;

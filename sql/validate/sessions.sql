@@ -1,11 +1,13 @@
--- typed for a staged sessions file (view stg, all text) -> canonical types, in one pass.
+-- typed for a staged sessions file (view stg, all text) -> canonical types.
 -- SPEC §1 sessions: session_id, patient_id, protocol_id, started_at required; status defaults to completed.
--- Every value is parsed once; every rule of a row is judged in the same pass and the failing
--- ones kept in __problems (column, value as written, reason), NULL for a row without any. The
--- text as written is kept only there. The current row of the same id (view existing) is matched
--- in the same pass. References to other files are checked next (sessions_references.sql).
+-- Every value is parsed once and every rule of a row judged in the same pass; the failing ones
+-- are listed in __problems (column, value as written, reason), NULL for a row without any: the
+-- text as written is kept only there. Only projections, no join: typed keeps the order stg is
+-- read in (a direct CSV's lines are its rowids). Rules that read other tables follow
+-- (sql/validate/*_references.sql), then the match with the current rows (sql/merge/).
+-- row_values(tbl): the values of a table shaped like typed as the row struct (and its key).
 CREATE OR REPLACE TEMP MACRO row_values(tbl) AS TABLE
-    SELECT __line, __id, session_id AS __key,
+    SELECT __line, __id, row_hash, __problems, session_id AS __key,
            struct_pack(session_id, patient_id, protocol_id, started_at, course_id, status,
                        dose_mg_per_kg, weight_kg, dose_mg, duration_minutes, site, provider,
                        bp_systolic_max, bp_diastolic_max, adverse_events, cpt_codes) AS row_struct
@@ -45,12 +47,6 @@ WITH parsed AS (
         bp_diastolic_max AS raw_bp_diastolic_max
     FROM stg
 ),
-joined AS (
-    SELECT p.*, s.load_date AS __load_date, b.birth_date AS __birth_date
-    FROM parsed p
-    CROSS JOIN settings s
-    LEFT JOIN patients b ON b.patient_id = p.patient_id AND b.birth_date IS NOT NULL
-),
 checked AS (
     SELECT *,
            coalesce(is_date_only(started_at), false) AS started_date_only,
@@ -67,7 +63,7 @@ checked AS (
            id_problem(protocol_id) AS i_protocol_id,
            id_problem(course_id) AS i_course_id,
            coalesce(required_problem(raw_started_at),
-                    ts_problem(raw_started_at, started_at, __load_date)) AS r_started_at,
+                    ts_problem(raw_started_at, started_at, load_day())) AS r_started_at,
            CASE WHEN status = '?' THEN 'unknown status; use completed, aborted or cancelled' END AS r_status,
            num_reason(raw_dose_mg_per_kg, dose_mg_per_kg, 0, 5, 'a ketamine dose in mg/kg') AS r_dose_mg_per_kg,
            num_reason(raw_weight_kg, weight_kg, 20, 400, 'weight in kg') AS r_weight_kg,
@@ -76,13 +72,8 @@ checked AS (
            int_reason(raw_bp_systolic_max, bp_systolic_max, 50, 300,
                       'systolic blood pressure (mmHg)') AS r_bp_systolic_max,
            int_reason(raw_bp_diastolic_max, bp_diastolic_max, 20, 200,
-                      'diastolic blood pressure (mmHg)') AS r_bp_diastolic_max,
-           -- No infusion before birth: the date of birth is in the patients table (loaded first).
-           CASE WHEN started_at::DATE < __birth_date
-                 AND started_at >= TIMESTAMP '1900-01-01'  -- an earlier date is already implausible
-                THEN 'dated before the patient''s date of birth (patients file); check the year of '
-                     || 'this date and of the date of birth' END AS r_birth
-    FROM joined
+                      'diastolic blood pressure (mmHg)') AS r_bp_diastolic_max
+    FROM parsed
 )
 SELECT c.__line, c.__flag,
        c.session_id, c.patient_id, c.protocol_id, c.started_at, c.started_date_only, c.course_id,
@@ -94,7 +85,7 @@ SELECT c.__line, c.__flag,
        CASE WHEN coalesce(r_session_id, r_patient_id, r_protocol_id, i_session_id, i_patient_id,
                           i_protocol_id, i_course_id, r_started_at, r_status, r_dose_mg_per_kg,
                           r_weight_kg, r_dose_mg, r_duration_minutes, r_bp_systolic_max,
-                          r_bp_diastolic_max, r_birth) IS NOT NULL
+                          r_bp_diastolic_max) IS NOT NULL
             THEN list_filter([
                 problem('session_id', raw_session_id, r_session_id),
                 problem('patient_id', raw_patient_id, r_patient_id),
@@ -110,10 +101,6 @@ SELECT c.__line, c.__flag,
                 problem('dose_mg', raw_dose_mg, r_dose_mg),
                 problem('duration_minutes', raw_duration_minutes, r_duration_minutes),
                 problem('bp_systolic_max', raw_bp_systolic_max, r_bp_systolic_max),
-                problem('bp_diastolic_max', raw_bp_diastolic_max, r_bp_diastolic_max),
-                problem('started_at', raw_started_at, r_birth)], lambda x: x.reason IS NOT NULL)
-       END AS __problems,
-       e.__rowid, e.load_id AS __current_load, e.replaceable AS __replaceable,
-       e.row_struct IS NOT DISTINCT FROM c.row_struct AS __same
-FROM checked c
-LEFT JOIN existing e ON e.__id = c.session_id;
+                problem('bp_diastolic_max', raw_bp_diastolic_max, r_bp_diastolic_max)], lambda x: x.reason IS NOT NULL)
+       END AS __problems
+FROM checked c;
