@@ -19,7 +19,8 @@ ORDER BY d.patient_id;
 INSERT INTO history.patients_retired
 SELECT p.*, (SELECT load_id FROM settings)
 FROM patients p
-WHERE p.rowid IN (SELECT __rowid FROM derived_retiring);
+WHERE p.rowid IN (SELECT __rowid FROM derived_retiring)
+ORDER BY p.rowid;  -- in the table's order (a join alone would not keep one)
 
 DELETE FROM patients WHERE rowid IN (SELECT __rowid FROM derived_retiring);
 

@@ -4,6 +4,7 @@
 INSERT INTO history.__table___retired
 SELECT c.*, (SELECT load_id FROM settings)
 FROM __table__ c
-WHERE c.rowid IN (SELECT __rowid FROM superseded);
+WHERE c.rowid IN (SELECT __rowid FROM superseded)
+ORDER BY c.rowid;  -- in the table's order (a join alone would not keep one)
 
 DELETE FROM __table__ WHERE rowid IN (SELECT __rowid FROM superseded);

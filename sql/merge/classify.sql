@@ -104,9 +104,10 @@ FROM judged;
 -- rejected_rows: lines with a problem or a conflicting id; kept: the current rows they name
 -- (same id; without an id, same key), which stay current, and the reject says so.
 CREATE OR REPLACE TEMP TABLE rejected_rows AS
+SELECT * FROM typed WHERE __problems IS NOT NULL
+UNION ALL
 SELECT * FROM typed
-WHERE __problems IS NOT NULL
-   OR __line IN (SELECT __line FROM row_status WHERE verdict = 'conflict');
+WHERE __problems IS NULL AND __line IN (SELECT __line FROM row_status WHERE verdict = 'conflict');
 
 CREATE OR REPLACE TEMP TABLE kept AS
 WITH rejected AS (

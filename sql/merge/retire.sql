@@ -22,6 +22,7 @@ ORDER BY r.__id, r.row_hash;
 INSERT INTO history.__table___retired
 SELECT c.*, (SELECT load_id FROM settings)
 FROM __table__ c
-WHERE c.rowid IN (SELECT __rowid FROM retiring);
+WHERE c.rowid IN (SELECT __rowid FROM retiring)
+ORDER BY c.rowid;  -- in the table's order (a join alone would not keep one)
 
 DELETE FROM __table__ WHERE rowid IN (SELECT __rowid FROM retiring);

@@ -119,10 +119,21 @@ CREATE OR REPLACE TEMP MACRO int_problem(raw, lo, hi, what) AS int_reason(raw, t
 
 -- ---------------------------------------------------------------- lists
 
-CREATE OR REPLACE TEMP MACRO split_list(s) AS
+-- A `;`-separated list: items trimmed and lower-cased, empty items dropped, NULL when none.
+CREATE OR REPLACE TEMP MACRO split_any(s) AS
     nullif(list_filter(list_transform(string_split(s, ';'),
                                       lambda x: lower(trim(x, ' ' || chr(9) || chr(10) || chr(13) || chr(160)))),
                        lambda x: x <> ''), []);
+
+-- The same; a list already written that way (the common case) is only split.
+CREATE OR REPLACE TEMP MACRO split_list(s) AS
+    CASE WHEN regexp_full_match(s, '[0-9a-z]+(;[0-9a-z]+)*') THEN string_split(s, ';')
+         ELSE split_any(s) END;
+
+-- Codes (CPT): as split_list, upper-cased.
+CREATE OR REPLACE TEMP MACRO split_codes(s) AS
+    CASE WHEN regexp_full_match(s, '[0-9A-Z]+(;[0-9A-Z]+)*') THEN string_split(s, ';')
+         ELSE list_transform(split_any(s), lambda c: upper(c)) END;
 
 -- ---------------------------------------------------------------- dates and times
 

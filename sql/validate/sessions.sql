@@ -39,7 +39,7 @@ WITH parsed AS (
         to_int(bp_systolic_max)         AS bp_systolic_max,
         to_int(bp_diastolic_max)        AS bp_diastolic_max,
         split_list(adverse_events)      AS adverse_events,
-        list_transform(split_list(cpt_codes), lambda c: upper(c)) AS cpt_codes,
+        split_codes(cpt_codes)          AS cpt_codes,
         session_id AS raw_session_id, patient_id AS raw_patient_id, course_id AS raw_course_id,
         protocol_id AS raw_protocol_id, started_at AS raw_started_at, status AS raw_status,
         dose_mg_per_kg AS raw_dose_mg_per_kg, weight_kg AS raw_weight_kg, dose_mg AS raw_dose_mg,
