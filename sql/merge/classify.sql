@@ -21,21 +21,28 @@ JOIN (SELECT * FROM existing WHERE __id IS NULL) e
   ON v.__id IS NULL AND e.row_hash = v.row_hash AND e.row_struct IS NOT DISTINCT FROM v.row_struct
 WHERE v.__problems IS NULL;
 
+-- Marks for the few rows read again with all their values: an update reads only the columns
+-- it tests, where a join would read every column of every row of typed. __repeated: the key is
+-- on another valid line; __verdict: a conflict or a correction; __insert: sql/load/.
+ALTER TABLE typed ADD COLUMN __repeated BOOLEAN;
+ALTER TABLE typed ADD COLUMN __verdict VARCHAR;
+ALTER TABLE typed ADD COLUMN __insert BOOLEAN;
+
 -- Lines whose key (the id; without an id, the content hash) is on another valid line of the
--- file too: only these are compared value by value.
-CREATE OR REPLACE TEMP TABLE repeated AS
-WITH keys AS (
-    SELECT __id, CASE WHEN __id IS NULL THEN row_hash END AS __hash
-    FROM typed
-    WHERE __problems IS NULL
-    GROUP BY ALL
-    HAVING count(*) > 1
-)
-SELECT t.*
-FROM typed t
-JOIN keys k ON k.__id IS NOT DISTINCT FROM t.__id
-           AND k.__hash IS NOT DISTINCT FROM CASE WHEN t.__id IS NULL THEN t.row_hash END
-WHERE t.__problems IS NULL;
+-- file too: only these are compared value by value. Keys are compared by a 64-bit hash here;
+-- a collision only adds a line to compare.
+CREATE OR REPLACE TEMP TABLE repeat_keys AS
+SELECT hash(__id, CASE WHEN __id IS NULL THEN row_hash END) AS key_hash
+FROM typed
+WHERE __problems IS NULL
+GROUP BY ALL
+HAVING count(*) > 1;
+
+UPDATE typed SET __repeated = true
+WHERE __problems IS NULL
+  AND hash(__id, CASE WHEN __id IS NULL THEN row_hash END) IN (SELECT key_hash FROM repeat_keys);
+
+CREATE OR REPLACE TEMP TABLE repeated AS SELECT * FROM typed WHERE __repeated;
 
 CREATE OR REPLACE TEMP TABLE repeat_status AS
 WITH valid AS (
@@ -103,11 +110,12 @@ FROM judged;
 
 -- rejected_rows: lines with a problem or a conflicting id; kept: the current rows they name
 -- (same id; without an id, same key), which stay current, and the reject says so.
+UPDATE typed SET __verdict = r.verdict
+FROM row_status r
+WHERE typed.__line = r.__line AND r.verdict IN ('conflict', 'correct');
+
 CREATE OR REPLACE TEMP TABLE rejected_rows AS
-SELECT * FROM typed WHERE __problems IS NOT NULL
-UNION ALL
-SELECT * FROM typed
-WHERE __problems IS NULL AND __line IN (SELECT __line FROM row_status WHERE verdict = 'conflict');
+SELECT * FROM typed WHERE __problems IS NOT NULL OR __verdict = 'conflict';
 
 CREATE OR REPLACE TEMP TABLE kept AS
 WITH rejected AS (
@@ -134,8 +142,7 @@ UNION ALL
 SELECT __rowid FROM kept;
 
 -- changes: one row per correction and retirement, written before the old versions move.
-CREATE OR REPLACE TEMP TABLE corrected_rows AS
-SELECT t.* FROM typed t JOIN superseded u USING (__line) WHERE u.verdict = 'correct';
+CREATE OR REPLACE TEMP TABLE corrected_rows AS SELECT * FROM typed WHERE __verdict = 'correct';
 
 INSERT INTO changes
 WITH pairs AS (
