@@ -9,6 +9,7 @@
 -- merges two rows). Structs are built only for the rows that matched or repeat a key.
 -- A row matching one that another file of this same load added is a duplicate or a conflict.
 
+-- matched: the current row of each valid line, and whether it holds the same values.
 CREATE OR REPLACE TEMP TABLE matched AS
 SELECT v.__line, e.__rowid, e.replaceable, e.load_id,
        e.row_struct IS NOT DISTINCT FROM v.row_struct AS same_values
@@ -46,8 +47,7 @@ CREATE OR REPLACE TEMP TABLE repeated AS SELECT * FROM typed WHERE __repeated;
 
 CREATE OR REPLACE TEMP TABLE repeat_status AS
 WITH valid AS (
-    SELECT v.__line, v.__id, v.row_struct, r.row_hash
-    FROM row_values('repeated') v JOIN repeated r USING (__line)
+    SELECT __line, __id, row_struct, row_hash FROM row_values('repeated')
 ),
 conflicting_ids AS (
     -- Ids present with two or more different rows in this file: none of them is trusted.
