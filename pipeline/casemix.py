@@ -34,7 +34,7 @@ from pipeline.casemix_stats import c_statistic, poisson_oe_interval
 from pipeline.instruments import Instrument
 
 if TYPE_CHECKING:
-    from pipeline.reports.payer_criteria import ResistanceRule
+    from pipeline.reports.payer.criteria import ResistanceRule
 
 MIN_COURSES = 50
 MIN_LEVEL_OUTCOMES = 5  # responders and non-responders each a level needs to stand alone

@@ -20,7 +20,7 @@ from pipeline.instruments import Instrument
 from pipeline.paths import sql
 
 if TYPE_CHECKING:  # a rule object only: no import of the reports layer at run time
-    from pipeline.reports.payer_criteria import ResistanceRule
+    from pipeline.reports.payer.criteria import ResistanceRule
 
 COURSE_KEY = ["patient_id", "course_id"]
 NOT_RECORDED = "not recorded"  # a course whose first infusion names no site/provider

@@ -205,7 +205,7 @@ MONTH_TYPE = click.DateTime(formats=["%Y-%m"])
 def report_monthly(db_path: Path, month, out_dir: Path, load: int | None,  # type: ignore[no-untyped-def]
                    config_path: Path | None) -> None:
     """Monthly quality report for the clinical lead: monthly-YYYY-MM.pdf and .json."""
-    from pipeline.reports.monthly import write_monthly_report
+    from pipeline.reports.monthly.context import write_monthly_report
 
     config = _run_guarded(load_config, config_path)
     written = _run_guarded(write_monthly_report, db_path, month.strftime("%Y-%m"), out_dir, config,
@@ -224,7 +224,7 @@ def report_monthly(db_path: Path, month, out_dir: Path, load: int | None,  # typ
 def report_evidence(db_path: Path, as_of, out_dir: Path, load: int | None,  # type: ignore[no-untyped-def]
                     config_path: Path | None) -> None:
     """Evidence comparison report: evidence-DATE.pdf and .json (small cells always suppressed)."""
-    from pipeline.reports.evidence import write_evidence_report
+    from pipeline.reports.evidence.context import write_evidence_report
 
     config = _run_guarded(load_config, config_path)
     written = _run_guarded(write_evidence_report, db_path, as_of.date(), out_dir, config, load=load)
@@ -248,7 +248,7 @@ def report_payer(db_path: Path, patient: str | None, month, out_dir: Path, write
     """Payer documentation: one PDF/A-3 per patient course, plus index.csv of what was written."""
     if (patient is None) == (month is None):
         raise click.UsageError("give exactly one of --patient ID or --month YYYY-MM")
-    from pipeline.reports.payer import write_payer_packets
+    from pipeline.reports.payer.write import write_payer_packets
 
     config = _run_guarded(load_config, config_path)
     index = _run_guarded(write_payer_packets, db_path, out_dir, config, patient=patient,

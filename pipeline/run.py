@@ -47,11 +47,11 @@ def last_complete_month(db_path: Path, config: Config) -> str:
 # (name, module, function, call): the report steps in order. A step whose module is not in
 # this build is skipped, so `outcomes run` runs "every step that exists".
 REPORT_STEPS: list[tuple[str, str, str, Callable[..., Path]]] = [
-    ("monthly", "pipeline.reports.monthly", "write_monthly_report",
+    ("monthly", "pipeline.reports.monthly.context", "write_monthly_report",
      lambda fn, db, month, as_of, out, config: fn(db, month, out / "reports", config)[0]),
-    ("evidence", "pipeline.reports.evidence", "write_evidence_report",
+    ("evidence", "pipeline.reports.evidence.context", "write_evidence_report",
      lambda fn, db, month, as_of, out, config: fn(db, as_of, out / "reports", config)[0]),
-    ("payer", "pipeline.reports.payer", "write_payer_packets",
+    ("payer", "pipeline.reports.payer.write", "write_payer_packets",
      lambda fn, db, month, as_of, out, config: fn(db, out / "payer", config, month=month)),
 ]
 

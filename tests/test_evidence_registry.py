@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import ConfigError, load_config
-from pipeline.evidence.families import DEFAULT_FAMILIES, default_families_for, evidence_settings
-from pipeline.evidence.registry import (
+from pipeline.reports.evidence.families import DEFAULT_FAMILIES, default_families_for, evidence_settings
+from pipeline.reports.evidence.registry import (
     COLUMNS,
     EXCLUDED_SOURCE_ROWS,
     REGISTRY_PATH,
@@ -223,6 +223,6 @@ def test_context_study_without_doi_or_pmid_is_refused(tmp_path):
     config_path.write_text("[evidence.families.single_infusion]\n"
                            "context = ['mathew2010_72h']\n", encoding="utf-8")
     from pipeline.config import ConfigError, load_config
-    from pipeline.evidence.families import evidence_settings
+    from pipeline.reports.evidence.families import evidence_settings
     with pytest.raises(ConfigError, match="mathew2010_72h.*no DOI or PMID"):
         evidence_settings(load_config(config_path))

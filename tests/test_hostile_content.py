@@ -34,9 +34,9 @@ from pipeline.config import load_config
 from pipeline.ingest import ingest
 from pipeline.metrics import run_metrics
 from pipeline.render import isolate_bidi, printable, soft_break_long_runs
-from pipeline.reports.evidence import write_evidence_report
-from pipeline.reports.payer import write_payer_packets
-from pipeline.reports.payer_context import file_stem, safe_id
+from pipeline.reports.evidence.context import write_evidence_report
+from pipeline.reports.payer.context import file_stem, safe_id
+from pipeline.reports.payer.write import write_payer_packets
 from tests.conftest import query
 
 LOAD_DAY = date(2026, 11, 28)

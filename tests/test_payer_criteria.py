@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import ConfigError, load_config
-from pipeline.reports.payer_criteria import (
+from pipeline.reports.payer.criteria import (
     MET,
     NOT_DOCUMENTED,
     NOT_MET,

@@ -13,7 +13,9 @@ from statsmodels.stats.proportion import proportion_confint
 
 from pipeline.config import ConfigError, load_config
 from pipeline.demo import write_demo
-from pipeline.evidence.compare import (
+from pipeline.formatting import Suppressed
+from pipeline.ingest import ingest
+from pipeline.reports.evidence.compare import (
     funnel_result,
     km_at,
     mix_verdict,
@@ -22,9 +24,7 @@ from pipeline.evidence.compare import (
     suppress_partition,
     wilson_from_rate,
 )
-from pipeline.formatting import Suppressed
-from pipeline.ingest import ingest
-from pipeline.reports.evidence import bound_verdict, load_inputs, rate_entry, write_evidence_report
+from pipeline.reports.evidence.context import bound_verdict, load_inputs, rate_entry, write_evidence_report
 
 AS_OF = date(2026, 10, 31)
 

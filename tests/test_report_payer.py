@@ -26,9 +26,9 @@ from pipeline.demo import write_demo
 from pipeline.errors import InputError
 from pipeline.ingest import ingest
 from pipeline.metrics import run_metrics
-from pipeline.reports.payer import INDEX_COLUMNS, write_payer_packets
-from pipeline.reports.payer_context import load_packets
-from pipeline.reports.payer_criteria import entry_scores, payer_rules
+from pipeline.reports.payer.context import load_packets
+from pipeline.reports.payer.criteria import entry_scores, payer_rules
+from pipeline.reports.payer.write import INDEX_COLUMNS, write_payer_packets
 
 PATIENT = "P00002"  # one IND6 course with an evaluable PHQ-9 in the 60-patient demo (seed 7)
 SMALL_MONTH = "2025-05"  # 4 active courses in that demo

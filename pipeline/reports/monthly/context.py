@@ -43,8 +43,8 @@ from pipeline.methods import methods_sentences
 from pipeline.metrics import compute_metrics, protocol_summary
 from pipeline.outcomes import OutcomeFrames, compute_outcomes
 from pipeline.paths import SQL_DIR
-from pipeline.reports.dates import report_timestamp, w3c, write_report_files
-from pipeline.reports.monthly_cells import CountRef, Deferred, Ledger, RateRef
+from pipeline.reports.files import report_timestamp, w3c, write_report_files
+from pipeline.reports.suppression import CountRef, Deferred, Ledger, RateRef
 from pipeline.stats import p_chart
 
 TEMPLATE = "monthly.html.j2"
@@ -966,7 +966,7 @@ def write_monthly_report(db_path: str | Path, month: str, out_dir: Path,
                          config: Config, load: int | None = None) -> list[Path]:
     """Write monthly-YYYY-MM.pdf and monthly-YYYY-MM.json to out_dir; returns [pdf, json]."""
     from pipeline.render import Renderer
-    from pipeline.reports.monthly_charts import chart_svgs
+    from pipeline.reports.monthly.charts import chart_svgs
 
     inputs = load_monthly_inputs(db_path, month, config, load=load)
     context = build_context(inputs, config)

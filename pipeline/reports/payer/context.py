@@ -22,7 +22,7 @@ from pipeline.config import Config
 from pipeline.errors import InputError
 from pipeline.instruments import Instrument
 from pipeline.outcomes import OutcomeFrames, compute_outcomes
-from pipeline.reports.payer_criteria import (
+from pipeline.reports.payer.criteria import (
     PayerRules,
     evaluate_continuation,
     evaluate_diagnosis,

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import Config, ConfigError
-from pipeline.evidence.registry import RegistryError, Study, load_registry
+from pipeline.reports.evidence.registry import RegistryError, Study, load_registry
 
 
 @dataclass(frozen=True)

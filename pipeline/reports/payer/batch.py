@@ -143,7 +143,7 @@ def init_worker(page_size: str) -> None:
 
 
 def charts_for(packet: dict[str, Any]) -> list[dict[str, Any]]:
-    from pipeline.reports.payer_charts import score_chart
+    from pipeline.reports.payer.charts import score_chart
 
     infusion_days = sorted({
         (s["started_at"].date() if isinstance(s["started_at"], dt.datetime) else s["started_at"])

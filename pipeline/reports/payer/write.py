@@ -14,9 +14,9 @@ from pathlib import Path
 from pipeline.config import Config
 from pipeline.db import connect
 from pipeline.outputs import atomic_path
-from pipeline.reports.payer_batch import render_all
-from pipeline.reports.payer_context import load_packets
-from pipeline.reports.payer_criteria import payer_rules
+from pipeline.reports.payer.batch import render_all
+from pipeline.reports.payer.context import load_packets
+from pipeline.reports.payer.criteria import payer_rules
 
 INDEX_COLUMNS = ["file", "patient_id", "course_id", "protocol_id", "course_start", "course_end",
                  "status", "pages", "sha256"]

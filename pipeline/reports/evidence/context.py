@@ -26,7 +26,11 @@ import pipeline
 from pipeline.config import Config
 from pipeline.db import connect
 from pipeline.errors import InputError
-from pipeline.evidence.compare import (
+from pipeline.formatting import Suppressed, finite, json_ready
+from pipeline.methods import methods_sentences
+from pipeline.metrics import compute_metrics, rated_courses
+from pipeline.outcomes import compute_outcomes
+from pipeline.reports.evidence.compare import (
     NOT_MEASURABLE,
     VERDICT_RULES,
     FunnelResult,
@@ -41,14 +45,10 @@ from pipeline.evidence.compare import (
     rate_withheld,
     wilson_from_rate,
 )
-from pipeline.evidence.families import MATCH_RULE, EvidenceSettings, Family, evidence_settings
-from pipeline.evidence.registry import EXCLUDED_SOURCE_ROWS, Study
-from pipeline.formatting import Suppressed, finite, json_ready
-from pipeline.methods import methods_sentences
-from pipeline.metrics import compute_metrics, rated_courses
-from pipeline.outcomes import compute_outcomes
-from pipeline.reports.dates import report_timestamp, w3c, write_report_files
-from pipeline.reports.monthly_cells import CountRef, Ledger
+from pipeline.reports.evidence.families import MATCH_RULE, EvidenceSettings, Family, evidence_settings
+from pipeline.reports.evidence.registry import EXCLUDED_SOURCE_ROWS, Study
+from pipeline.reports.files import report_timestamp, w3c, write_report_files
+from pipeline.reports.suppression import CountRef, Ledger
 from pipeline.stats import wilson
 
 TEMPLATE = "evidence.html.j2"
@@ -993,7 +993,7 @@ def write_evidence_report(db_path: str | Path, as_of: date, out_dir: Path,
                           config: Config, load: int | None = None) -> list[Path]:
     """SPEC §3 `outcomes report evidence`: evidence-YYYY-MM-DD.pdf and .json in out_dir."""
     from pipeline.render import Renderer
-    from pipeline.reports.evidence_charts import forest_plot, funnel_plot
+    from pipeline.reports.evidence.charts import forest_plot, funnel_plot
 
     evidence_settings(config)  # config errors first, before any work
     context = evidence_context(db_path, as_of, config, load=load)
