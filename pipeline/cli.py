@@ -171,7 +171,7 @@ def metrics(db_path: Path, as_of, out_dir: Path, key_file: Path | None,  # type:
     Writes course_outcomes.csv, protocol_summary.csv and metrics.json into OUT and replaces
     the result tables in the database, so reports read one place.
     """
-    from pipeline.metrics import run_metrics
+    from pipeline.metrics_files import run_metrics
 
     config = _run_guarded(load_config, config_path)
     result = _run_guarded(run_metrics, db_path, as_of.date(), out_dir, config,
@@ -205,7 +205,7 @@ MONTH_TYPE = click.DateTime(formats=["%Y-%m"])
 def report_monthly(db_path: Path, month, out_dir: Path, load: int | None,  # type: ignore[no-untyped-def]
                    config_path: Path | None) -> None:
     """Monthly quality report for the clinical lead: monthly-YYYY-MM.pdf and .json."""
-    from pipeline.reports.monthly.context import write_monthly_report
+    from pipeline.reports.monthly.write import write_monthly_report
 
     config = _run_guarded(load_config, config_path)
     written = _run_guarded(write_monthly_report, db_path, month.strftime("%Y-%m"), out_dir, config,
@@ -224,7 +224,7 @@ def report_monthly(db_path: Path, month, out_dir: Path, load: int | None,  # typ
 def report_evidence(db_path: Path, as_of, out_dir: Path, load: int | None,  # type: ignore[no-untyped-def]
                     config_path: Path | None) -> None:
     """Evidence comparison report: evidence-DATE.pdf and .json (small cells always suppressed)."""
-    from pipeline.reports.evidence.context import write_evidence_report
+    from pipeline.reports.evidence.write import write_evidence_report
 
     config = _run_guarded(load_config, config_path)
     written = _run_guarded(write_evidence_report, db_path, as_of.date(), out_dir, config, load=load)

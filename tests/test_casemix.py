@@ -49,7 +49,7 @@ from pipeline.db import connect
 from pipeline.errors import InputError
 from pipeline.outcomes import compute_outcomes
 from pipeline.paths import sql
-from pipeline.reports.monthly.context import course_units
+from pipeline.reports.monthly.units import course_units
 from pipeline.reports.payer.criteria import ResistanceRule, classify_trial
 
 MONTH = "2026-03"

@@ -32,10 +32,10 @@ from pipeline.charts import MAX_LABEL_CHARS, chart_label, figure, to_svg
 from pipeline.cli import main
 from pipeline.config import load_config
 from pipeline.ingest import ingest
-from pipeline.metrics import run_metrics
+from pipeline.metrics_files import run_metrics
 from pipeline.render import isolate_bidi, printable, soft_break_long_runs
-from pipeline.reports.evidence.context import write_evidence_report
-from pipeline.reports.payer.context import file_stem, safe_id
+from pipeline.reports.evidence.write import write_evidence_report
+from pipeline.reports.payer.names import file_stem, safe_id
 from pipeline.reports.payer.write import write_payer_packets
 from tests.conftest import query
 

@@ -15,6 +15,7 @@ from pipeline.config import ConfigError, load_config
 from pipeline.demo import write_demo
 from pipeline.formatting import Suppressed
 from pipeline.ingest import ingest
+from pipeline.reports.evidence.claims import bound_verdict
 from pipeline.reports.evidence.compare import (
     funnel_result,
     km_at,
@@ -24,7 +25,8 @@ from pipeline.reports.evidence.compare import (
     suppress_partition,
     wilson_from_rate,
 )
-from pipeline.reports.evidence.context import bound_verdict, load_inputs, rate_entry, write_evidence_report
+from pipeline.reports.evidence.rates import rate_entry
+from pipeline.reports.evidence.write import read_evidence_results, write_evidence_report
 
 AS_OF = date(2026, 10, 31)
 
@@ -166,7 +168,7 @@ def test_no_patient_identifier_anywhere(report):
 
 def independent_rates(report) -> pl.DataFrame:
     """Evaluable-course PHQ-9 response counts straight from the outcome rows."""
-    metrics, _, _ = load_inputs(report["db"], AS_OF, report["config"])
+    metrics = read_evidence_results(report["db"], AS_OF, report["config"]).tables
     rows = metrics["course_outcomes"].filter(
         (pl.col("instrument") == "PHQ-9") & pl.col("evaluable")
         & (pl.col("status") != "in_progress"))

@@ -20,7 +20,7 @@ import pytest
 from statsmodels.stats.proportion import proportion_confint
 
 from pipeline.config import load_config
-from pipeline.reports.monthly.context import write_monthly_report
+from pipeline.reports.monthly.write import write_monthly_report
 
 MONTH = "2026-10"
 PATIENT_ID = re.compile(r"P\d{5}")

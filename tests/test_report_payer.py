@@ -25,10 +25,12 @@ from pipeline.config import load_config
 from pipeline.demo import write_demo
 from pipeline.errors import InputError
 from pipeline.ingest import ingest
-from pipeline.metrics import run_metrics
-from pipeline.reports.payer.context import load_packets
+from pipeline.metrics_files import run_metrics
+from pipeline.months import parse_month
 from pipeline.reports.payer.criteria import entry_scores, payer_rules
-from pipeline.reports.payer.write import INDEX_COLUMNS, write_payer_packets
+from pipeline.reports.payer.records import load_packets
+from pipeline.reports.payer.write import INDEX_COLUMNS, NEEDS, write_payer_packets
+from pipeline.results import read_results
 
 PATIENT = "P00002"  # one IND6 course with an evaluable PHQ-9 in the 60-patient demo (seed 7)
 SMALL_MONTH = "2025-05"  # 4 active courses in that demo
@@ -242,11 +244,9 @@ def test_unknown_patient_exits_1_via_cli(demo, tmp_path):
 def test_entry_evidence_is_the_engines_baseline_wherever_one_exists(demo):
     config = demo["config"]
     rules = payer_rules(config)
-    con = duckdb.connect(str(demo["db"]), read_only=True)
-    try:
-        _, packets = load_packets(con, config, rules, month="2026-10")
-    finally:
-        con.close()
+    month = parse_month("2026-10")
+    results = read_results(demo["db"], config, month.last, needs=NEEDS)
+    packets = load_packets(results, rules, month=month)
     checked = 0
     for p in packets:
         scores = [{**s} for s in p["scores"]]

@@ -767,18 +767,22 @@ def suppress_config(tmp_path: Path) -> Path:
 
 def monthly_json(db: Path, month: str, config_path: Path) -> dict[str, Any]:
     """The report's JSON as written, without rendering a PDF (same function, same bytes)."""
-    from pipeline.reports.monthly.context import build_context, context_json, load_monthly_inputs
+    from pipeline.months import parse_month
+    from pipeline.reports.files import context_json
+    from pipeline.reports.monthly.context import build_context
+    from pipeline.reports.monthly.write import read_monthly_results
 
     config = load_config(config_path)
-    context = build_context(load_monthly_inputs(db, month, config), config)
+    report_month = parse_month(month)
+    context = build_context(read_monthly_results(db, report_month, config), report_month)
     return json.loads(context_json(context))
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The 400-patient demo with suppression on: monthly PDF + JSON and evidence PDF + JSON."""
-    from pipeline.reports.evidence.context import write_evidence_report
-    from pipeline.reports.monthly.context import write_monthly_report
+    from pipeline.reports.evidence.write import write_evidence_report
+    from pipeline.reports.monthly.write import write_monthly_report
 
     base = tmp_path_factory.mktemp("suppression")
     write_demo(base / "export", patients=400, seed=7, end=date(2026, 10, 31))
@@ -903,10 +907,13 @@ def test_suppression_off_prints_every_count(tmp_path: Path, demo: dict[str, Any]
 def test_ledger_relations_hold_and_every_leak_is_closed(demo: dict[str, Any]) -> None:
     """The report's own bookkeeping: no figure registered twice with two values, no declared
     relation that is false on the data, no leak the solver gave up on."""
-    from pipeline.reports.monthly.context import build_ledger_context, load_monthly_inputs
+    from pipeline.months import parse_month
+    from pipeline.reports.monthly.context import build_ledger_context
+    from pipeline.reports.monthly.write import read_monthly_results
 
     config = load_config(demo["config"])
-    _, ledger = build_ledger_context(load_monthly_inputs(demo["db"], "2026-10", config), config)
+    month = parse_month("2026-10")
+    _, ledger = build_ledger_context(read_monthly_results(demo["db"], month, config), month)
     assert ledger.conflicts == [] and ledger.violations == [] and ledger.unresolved == []
 
 
@@ -969,7 +976,7 @@ def _writer(folder: Path):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def hand(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    from pipeline.reports.monthly.context import write_monthly_report
+    from pipeline.reports.monthly.write import write_monthly_report
 
     base = tmp_path_factory.mktemp("hand")
     hand_export(base / "export")
@@ -1025,7 +1032,7 @@ def test_hand_built_pdf_prints_the_same_cells(hand: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize(("patients", "seed"), [(60, 1), (120, 2), (200, 3), (90, 11)])
 def test_demo_reports_pass_the_audit(tmp_path: Path, patients: int, seed: int) -> None:
-    from pipeline.reports.evidence.context import evidence_context
+    from pipeline.reports.evidence.write import evidence_context
 
     write_demo(tmp_path / "export", patients=patients, seed=seed, end=date(2026, 10, 31))
     db = tmp_path / "clinic.duckdb"

@@ -7,7 +7,6 @@ differ by dash pattern, marker and hatch (pipeline.charts styles).
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from markupsafe import Markup
@@ -15,10 +14,11 @@ from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 from pipeline.charts import FILLS, HATCHES, SERIES_STYLES, figure, to_svg
 from pipeline.formatting import is_withheld
+from pipeline.months import parse_month
 
 
 def _month_tick(month: str) -> str:
-    return date.fromisoformat(month + "-01").strftime("%b %y")
+    return parse_month(month).first.strftime("%b %y")
 
 
 def p_chart_svg(chart: dict[str, Any]) -> Markup | None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pipeline
+from pipeline.reports.files import pdf_document
 
 HEADER_ID_CHARS = 40  # ids longer than this are cut with "…" in the running header
 PDF_VARIANT = "pdf/a-3b"  # PDF/A-3 keeps attachments; never a-1/a-2 with patient data
@@ -42,7 +43,7 @@ OUTCOME_COLUMNS = [
 ]
 
 _renderer: Any = None  # one per worker process, built by init_worker
-# What payer_context.file_stem can produce: no '/', '\\', '..', control or non-ASCII character.
+# What names.file_stem can produce: no '/', '\\', '..', control or non-ASCII character.
 SAFE_STEM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,199}")
 
 
@@ -171,20 +172,17 @@ def packet_html(renderer: Any, packet: dict[str, Any]) -> str:
     pid, cid = isolate_bidi(raw_pid), isolate_bidi(raw_cid)
     # the running header is one line in the top margin: long ids are cut there (full in the body)
     header_pid, header_cid = isolate_bidi(_cut(raw_pid)), isolate_bidi(_cut(raw_cid))
-    created = packet["as_of"].isoformat()  # W3C date: the as-of day, never "now"
-    doc = {
-        "title": f"Payer documentation packet – patient {pid} – course {cid}",
-        "author": packet["clinic_name"],
-        "subject": (f"Dates of service, scale scores, outcomes and payer criteria for patient {pid}, "
-                    f"course {cid}, as of {packet['as_of'].isoformat()}"),
-        "keywords": "payer documentation, ketamine infusion, PHQ-9, treatment-resistant depression",
-        "version": pipeline.__version__,
-        "created": created,
-        "clinic_name": packet["clinic_name"],
-        "header_right": f"Patient {header_pid} · course {header_cid}",
-        "footer": (f"ketamine-outcomes {pipeline.__version__} · records as of "
-                   f"{packet['as_of'].isoformat()} · source rows attached as CSV"),
-    }
+    doc = pdf_document(
+        title=f"Payer documentation packet – patient {pid} – course {cid}",
+        subject=(f"Dates of service, scale scores, outcomes and payer criteria for patient {pid}, "
+                 f"course {cid}, as of {packet['as_of'].isoformat()}"),
+        keywords="payer documentation, ketamine infusion, PHQ-9, treatment-resistant depression",
+        created=packet["as_of"].isoformat(),  # W3C date: the as-of day, never "now"
+        clinic_name=packet["clinic_name"],
+        header_right=f"Patient {header_pid} · course {header_cid}",
+        footer=(f"ketamine-outcomes {pipeline.__version__} · records as of "
+                f"{packet['as_of'].isoformat()} · source rows attached as CSV"),
+    )
     return renderer.html(TEMPLATE, {"doc": doc, "lang": "en", "p": packet,
                                     "charts": charts_for(packet)})
 
@@ -195,7 +193,7 @@ def render_packet(task: dict[str, Any], renderer: Any = None) -> dict[str, Any]:
     packet = task["packet"]
     out_dir = Path(task["out_dir"])
     stem = packet["stem"]
-    if not SAFE_STEM.fullmatch(stem):  # payer_context.file_stem makes these; never trust blindly
+    if not SAFE_STEM.fullmatch(stem):  # names.file_stem makes these; never trust blindly
         raise ValueError(f"unsafe packet file name {stem!r}")
     html = packet_html(renderer, packet)
     if task["html"]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.config import Config, ConfigError
+from pipeline.outcomes import reduced_by_at_least
 
 MET, NOT_MET, NOT_DOCUMENTED = "met", "not met", "not documented"
 
@@ -373,7 +374,8 @@ def evaluate_continuation(outcomes: list[dict[str, Any]], rule: ContinuationRule
 
     outcomes: course_outcomes rows of this course (baseline_score, endpoint_score, pct_change,
     reliable_improvement, evaluable, not_evaluable_reason, baseline_at, endpoint_at).
-    The reduction test is the engine's own `reduced_by_at_least` comparison, without rounding.
+    The reduction test is the engine's own `reduced_by_at_least` (pipeline/outcomes.py), with
+    the payer's bar instead of `response_pct`, without rounding.
     """
     alternatives = [f"≥ {_num(rule.min_reduction_pct)}% reduction from the course baseline"]
     if rule.reliable_improvement:
@@ -389,7 +391,7 @@ def evaluate_continuation(outcomes: list[dict[str, Any]], rule: ContinuationRule
             continue
         evaluable = True
         baseline, endpoint = row["baseline_score"], row["endpoint_score"]
-        reduced = endpoint * 100 <= baseline * (100 - rule.min_reduction_pct)
+        reduced = bool(reduced_by_at_least(endpoint, baseline, rule.min_reduction_pct))
         reliable = bool(row["reliable_improvement"]) if rule.reliable_improvement else False
         line = (f"{instrument} baseline {_num(baseline)} ({_day(row['baseline_at'])}) → latest "
                 f"{_num(endpoint)} ({_day(row['endpoint_at'])}): change {_pct(row['pct_change'])}")
