@@ -13,6 +13,7 @@ from pipeline.outcomes import OutcomeFrames, reduced_by_at_least, safety_item
 from pipeline.stats import wilson
 
 GROUP = ["protocol_id", "instrument"]
+HIGH_BP = (180, 110)  # mmHg: an infusion reaching systolic >= 180 or diastolic >= 110 (Safety)
 
 # `protocol_summary.csv` (README "Outputs"), in this order; extra columns follow.
 PROTOCOL_SUMMARY_COLUMNS = [
@@ -272,9 +273,10 @@ def safety(frames: OutcomeFrames) -> tuple[pl.DataFrame, pl.DataFrame]:
     Returns (per-scope summary, adverse events per 100 administered infusions by type).
     High BP share is over infusions with a blood pressure recorded.
     """
+    systolic, diastolic = HIGH_BP
     infusions = frames.course_infusions.with_columns(
-        high_bp=(pl.col("bp_systolic_max") >= 180).fill_null(False)
-        | (pl.col("bp_diastolic_max") >= 110).fill_null(False),
+        high_bp=(pl.col("bp_systolic_max") >= systolic).fill_null(False)
+        | (pl.col("bp_diastolic_max") >= diastolic).fill_null(False),
         bp_recorded=pl.col("bp_systolic_max").is_not_null()
         | pl.col("bp_diastolic_max").is_not_null(),
     )

@@ -103,10 +103,10 @@ class TimingClass:
     first: int
     last: int | None = None
 
-    def span(self, at_least: str = "≥ ") -> str:
-        """'1–2', or for the open class `at_least` + first ('≥ 5', '≥5', ...)."""
+    def span(self, open_end: str = "≥ {}") -> str:
+        """'1–2'; the open class as `open_end` with its first ('≥ 5', '≥5', '5 or more')."""
         if self.last is None:
-            return f"{at_least}{self.first}"
+            return open_end.format(self.first)
         return f"{self.first}–{self.last}"
 
     def holds(self, n: int) -> bool:

@@ -104,8 +104,8 @@ def test_mix_verdict_and_withheld_bounds():
     # "<11 of 87" same-day halvings: rate <= 10/87 = 11.5%, Wilson high of 10/87 ~ 20% < 50%
     entry = rate_entry(8, 87, 10)
     assert entry["rate"] is None and entry["ceiling"] == pytest.approx(10 / 87)
-    assert bound_verdict(entry, 0.5, 1.0).text == "not supported (firm)"
-    assert bound_verdict(entry, 0.05, 0.3).verdict == "cannot be measured"
+    assert bound_verdict(entry, 0.5, 1.0, 10).text == "not supported (firm)"
+    assert bound_verdict(entry, 0.05, 0.3, 10).verdict == "cannot be measured"
 
 
 def test_small_cells_and_complementary_suppression():

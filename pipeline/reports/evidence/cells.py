@@ -89,7 +89,7 @@ def register_cells(cells: Ledger, counts: dict[tuple[str, str], dict[str, Any]],
             cells.split(nip, [c["itt"]], ek(pid, inst, "no baseline"))
             if inst != instrument and int(crow["evaluable"]) > 0:
                 cells.show(c["evaluable"], keep=2)
-                for _, _, (k, n), _ in RATE_ROWS[:3]:
+                for _, (k, n), _ in RATE_ROWS[:3]:
                     print_rate(cells, c[k], c[n])
         c = registered[(pid, instrument)]
         print_rates(cells, c, keep=1)  # the protocol's own rates: withheld last

@@ -43,7 +43,9 @@ def forest_rows(section: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def forest_plot(section: dict[str, Any]) -> Markup:
+def forest_plot(section: dict[str, Any], axis_label: str) -> Markup:
+    """Published response rates with their intervals, the pooled p0 and the clinic last;
+    `axis_label` names the rate (the configured response definition)."""
     rows = forest_rows(section)
     height = 14 + 5.2 * len(rows)
     fig, ax = plt.subplots(figsize=(170 * MM, height * MM), layout="constrained")
@@ -74,7 +76,7 @@ def forest_plot(section: dict[str, Any]) -> Markup:
     ax.set_xlim(0, 1)
     ax.set_ylim(-0.7, len(rows) - 0.3)
     ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
-    ax.set_xlabel("Response rate (≥50% reduction) with 95% Wilson interval")
+    ax.set_xlabel(axis_label)
     ax.grid(axis="y", visible=False)
     ax.tick_params(axis="y", length=0)
     return to_svg(fig)

@@ -9,6 +9,8 @@ from typing import Any
 import polars as pl
 
 from pipeline.formatting import Suppressed
+from pipeline.methods import Labels
+from pipeline.outcomes import TIMING_CLASSES
 from pipeline.reports.evidence.cells import CLAIM_INFUSIONS, DURABILITY_DAYS, km_frames, km_point
 from pipeline.reports.evidence.compare import (
     NOT_MEASURABLE,
@@ -23,6 +25,8 @@ from pipeline.reports.suppression import CountRef, Ledger
 
 MOST = (0.5, 1.0)  # "most patients"
 NON_RESPONSE_CLAIM = (0.2, 0.3)  # "about 20-30% do not respond"
+TIMING_MEASURE = "Responders by infusions to response: " + ", ".join(
+    f"{cls.key} {cls.span('≥{}')}" for cls in TIMING_CLASSES)
 
 
 def _verdict_dict(v: Verdict) -> dict[str, Any]:
@@ -42,7 +46,7 @@ def _km_estimate(cells: Ledger, pid: str, instrument: str, name: str,
     if not all(cells.shown(m) for m in members):
         return {"rate": None, "low": None, "high": None, "suppressed": True,
                 "subjects": subjects if isinstance(subjects, Suppressed) else None,
-                "reason": "fewer than 11 courses in a cell"}
+                "reason": f"fewer than {cells.small_cell_max + 1} courses in a cell"}
     if not point.followed_to_time:
         return {"rate": None, "low": None, "high": None, "suppressed": False,
                 "subjects": point.subjects, "reason": f"no course followed to {at:g}"}
@@ -62,23 +66,26 @@ def _mix_share(entry: dict[str, Any]) -> tuple[float, float, float] | None:
     return None
 
 
-def bound_verdict(entry: dict[str, Any], claim_low: float, claim_high: float) -> Verdict:
+def bound_verdict(entry: dict[str, Any], claim_low: float, claim_high: float,
+                  small_cell_max: int) -> Verdict:
     """Verdict for a withheld rate from what "<11" implies: rate <= ceiling or >= floor."""
+    fewer = f"fewer than {small_cell_max + 1} courses"
     if "ceiling" in entry:
         if entry["ceiling"] < claim_low:
             firm = entry["ceiling_high"] < claim_low
             return Verdict("not supported", "firm" if firm else "tentative",
-                           "fewer than 11 courses: the rate is below the claimed range")
+                           f"{fewer}: the rate is below the claimed range")
     elif entry["floor"] > claim_high:
         firm = entry["floor_low"] > claim_high
         return Verdict("not supported", "firm" if firm else "tentative",
-                       "all but fewer than 11 courses: the rate is above the claimed range")
-    return Verdict(NOT_MEASURABLE, None, "withheld: fewer than 11 courses in a cell")
+                       f"all but {fewer}: the rate is above the claimed range")
+    return Verdict(NOT_MEASURABLE, None, f"withheld: {fewer} in a cell")
 
 
 def claims_for(protocol: dict[str, Any], c: dict[str, CountRef] | None,
                metrics: dict[str, pl.DataFrame], cells: Ledger, instrument: str,
-               settings: EvidenceSettings, refs: dict[str, int]) -> list[dict[str, Any]]:
+               settings: EvidenceSettings, refs: dict[str, int], labels: Labels
+               ) -> list[dict[str, Any]]:
     pid = protocol["protocol_id"]
     planned = int(protocol.get("planned_infusions") or 0)
     claims: list[dict[str, Any]] = []
@@ -92,7 +99,7 @@ def claims_for(protocol: dict[str, Any], c: dict[str, CountRef] | None,
     def judge(entry: dict[str, Any] | None, lo: float, hi: float, missing: str) -> Verdict:
         if entry is not None and entry.get("rate") is None and ("ceiling" in entry
                                                                 or "floor" in entry):
-            return bound_verdict(entry, lo, hi)
+            return bound_verdict(entry, lo, hi, cells.small_cell_max)
         if entry is None or entry.get("rate") is None:
             reason = (entry or {}).get("reason") or missing
             return range_verdict(None, None, None, lo, hi, reason)
@@ -108,7 +115,8 @@ def claims_for(protocol: dict[str, Any], c: dict[str, CountRef] | None,
     mean_change = (same[0]["mean_change"] if same and entry is not None
                    and cells.shown(measured) else None)
     add("relief_hour", "Relief within about an hour",
-        "Share with a ≥50% same-day reduction after infusion 1 (pre and same-day post score)",
+        f"Share with a ≥{labels.response_pct}% same-day reduction after infusion 1 (pre and "
+        "same-day post score)",
         "most patients: 50–100%", entry,
         judge(entry, *MOST, "no infusion 1 with a pre and a same-day post score"),
         extra=(f"mean same-day change {_signed(mean_change)} points"
@@ -139,36 +147,38 @@ def claims_for(protocol: dict[str, Any], c: dict[str, CountRef] | None,
     # 3. Early / gradual / late mix
     if c is None or planned < 5:
         add("timing_mix", "Early responders after 1–2 infusions, late responders after 4–5",
-            "Responders by infusions to response: early 1–2, gradual 3–4, late ≥5",
+            TIMING_MEASURE,
             "each of early and late ≥10% of responders", None,
             Verdict(NOT_MEASURABLE, None, f"the plan has {planned} infusion(s), fewer than 5"
                     if planned < 5 else "no rated courses"),
             needs="a protocol with at least 5 infusions and scores between infusions")
     else:
         ever = CountRef(ek(pid, instrument, "ever responded"))
-        shares = {cls: ledger_entry(cells, CountRef(ek(pid, instrument, cls)), ever)
-                  for cls in ("early", "gradual", "late")}
+        shares = {cls.key: ledger_entry(cells, CountRef(ek(pid, instrument, cls.key)), ever)
+                  for cls in TIMING_CLASSES}
         early, late = shares["early"], shares["late"]
         verdict = mix_verdict(_mix_share(early), _mix_share(late),
-                              missing_reason="a class is withheld (fewer than 11 courses)")
+                              missing_reason=f"a class is withheld ({labels.fewer_than()} "
+                                             "courses)")
         add("timing_mix", "Early responders after 1–2 infusions, late responders after 4–5",
-            "Responders by infusions to response: early 1–2, gradual 3–4, late ≥5",
+            TIMING_MEASURE,
             "each of early and late ≥10% of responders", None, verdict,
             needs="scores between infusions")
-        claims[-1]["mix"] = [{"label": lbl, **shares[cls]} for cls, lbl in
-                             (("early", "early (1–2)"), ("gradual", "gradual (3–4)"),
-                              ("late", "late (≥5)"))]
+        claims[-1]["mix"] = [{"label": f"{cls.key} ({cls.span('≥{}')})", **shares[cls.key]}
+                             for cls in TIMING_CLASSES]
         claims[-1]["mix_n"] = cells.printed(ever)
 
     # 4. "About 20-30% do not respond" -> non-response, and did not reach response
-    rates = clinic_rates(cells, c) if c is not None else None
+    rates = clinic_rates(cells, c, labels) if c is not None else None
     non = rates["rows"][2]["evaluable"] if rates else None
     not_resp = rates["rows"][3]["evaluable"] if rates else None
     add("non_response", "About 20–30% do not respond",
-        "Non-response: <25% reduction at endpoint (evaluable courses)", "20–30%", non,
+        f"Non-response: <{labels.partial_pct}% reduction at endpoint (evaluable courses)",
+        "20–30%", non,
         judge(non, *NON_RESPONSE_CLAIM, "no rated courses"))
     add("not_response", "About 20–30% do not respond (read as: did not reach response)",
-        "Did not reach response: <50% reduction (non-response plus partial response)", "20–30%",
+        f"Did not reach response: <{labels.response_pct}% reduction (non-response plus "
+        "partial response)", "20–30%",
         not_resp, judge(not_resp, *NON_RESPONSE_CLAIM, "no rated courses"),
         extra="the reading used by published trials (the complement of response)")
 

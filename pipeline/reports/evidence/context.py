@@ -20,13 +20,20 @@ import polars as pl
 
 import pipeline
 from pipeline.config import Config
-from pipeline.methods import methods_sentences
-from pipeline.reports.evidence.cells import completion_counts, register_cells
+from pipeline.methods import Labels, methods_sentences
+from pipeline.methods import labels as methods_labels
+from pipeline.reports.evidence.cells import (
+    CLAIM_INFUSIONS,
+    DURABILITY_DAYS,
+    completion_counts,
+    register_cells,
+)
 from pipeline.reports.evidence.claims import claims_for
 from pipeline.reports.evidence.compare import VERDICT_RULES
 from pipeline.reports.evidence.families import MATCH_RULE, EvidenceSettings
 from pipeline.reports.evidence.rates import (
     RATE_COUNTS,
+    SEVERE_BASELINES,
     clinic_rates,
     ek,
     ledger_entry,
@@ -37,6 +44,7 @@ from pipeline.reports.evidence.studies import family_comparison, references_for
 from pipeline.reports.suppression import CountRef, Ledger
 from pipeline.results import Results
 
+STUDY_RESPONSE_PCT = "50"  # the published studies' response: a reduction of at least 50%
 # cited whenever the registry holds them (the caveats and the durability claim quote them)
 ALWAYS_CITED = ("murrough2013_biolpsych", "lii2023_masked", "oliver2022_10inf")
 
@@ -49,14 +57,14 @@ def report_protocols(results: Results) -> pl.DataFrame:
 
 
 def _case_mix(cells: Ledger, pid: str, row: dict[str, Any], instrument: str,
-              config: Config) -> dict[str, Any]:
+              config: Config, labels: Labels) -> dict[str, Any]:
     c = CountRef(ek(pid, instrument, "evaluable"))
     case = {name: CountRef(ek(pid, instrument, "case_" + name)) for name in
             [*RATE_COUNTS, "not_responding", "itt_non_response", "itt_not_responding",
              "no endpoint"]}
     case["gap"] = case["no endpoint"]
     share10 = ledger_entry(cells, case["evaluable"], c)
-    rates = clinic_rates(cells, case)
+    rates = clinic_rates(cells, case, labels)
     restricted_hidden = share10["suppressed"] or all(
         r[key]["suppressed"] for r in rates["rows"][:3] for key in ("evaluable", "itt"))
     if restricted_hidden:
@@ -64,7 +72,7 @@ def _case_mix(cells: Ledger, pid: str, row: dict[str, Any], instrument: str,
             for key in ("evaluable", "itt"):
                 r[key] = {**r[key], "rate": None, "low": None, "high": None, "numerator": None,
                           "denominator": None, "suppressed": True,
-                          "reason": "withheld: would reveal fewer than 11 courses"}
+                          "reason": f"withheld: would reveal {labels.fewer_than()} courses"}
                 for bound in ("ceiling", "ceiling_high", "floor", "floor_low"):
                     r[key].pop(bound, None)
         rates["evaluable"] = rates["itt"] = None
@@ -76,8 +84,9 @@ def _case_mix(cells: Ledger, pid: str, row: dict[str, Any], instrument: str,
         "q1_baseline": row["q1_baseline"] if evaluable_shown else None,
         "q3_baseline": row["q3_baseline"] if evaluable_shown else None,
         "share_caseness": share10,
-        "share_15": ledger_entry(cells, CountRef(ek(pid, instrument, "baseline >= 15")), c),
-        "share_20": ledger_entry(cells, CountRef(ek(pid, instrument, "baseline >= 20")), c),
+        **{f"share_{limit}": ledger_entry(cells, CountRef(ek(pid, instrument,
+                                                              f"baseline >= {limit}")), c)
+           for limit in SEVERE_BASELINES},
         "restricted": rates,
     }
 
@@ -93,6 +102,7 @@ def build_ledger_context(results: Results, settings: EvidenceSettings
     config, as_of, metrics = results.config, results.as_of, results.tables
     protocols = report_protocols(results)
     k = config.definitions.small_cell_max
+    labels = methods_labels(config.definitions)
     instrument = settings.primary_instrument
     counts = {(r["protocol_id"], r["instrument"]): r
               for r in outcome_counts(metrics["course_outcomes"], config.instruments).to_dicts()}
@@ -134,8 +144,8 @@ def build_ledger_context(results: Results, settings: EvidenceSettings
             section["rates"] = None
             section["case_mix"] = None
         else:
-            section["rates"] = clinic_rates(cells, c)
-            section["case_mix"] = _case_mix(cells, pid, row, instrument, config)
+            section["rates"] = clinic_rates(cells, c, labels)
+            section["case_mix"] = _case_mix(cells, pid, row, instrument, config, labels)
             response = section["rates"]["rows"][0]["evaluable"]
             remission = section["rates"]["rows"][1]["evaluable"]
             case_response = section["case_mix"]["restricted"]["rows"][0]["evaluable"]
@@ -145,13 +155,14 @@ def build_ledger_context(results: Results, settings: EvidenceSettings
         section["populations"] = sorted({settings.registry[sid].population
                                          for f in families for sid in f.pooled})
         section["other_instruments"] = [
-            {"instrument": inst, **clinic_rates(cells, registered[(pid, inst)])}
+            {"instrument": inst, **clinic_rates(cells, registered[(pid, inst)], labels)}
             for inst in config.instruments
             if inst != instrument and (pid, inst) in counts and counts[(pid, inst)]["evaluable"] > 0
             and row is not None
         ]
         if (p.get("phase") or "") != "maintenance":
-            section["claims"] = claims_for(p, c, metrics, cells, instrument, settings, refs)
+            section["claims"] = claims_for(p, c, metrics, cells, instrument, settings, refs,
+                                           labels)
         sections.append(section)
 
     summary = [_summary_row(s) for s in sections]
@@ -167,7 +178,7 @@ def build_ledger_context(results: Results, settings: EvidenceSettings
             verdicts.append(found["verdict"]["text"] if found else "not assessed")
         claim_matrix.append({"key": key, "claim": label, "cells": verdicts})
 
-    caveats = _caveats(settings, refs)
+    caveats = _caveats(settings, refs, config, labels)
     registry = settings.registry_path
     return {
         "report": "evidence",
@@ -190,7 +201,7 @@ def build_ledger_context(results: Results, settings: EvidenceSettings
         "excluded_source_rows": [{"study_id": s, "reason": r}
                                  for s, r in EXCLUDED_SOURCE_ROWS.items()],
         "methods": methods_sentences(config),
-        "evidence_methods": _evidence_methods(k),
+        "evidence_methods": _evidence_methods(labels),
         "definitions_in_force": config.definitions_in_force(),
     }, cells
 
@@ -212,15 +223,23 @@ def _summary_row(section: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _caveats(settings: EvidenceSettings, refs: dict[str, int]) -> list[str]:
+def _caveats(settings: EvidenceSettings, refs: dict[str, int], config: Config,
+             labels: Labels) -> list[str]:
     reg = settings.registry
+    primary = settings.primary_instrument
+    primary_text = "the self-rated PHQ-9" if primary == "PHQ-9" else f"the {primary}"
+    rp = labels.response_pct
+    response = (f"Response (≥{rp}% reduction) is defined the same way" if rp == STUDY_RESPONSE_PCT
+                else f"The clinic's response (≥{rp}% reduction) is not the studies' (≥"
+                     f"{STUDY_RESPONSE_PCT}% reduction)")
     out = [
         "Instruments differ: most trials rate the MADRS (clinician) or QIDS-SR-16; the clinic's "
-        "primary instrument is the self-rated PHQ-9. Response (≥50% reduction) is defined the same "
-        "way, but scales are not interchangeable.",
+        f"primary instrument is {primary_text}. {response}, "
+        "but scales are not interchangeable.",
         "Timepoints differ: many trials rate 24 hours after an infusion, and response rated then "
         "runs higher than response rated later (e.g. before the next infusion); the clinic's "
-        "endpoint is the last score up to 14 days after the last infusion.",
+        "endpoint is the last score up to "
+        f"{config.definitions.endpoint_window_days} days after the last infusion.",
         "Completer analyses run higher than intention-to-treat: the clinic's evaluable-course rate "
         "is compared with the studies; its ITT rate is printed beside it.",
     ]
@@ -245,7 +264,8 @@ def _caveats(settings: EvidenceSettings, refs: dict[str, int]) -> list[str]:
     return out
 
 
-def _evidence_methods(k: int) -> list[dict[str, str]]:
+def _evidence_methods(labels: Labels) -> list[dict[str, str]]:
+    k, fewer, small = labels.small_cell_max, labels.fewer_than(), labels.small_range()
     return [
         {"definition": "Benchmark p0", "text": "For each family of comparable studies, p0 is the "
          "n-weighted mean of the pooled studies' published rates: p0 = Σ nᵢpᵢ / Σ nᵢ. Only rows "
@@ -260,12 +280,13 @@ def _evidence_methods(k: int) -> list[dict[str, str]]:
         {"definition": "Intention to treat", "text": "ITT rates divide by every course not in "
          "progress with a baseline above 0; a course without an endpoint counts as not responding "
          "(and, for ITT non-response, as non-response)."},
-        {"definition": "Kaplan–Meier intervals", "text": "Cumulative response after 4 infusions and "
-         "durability at 28 days are Kaplan–Meier estimates with 95% Greenwood intervals on the "
-         "log(−log) scale; they are withheld when fewer than 11 courses contribute."},
+        {"definition": "Kaplan–Meier intervals", "text": "Cumulative response after "
+         f"{CLAIM_INFUSIONS} infusions and durability at {DURABILITY_DAYS} days are Kaplan–Meier "
+         "estimates with 95% Greenwood intervals on the log(−log) scale; they are withheld when "
+         f"{fewer} courses contribute."},
         {"definition": "Small cells", "text": f"Always on in this report: counts from 1 to {k} "
-         f"print as \"<{k + 1}\" and rates built on them are withheld, as are rates whose "
-         "complement is 1–10. Complementary suppression: no count of 1–10 may be worked out "
+         f"print as \"{labels.marker}\" and rates built on them are withheld, as are rates whose "
+         f"complement is {small}. Complementary suppression: no count of {small} may be worked out "
          "from the printed ones either. Every printed rate counts as printing its numerator and "
          "denominator (its interval gives them away), and the relations among them are checked "
          "together: response + partial + non-response = evaluable courses; ITT = evaluable + "

@@ -11,6 +11,7 @@ from typing import Any
 import polars as pl
 
 from pipeline.formatting import Suppressed
+from pipeline.methods import Labels
 from pipeline.metrics import GROUP, protocol_summary
 from pipeline.outcomes import TIMING_CLASSES, instrument_frame
 from pipeline.reports.evidence.compare import is_small, rate_withheld
@@ -37,7 +38,7 @@ def rate_entry(numerator: int, denominator: int, k: int, hide: bool = False,
             "numerator": Suppressed(k) if is_small(numerator, k) else None,
             "denominator": Suppressed(k) if is_small(denominator, k) else denominator,
             "suppressed": True,
-            "reason": reason or "fewer than 11 courses in a cell",
+            "reason": reason or f"fewer than {k + 1} courses in a cell",
         }
         # What "<11 of n" already tells (the rate is at most k/n, or at least (n-k)/n): enough to
         # judge a claim far from it without printing the count.
@@ -120,19 +121,22 @@ def outcome_counts(course_outcomes: pl.DataFrame, instruments: dict[str, Any]) -
 # ---------------------------------------------------------------------------------------------
 # Cells of the report and the relations among them (registered before anything is printed)
 
-RATE_ROWS = [  # key, label, (numerator, denominator) for evaluable and for ITT
-    ("response", "Response (≥50% reduction)", ("responders", "evaluable"),
-     ("responders", "itt")),
-    ("remission", "Remission (endpoint at or below the cut-off)",
-     ("remitters", "remission_evaluable"), ("remitters", "itt_remission")),
-    ("non_response", "Non-response (<25% reduction)", ("non_responders", "evaluable"),
-     ("itt_non_response", "itt")),
-    ("not_response", "Did not reach response (<50% reduction)", ("not_responding", "evaluable"),
-     ("itt_not_responding", "itt")),
+RATE_ROWS = [  # key, (numerator, denominator) for evaluable and for ITT
+    ("response", ("responders", "evaluable"), ("responders", "itt")),
+    ("remission", ("remitters", "remission_evaluable"), ("remitters", "itt_remission")),
+    ("non_response", ("non_responders", "evaluable"), ("itt_non_response", "itt")),
+    ("not_response", ("not_responding", "evaluable"), ("itt_not_responding", "itt")),
 ]
 
 
-GAP_REASON = "withheld: would reveal fewer than 11 courses without an endpoint"
+def rate_labels(labels: Labels) -> dict[str, str]:
+    """The rate table's row labels, with the configured cut-offs."""
+    return {
+        "response": f"Response (≥{labels.response_pct}% reduction)",
+        "remission": "Remission (endpoint at or below the cut-off)",
+        "non_response": f"Non-response (<{labels.partial_pct}% reduction)",
+        "not_response": f"Did not reach response (<{labels.response_pct}% reduction)",
+    }
 
 
 def ek(protocol: str, instrument: str | None, what: str) -> tuple[str, str, str | None, str]:
@@ -185,7 +189,7 @@ def print_rates(cells: Ledger, c: dict[str, CountRef], rows: int = 4, keep: int 
     """The rate table: evaluable-course rates are kept longest (the evaluable count last of
     all: every comparison with the studies rests on it), ITT rates give way first."""
     cells.show(c["evaluable"], keep=keep + 2)
-    for key, _, evaluable, itt in RATE_ROWS[:rows]:
+    for key, evaluable, itt in RATE_ROWS[:rows]:
         # the response rate is the figure set against the published benchmark: its
         # responders give way after every other numerator
         numerator_keep = keep + 1 if key == "response" and keep else keep
@@ -194,15 +198,17 @@ def print_rates(cells: Ledger, c: dict[str, CountRef], rows: int = 4, keep: int 
         print_rate(cells, c[itt[0]], c[itt[1]], 0, keep + 1)
 
 
-def clinic_rates(cells: Ledger, c: dict[str, CountRef]) -> dict[str, Any]:
+def clinic_rates(cells: Ledger, c: dict[str, CountRef], labels: Labels) -> dict[str, Any]:
     """Response, remission, non-response, did-not-reach-response (evaluable and ITT)."""
     gap_small = cells.small(cells.value(c["gap"]))
+    names = rate_labels(labels)
     rows = []
-    for key, label, evaluable, itt in RATE_ROWS:
+    for key, evaluable, itt in RATE_ROWS:
         itt_entry = ledger_entry(cells, c[itt[0]], c[itt[1]])
         if itt_entry["suppressed"] and gap_small:
-            itt_entry["reason"] = GAP_REASON
-        row = {"key": key, "label": label,
+            itt_entry["reason"] = (f"withheld: would reveal {labels.fewer_than()} courses "
+                                   "without an endpoint")
+        row = {"key": key, "label": names[key],
                "evaluable": ledger_entry(cells, c[evaluable[0]], c[evaluable[1]]),
                "itt": itt_entry}
         if key == "non_response":

@@ -13,9 +13,11 @@ from typing import Any
 from pipeline.config import Config
 from pipeline.errors import InputError
 from pipeline.formatting import finite
+from pipeline.methods import labels
 from pipeline.reports.evidence.charts import forest_plot, funnel_plot
 from pipeline.reports.evidence.context import build_context
 from pipeline.reports.evidence.families import evidence_settings
+from pipeline.reports.evidence.view import build_view
 from pipeline.reports.files import pdf_document, report_timestamp, w3c, write_pdf_and_json
 from pipeline.results import Results, read_results
 
@@ -45,11 +47,13 @@ def write_evidence(results: Results, out_dir: Path) -> list[Path]:
     """evidence-YYYY-MM-DD.pdf and .json in out_dir from `results`; returns [pdf, json]."""
     config, as_of = results.config, results.as_of
     context = finite(build_context(results, evidence_settings(config)))
+    printed = labels(config.definitions)
+    axis = f"Response rate (≥{printed.response_pct}% reduction) with 95% Wilson interval"
     charts = {}
     for section in context["protocols"]:
         if section["families"]:
             charts[section["protocol_id"]] = {
-                "forest": forest_plot(section),
+                "forest": forest_plot(section, axis),
                 "funnel": funnel_plot(section),
             }
     created = report_timestamp(as_of)
@@ -61,11 +65,12 @@ def write_evidence(results: Results, out_dir: Path) -> list[Path]:
         created=w3c(created),
         clinic_name=config.clinic.name,
         header_right=f"Evidence comparison · as of {as_of.isoformat()}",
-        footer="Aggregate figures only; counts of 1–10 are printed as <11. "
-               "No patient identifiers.",
+        footer=f"Aggregate figures only; counts of {printed.small_range()} are printed as "
+               f"{printed.marker}. No patient identifiers.",
     )
     return write_pdf_and_json(out_dir, f"evidence-{as_of.isoformat()}", context, TEMPLATE,
-                              config.clinic.page_size, created, doc, ctx=context, charts=charts)
+                              config.clinic.page_size, created, doc, ctx=context,
+                              view=build_view(context, config), charts=charts)
 
 
 def write_evidence_report(db_path: str | Path, as_of: date, out_dir: Path,

@@ -14,6 +14,7 @@ from pipeline.months import Month, parse_month
 from pipeline.reports.files import pdf_document, report_timestamp, w3c, write_pdf_and_json
 from pipeline.reports.monthly.charts import chart_svgs
 from pipeline.reports.monthly.context import build_context
+from pipeline.reports.monthly.view import build_view
 from pipeline.results import Results, read_results
 
 TEMPLATE = "monthly.html.j2"
@@ -47,7 +48,7 @@ def write_monthly(results: Results, month: Month, out_dir: Path) -> list[Path]:
     )
     return write_pdf_and_json(out_dir, f"monthly-{month.text}", context, TEMPLATE,
                               config.clinic.page_size, created, doc, r=context,
-                              charts=chart_svgs(context))
+                              view=build_view(context, config), charts=chart_svgs(context))
 
 
 def write_monthly_report(db_path: str | Path, month: str, out_dir: Path,

@@ -37,6 +37,9 @@ CODE_DESCRIPTIONS = {
 SEX_TEXT = {"m": "male", "male": "male", "f": "female", "female": "female"}
 
 
+# whether a prior trial counts toward treatment resistance (criteria.classify_trial)
+COUNTS_TEXT = {"counts": "yes", "incomplete": "incomplete"}
+
 CATEGORY_TEXT = {
     "response": "Response",
     "partial_response": "Partial response",
@@ -176,7 +179,8 @@ def build_packet(
     for t in classified_trials:
         weeks = ((t["end_date"] - t["start_date"]).days / 7) if t.get("end_date") else None
         trial_rows.append({**t, "weeks": weeks,
-                           "adequate_text": _yes_no(t.get("adequate_dose"), "not documented")})
+                           "adequate_text": _yes_no(t.get("adequate_dose"), "not documented"),
+                           "counts_text": COUNTS_TEXT.get(t["qualifies"], "no")})
 
     stem = file_stem(course["patient_id"], course["course_id"])
     return {
