@@ -339,7 +339,7 @@ def case_mix(
     """The case-mix comparison for the 12 months ending with `month` (YYYY-MM).
 
     course_outcomes: compute_outcomes(...).course_outcomes as of the month's last day;
-    units: monthly.course_units(frames, sessions) (site and provider of infusion 1);
+    units: reports.monthly.units.course_units(frames, sessions) (site and provider of infusion 1);
     inputs: read_case_mix_inputs (patients, treatment_history); instruments: the registry in
     force; resistance: payer_rules(config).resistance (what an adequate trial is);
     preferred_instrument: the report's headline instrument.

@@ -1,4 +1,5 @@
-"""Command-line interface (SPEC §3). Argument parsing only: each command calls a library function.
+"""Command-line interface (README "Commands"). Argument parsing only: each command calls a
+library function.
 
 Exit codes: 0 done; 1 the input had errors that stopped the run; 2 usage.
 """
@@ -23,7 +24,8 @@ CONFIG_OPTION = click.option(
     "config_path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="TOML file overriding the SPEC's definitions (windows, cut-offs, instruments).",
+    help="TOML file overriding the definitions (windows, cut-offs, instruments; "
+         "docs/definitions.md lists every key).",
 )
 
 
@@ -102,7 +104,8 @@ def demo(data_dir: Path, patients: int, seed: int, end) -> None:  # type: ignore
               help="DuckDB database file (created if missing).")
 @click.option("--format", "source_format", type=click.Choice(["canonical", "redcap", "fhir"]),
               default="canonical", show_default=True,
-              help="canonical: SPEC files (protocols, patients, sessions, assessments, "
+              help="canonical: the export files of README \"Input\" (protocols, patients, "
+                   "sessions, assessments, "
                    "treatment_history); redcap: a REDCap flat CSV export + data dictionary; "
                    "fhir: FHIR R4 Bulk Data NDJSON files.")
 @click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -166,10 +169,13 @@ def run(data_dir: Path, out_dir: Path, month: str | None, key_file: Path | None,
 @CONFIG_OPTION
 def metrics(db_path: Path, as_of, out_dir: Path, key_file: Path | None,  # type: ignore[no-untyped-def]
             load: int | None, config_path: Path | None) -> None:
-    """Compute course outcomes and protocol rates (SPEC §2) as of a day and write them.
+    """Compute course outcomes and protocol rates as of a day and write them.
 
-    Writes course_outcomes.csv, protocol_summary.csv and metrics.json into OUT and replaces
-    the result tables in the database, so reports read one place.
+    Every definition (course, baseline, endpoint, response, ...) is in docs/definitions.md.
+
+    Writes course_outcomes.csv, protocol_summary.csv and metrics.json into OUT and stores the
+    results in the database: a report for the same as-of day, load and config reads them
+    instead of computing again.
     """
     from pipeline.metrics_files import run_metrics
 

@@ -1,6 +1,6 @@
-"""TOML config -> frozen dataclasses holding SPEC §2 defaults.
+"""TOML config -> frozen dataclasses holding the default definitions (docs/definitions.md).
 
-Every key is optional; a missing file section means the SPEC default. Unknown keys are an
+Every key is optional; a missing file section means the default. Unknown keys are an
 error (a typo in `course_gap_dayz` must not silently fall back to 30).
 """
 
@@ -95,7 +95,7 @@ def _section(name: str, cls: type, values: Any, path: Path) -> Any:
 
 
 def load_config(path: str | Path | None = None) -> Config:
-    """Read a TOML config; None gives the SPEC defaults."""
+    """Read a TOML config; None gives the defaults."""
     if path is None:
         return Config()
     path = Path(path)

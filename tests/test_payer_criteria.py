@@ -1,4 +1,4 @@
-"""Payer criteria verdicts (pipeline/reports/payer_criteria.py) on hand-worked cases.
+"""Payer criteria verdicts (pipeline/reports/payer/criteria.py) on hand-worked cases.
 
 Infusion 1 of every case starts 2026-02-02 09:00 (the SPEC §2 worked example's course).
 """

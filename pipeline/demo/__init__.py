@@ -1,6 +1,6 @@
 """Synthetic clinic export for demos, tests and benchmarks (`outcomes demo`).
 
-`write_demo` writes the four canonical files of SPEC §1 (protocols, patients, sessions,
+`write_demo` writes the four canonical files of README "Input" (protocols, patients, sessions,
 assessments) for a made-up three-site clinic: about 18 months of inductions (IND6, TW4,
 SINGLE), maintenance (MAINT) and repeat inductions ending on `end`, with PHQ-9, GAD-7 and
 MADRS scores driven by latent response trajectories, drop-outs, missing scores, and a

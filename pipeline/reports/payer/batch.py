@@ -1,7 +1,7 @@
 """Rendering payer packets: one PDF/A-3b per packet, in parallel worker processes.
 
 Workers are spawned (`multiprocessing.get_context("spawn").Pool(..., maxtasksperchild=50)`,
-TECH-NOTES: ProcessPoolExecutor(max_tasks_per_child) hangs on 3.11) and each builds its Renderer
+ProcessPoolExecutor(max_tasks_per_child) hangs on Python 3.11) and each builds its Renderer
 once in the initializer. A task is a plain dict built in the parent; the worker draws the
 charts, renders HTML and PDF, writes the files and returns (file, pages, sha256).
 """

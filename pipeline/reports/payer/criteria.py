@@ -1,4 +1,5 @@
-"""Payer criteria for documentation packets (domain.md §6): rule sets, config, verdicts.
+"""Payer criteria for documentation packets (README "Configuration", [payer]): rule sets,
+config, verdicts.
 
 A criterion is evaluated on one course's plain data and returns a verdict — `met`, `not met`
 or `not documented` — with the evidence used (which score, date and value; which trials), so a
@@ -243,9 +244,10 @@ def entry_scores(scores: list[dict[str, Any]], course_start: dt.datetime, rule: 
                  ) -> dict[str, dict[str, Any] | None]:
     """Per threshold instrument, the score that documents baseline severity (or None).
 
-    Same choice rule as SPEC §2 "Baseline" (latest `scored_at` not after the start of infusion 1;
-    ties -> the higher score), with the payer's own window: so when window_days >=
-    baseline_window_days it is the course baseline of the outcomes engine whenever one exists.
+    Same choice rule as the baseline (docs/definitions.md "Baseline"; latest `scored_at` not
+    after the start of infusion 1; ties -> the higher score), with the payer's own window: so
+    when window_days >= baseline_window_days it is the course baseline of the outcomes engine
+    whenever one exists.
     scores: dicts with instrument, scored_at, score_day, total_score.
     """
     first_day = course_start.date()
@@ -370,7 +372,7 @@ def evaluate_resistance(trials: list[dict[str, Any]], course_start_day: dt.date,
 
 def evaluate_continuation(outcomes: list[dict[str, Any]], rule: ContinuationRule,
                           reliable_change: dict[str, float | None]) -> dict[str, Any]:
-    """Documented improvement, read from the outcomes engine's course rows (SPEC §2).
+    """Documented improvement, read from the outcomes engine's course rows (docs/definitions.md).
 
     outcomes: course_outcomes rows of this course (baseline_score, endpoint_score, pct_change,
     reliable_improvement, evaluable, not_evaluable_reason, baseline_at, endpoint_at).

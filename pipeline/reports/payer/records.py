@@ -52,7 +52,7 @@ def course_scores(frames: OutcomeFrames, courses: pl.DataFrame, pre_window_days:
                   ) -> pl.DataFrame:
     """Every score of each course: pre-treatment scores (no later than the start of infusion 1,
     within the wider of the baseline and payer-entry windows) and the post-baseline scores of
-    the outcomes engine (SPEC §2), each with the number of infusions before it."""
+    the outcomes engine (docs/definitions.md), each with the number of infusions before it."""
     pre = (
         frames.scores.join(courses.select([*COURSE_KEY, "course_start", "first_infusion_day"]),
                            on="patient_id", how="inner")
