@@ -111,7 +111,7 @@ def _load_id(con: duckdb.DuckDBPyConnection, load: int | None) -> int | None:
     return load if load is not None else latest_load(con)
 
 
-def _stored_run(con: duckdb.DuckDBPyConnection) -> tuple[date, int | None, dict[str, Any]] | None:
+def stored_run(con: duckdb.DuckDBPyConnection) -> tuple[date, int | None, dict[str, Any]] | None:
     names = {row[0] for row in con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' "
         "AND database_name = current_database()").fetchall()}
@@ -165,7 +165,7 @@ def read_results(db_path: str | Path, config: Config, as_of: AsOf, load: int | N
     try:
         day = as_of if isinstance(as_of, date) else as_of(con)
         load_id = _load_id(con, load)
-        if matches(_stored_run(con), day, load_id, config):
+        if matches(stored_run(con), day, load_id, config):
             return _read_stored(con, day, config, load_id, read_inputs(con, needs, day))
         return compute_results(con, day, config, load, needs)
     finally:

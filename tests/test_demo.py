@@ -32,9 +32,9 @@ ITEMS = [f"item_{i}" for i in range(1, 10)]
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    data_dir = tmp_path_factory.mktemp("demo")
-    return data_dir, write_demo(data_dir, patients=400, seed=7, end=END)
+def demo(demo_written: tuple[Path, str]) -> tuple[Path, str]:
+    """The session's demo export (tests/conftest.py: 400 patients, seed 7, ending 2026-10-31)."""
+    return demo_written
 
 
 def read(data_dir: Path, name: str) -> pl.DataFrame:

@@ -17,8 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import random
-import subprocess
-import sys
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -26,11 +24,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 import xlsxwriter
-from click.testing import CliRunner
 
-from pipeline.cli import main
 from pipeline.ingest import LoadReport
-from tests.conftest import load, query, rejects, result, write
+from tests.conftest import cli, load, outcomes_process, query, rejects, result, write
 
 HEADER = "session_id,patient_id,protocol_id,started_at,status"
 GOOD = "S1,P1,IND6,2026-02-02T09:00,completed"
@@ -40,15 +36,6 @@ PATIENT_IDS = ("P1", "P2")
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def outcomes(*args: str | Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def state(db: Path) -> dict[str, list[tuple]]:
@@ -156,8 +143,8 @@ def test_utf16_without_bom_is_recognised_from_its_nul_bytes(export, db):
 
 def test_utf16_file_through_the_cli_prints_the_encoding_and_reconciliation(export, db):
     (export / "sessions.csv").write_bytes(excel_unicode_text(UNICODE_TEXT))
-    proc = outcomes("ingest", export, "--db", db)
-    assert proc.returncode == 0, proc.stderr
+    proc = cli("ingest", export, "--db", db)
+    assert proc.exit_code == 0, proc.stderr
     assert "note: sessions.csv: not UTF-8; read as utf-16-le" in proc.stdout
     assert ["sessions.csv", "3", "2", "0", "1", "ok"] in [ln.split() for ln in proc.stdout.splitlines()]
 
@@ -650,7 +637,7 @@ FILE_ERRORS: list[tuple[str, str, Callable[[Path], bytes], str]] = [
 def ingest_cli(export: Path, db: Path) -> tuple[int, str, str]:
     """`outcomes ingest EXPORT --db DB` in this process: exit code, stdout, stderr. An exception
     that escaped the command (a traceback for the user) fails the test."""
-    run = CliRunner().invoke(main, ["ingest", str(export), "--db", str(db)])
+    run = cli("ingest", export, "--db", db)
     assert run.exception is None or isinstance(run.exception, SystemExit), run.exc_info
     return run.exit_code, run.stdout, run.stderr
 
@@ -682,7 +669,7 @@ def test_file_problem_stops_the_load_with_exit_1_and_leaves_the_database_unchang
 def test_file_problem_in_a_real_cli_process_exits_1_without_a_traceback(export, db, case):
     _, name, make, message = next(c for c in FILE_ERRORS if c[0] == case)
     (export / name).write_bytes(make(export))
-    proc = outcomes("ingest", export, "--db", db)
+    proc = outcomes_process("ingest", export, "--db", db)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stdout + proc.stderr
     assert proc.stderr.startswith(f"error: {message}")

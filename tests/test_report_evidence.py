@@ -12,9 +12,7 @@ import pytest
 from statsmodels.stats.proportion import proportion_confint
 
 from pipeline.config import ConfigError, load_config
-from pipeline.demo import write_demo
 from pipeline.formatting import Suppressed
-from pipeline.ingest import ingest
 from pipeline.reports.evidence.claims import bound_verdict
 from pipeline.reports.evidence.compare import (
     funnel_result,
@@ -129,12 +127,10 @@ def test_small_cells_and_complementary_suppression():
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory) -> dict:
+def report(tmp_path_factory, demo_db) -> dict:
     root = tmp_path_factory.mktemp("evidence")
-    write_demo(root / "export", patients=400, seed=7, end=AS_OF)
-    db = root / "clinic.duckdb"
+    db = demo_db
     config = load_config()
-    ingest(root / "export", db, config, today=date(2026, 11, 28))
     pdf, js = write_evidence_report(db, AS_OF, root / "out", config)
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True,
                           check=True).stdout
@@ -265,15 +261,20 @@ def test_bad_evidence_config_stops_the_report(report, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def twin_dbs(tmp_path_factory):
-    """One demo export loaded twice, into two separate databases (two loads, two clocks)."""
+def twin_reports(tmp_path_factory, twin_dbs):
+    """The report from both twin databases (tests/conftest.py), without and with
+    SOURCE_DATE_EPOCH: the evidence writer's byte-identity, checked once."""
     base = tmp_path_factory.mktemp("evidence-twins")
-    write_demo(base / "export", patients=120, seed=5, end=AS_OF)
-    dbs = {}
-    for name in ("a", "b"):
-        dbs[name] = base / f"{name}.duckdb"
-        ingest(base / "export", dbs[name], load_config(), today=date(2026, 11, 28))
-    return dbs
+    reports = {}
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        for epoch in (None, "1790000000"):
+            if epoch is None:
+                monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+            else:
+                monkeypatch.setenv("SOURCE_DATE_EPOCH", epoch)
+            reports[epoch] = [write_evidence_report(twin_dbs[db], AS_OF, base / f"{db}-{epoch}",
+                                                    load_config()) for db in "ab"]
+    return reports
 
 
 def pdf_dates(pdf):
@@ -282,23 +283,17 @@ def pdf_dates(pdf):
     return [line for line in info.splitlines() if line.startswith(("CreationDate", "ModDate"))]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("epoch", [None, "1790000000"])
-def test_same_export_gives_byte_identical_evidence_reports(twin_dbs, tmp_path, monkeypatch,
-                                                           epoch):
-    """Twice from one database and once from a second load of the same export: the same JSON
-    and PDF bytes. The PDF is dated SOURCE_DATE_EPOCH when set, else the end of the as-of day
-    (both in UTC); the JSON carries no date of the run at all."""
-    if epoch is None:
-        monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
-    else:
-        monkeypatch.setenv("SOURCE_DATE_EPOCH", epoch)
-    config = load_config()
-    runs = [write_evidence_report(twin_dbs[db], AS_OF, tmp_path / out, config)
-            for db, out in (("a", "first"), ("a", "second"), ("b", "other-load"))]
+def test_same_export_gives_byte_identical_evidence_reports(twin_reports, twin_dbs, epoch):
+    """From one load and from a second load of the same export: the same JSON and PDF bytes.
+    The PDF is dated SOURCE_DATE_EPOCH when set, else the end of the as-of day (both in UTC);
+    the JSON carries no date of the run at all."""
+    runs = twin_reports[epoch]
     for pdf, js in runs[1:]:
         assert js.read_bytes() == runs[0][1].read_bytes()
         assert pdf.read_bytes() == runs[0][0].read_bytes()
     expected = ("Mon Sep 21 14:13:20 2026 UTC" if epoch else "Sat Oct 31 23:59:59 2026 UTC")
     assert pdf_dates(runs[0][0]) == [f"CreationDate:    {expected}", f"ModDate:         {expected}"]
     text = runs[0][1].read_text(encoding="utf-8")
-    assert str(tmp_path) not in text and str(twin_dbs["a"].parent) not in text
+    assert str(runs[0][1].parent) not in text and str(twin_dbs["a"].parent) not in text

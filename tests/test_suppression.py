@@ -36,6 +36,7 @@ from pipeline.config import load_config
 from pipeline.demo import write_demo
 from pipeline.formatting import json_ready
 from pipeline.ingest import ingest
+from tests.conftest import SUPPRESS
 
 K = 10
 SMALL, STAR = "<11", "*"
@@ -758,10 +759,9 @@ def evidence_rates(a: Audit, rates: dict[str, Any], where: str) -> dict[str, int
 # Fixtures
 
 
-def suppress_config(tmp_path: Path) -> Path:
+def write_suppress_config(tmp_path: Path) -> Path:
     path = tmp_path / "suppress.toml"
-    path.write_text("[definitions]\nsuppress_small_cells = true\nsmall_cell_max = 10\n",
-                    encoding="utf-8")
+    path.write_text(SUPPRESS, encoding="utf-8")
     return path
 
 
@@ -779,17 +779,16 @@ def monthly_json(db: Path, month: str, config_path: Path) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def demo(tmp_path_factory: pytest.TempPathFactory, demo_db: Path,
+         suppress_config: Path) -> dict[str, Any]:
     """The 400-patient demo with suppression on: monthly PDF + JSON and evidence PDF + JSON."""
     from pipeline.reports.evidence.write import write_evidence_report
     from pipeline.reports.monthly.write import write_monthly_report
 
     base = tmp_path_factory.mktemp("suppression")
-    write_demo(base / "export", patients=400, seed=7, end=date(2026, 10, 31))
-    db = base / "clinic.duckdb"
-    config_path = suppress_config(base)
+    db = demo_db
+    config_path = suppress_config
     config = load_config(config_path)
-    ingest(base / "export", db, config, today=LOAD_DAY)
     pdf, js = write_monthly_report(db, "2026-10", base / "out", config)
     epdf, ejs = write_evidence_report(db, date(2026, 10, 31), base / "out", config)
     return {"db": db, "config": config_path, "pdf": pdf,
@@ -982,7 +981,7 @@ def hand(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     hand_export(base / "export")
     db = base / "clinic.duckdb"
     ingest(base / "export", db, load_config(), today=LOAD_DAY)
-    config = load_config(suppress_config(base))
+    config = load_config(write_suppress_config(base))
     pdf, js = write_monthly_report(db, "2026-09", base / "out", config)
     return {"json": json.loads(js.read_text(encoding="utf-8")), "text": pdftotext(pdf)}
 
@@ -1030,6 +1029,7 @@ def test_hand_built_pdf_prints_the_same_cells(hand: dict[str, Any]) -> None:
 # Property-style: the demo at several seeds and sizes
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("patients", "seed"), [(60, 1), (120, 2), (200, 3), (90, 11)])
 def test_demo_reports_pass_the_audit(tmp_path: Path, patients: int, seed: int) -> None:
     from pipeline.reports.evidence.write import evidence_context
@@ -1037,7 +1037,7 @@ def test_demo_reports_pass_the_audit(tmp_path: Path, patients: int, seed: int) -
     write_demo(tmp_path / "export", patients=patients, seed=seed, end=date(2026, 10, 31))
     db = tmp_path / "clinic.duckdb"
     ingest(tmp_path / "export", db, load_config(), today=LOAD_DAY)
-    config_path = suppress_config(tmp_path)
+    config_path = write_suppress_config(tmp_path)
     report = monthly_json(db, "2026-10", config_path)
     assert audit_monthly(report).leaks() == []
     evidence = json_ready(evidence_context(db, date(2026, 10, 31), load_config(config_path)))
