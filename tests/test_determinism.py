@@ -1,15 +1,19 @@
 """Determinism (issue 9): the same export, config and month give byte-identical outputs, from
 two separate runs of the whole pipeline (two ingests into two databases). This is the one
 end-to-end rerun; each report writer's own byte-identity (from two loads, with and without
-SOURCE_DATE_EPOCH) is checked in its test module."""
+SOURCE_DATE_EPOCH) is checked in its test module. The same two runs show that `outcomes run`
+computes the outcomes once (pipeline/results.py)."""
 
 from __future__ import annotations
 
 import subprocess
+from datetime import date
 from pathlib import Path
 
 import pytest
 
+import pipeline.results
+from pipeline.outcomes import compute_outcomes
 from tests.conftest import cli
 
 pytestmark = pytest.mark.slow  # two whole runs of the pipeline
@@ -36,14 +40,37 @@ def created(pdf: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """`outcomes run` twice on one demo export, each into its own folder (and database)."""
+def computed() -> list[date]:
+    """The as-of days the outcome computation was called for during the runs."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory, computed: list[date]) -> list[Path]:
+    """`outcomes run` twice on one demo export, each into its own folder (and database),
+    counting the calls of the outcome computation."""
     root = tmp_path_factory.mktemp("determinism")
     outcomes("demo", root / "export", "--patients", "60", "--seed", "5")
-    for name in ("first", "second"):
-        outcomes("run", root / "export", "--out", root / name, "--month", MONTH,
-                 env={"SOURCE_DATE_EPOCH": None})
+
+    def counted(con, as_of, config):  # type: ignore[no-untyped-def]
+        computed.append(as_of)
+        return compute_outcomes(con, as_of, config)
+
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(pipeline.results, "compute_outcomes", counted)
+        for name in ("first", "second"):
+            outcomes("run", root / "export", "--out", root / name, "--month", MONTH,
+                     env={"SOURCE_DATE_EPOCH": None})
     return [root / "first", root / "second"]
+
+
+def test_outcomes_run_computes_the_outcomes_once(runs: list[Path], computed: list[date]) -> None:
+    """Metrics, monthly, evidence and payer outputs of each run come from one computation."""
+    for out in runs:
+        for written in ("metrics/metrics.json", f"reports/monthly-{MONTH}.pdf",
+                        "reports/evidence-2026-09-30.pdf", "payer/index.csv"):
+            assert (out / written).is_file(), written
+    assert computed == [date(2026, 9, 30)] * 2  # once per run
 
 
 def test_two_runs_give_byte_identical_outputs(runs: list[Path]) -> None:

@@ -26,7 +26,18 @@ import pytest
 import xlsxwriter
 
 from pipeline.ingest import LoadReport
-from tests.conftest import cli, load, outcomes_process, query, rejects, result, write
+from tests.conftest import (
+    PATIENTS,
+    PROTOCOLS,
+    cli,
+    copy_db,
+    load,
+    outcomes_process,
+    query,
+    rejects,
+    result,
+    write,
+)
 
 HEADER = "session_id,patient_id,protocol_id,started_at,status"
 GOOD = "S1,P1,IND6,2026-02-02T09:00,completed"
@@ -642,15 +653,26 @@ def ingest_cli(export: Path, db: Path) -> tuple[int, str, str]:
     return run.exit_code, run.stdout, run.stderr
 
 
+@pytest.fixture(scope="module")
+def earlier_load(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database after an earlier load of the protocols and patients files (made once, copied
+    by each case)."""
+    folder = tmp_path_factory.mktemp("earlier")
+    write(folder / "export", "protocols.csv", PROTOCOLS)
+    write(folder / "export", "patients.csv", PATIENTS)
+    load(folder / "export", folder / "clinic.duckdb")
+    return folder / "clinic.duckdb"
+
+
 @pytest.mark.parametrize(
     ("name", "make", "message"),
     [case[1:] for case in FILE_ERRORS],
     ids=[case[0] for case in FILE_ERRORS],
 )
 def test_file_problem_stops_the_load_with_exit_1_and_leaves_the_database_unchanged(
-    export, db, name, make, message
+    export, db, earlier_load, name, make, message
 ):
-    load(export, db)  # an earlier load: protocols and patients
+    copy_db(earlier_load, db)  # an earlier load: protocols and patients
     before = state(db)
     if name.startswith("assessments"):
         write(export, "sessions.csv", sessions_csv(GOOD).decode())
