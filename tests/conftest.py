@@ -105,6 +105,20 @@ def suppress_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path.write_text(SUPPRESS, encoding="utf-8")
     return path
 
+
+@pytest.fixture(scope="session")
+def suppressed_reports(tmp_path_factory: pytest.TempPathFactory, demo_db: Path,
+                       suppress_config: Path) -> dict[str, list[Path]]:
+    """The demo's monthly report for 2026-10 and evidence report as of 2026-10-31 with
+    suppression on ([pdf, json] each), rendered once for the modules that read them."""
+    from pipeline.reports.evidence.write import write_evidence_report
+    from pipeline.reports.monthly.write import write_monthly_report
+
+    out = tmp_path_factory.mktemp("suppressed")
+    config = load_config(suppress_config)
+    return {"monthly": write_monthly_report(demo_db, "2026-10", out, config),
+            "evidence": write_evidence_report(demo_db, DEMO_END, out, config)}
+
 PROTOCOLS = """\
 protocol_id,name,planned_infusions,planned_days,dose_mg_per_kg,infusion_minutes,phase
 IND6,6 infusions over 12 days,6,12,0.5,40,induction

@@ -50,7 +50,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory, computed: list[date]) -> list
     """`outcomes run` twice on one demo export, each into its own folder (and database),
     counting the calls of the outcome computation."""
     root = tmp_path_factory.mktemp("determinism")
-    outcomes("demo", root / "export", "--patients", "60", "--seed", "5")
+    outcomes("demo", root / "export", "--patients", "30", "--seed", "5")
 
     def counted(con, as_of, config):  # type: ignore[no-untyped-def]
         computed.append(as_of)

@@ -37,7 +37,7 @@ def external(tmp_path_factory) -> dict[str, object]:  # type: ignore[no-untyped-
     """`outcomes run` on a demo export with the monthly report configured for external use."""
     root = tmp_path_factory.mktemp("privacy")
     export = root / "export"
-    assert cli("demo", export, "--patients", "150", "--seed", "3").exit_code == 0
+    assert cli("demo", export, "--patients", "80", "--seed", "3").exit_code == 0
     config = root / "external.toml"
     config.write_text("[definitions]\nsuppress_small_cells = true\n")
     out = root / "out"

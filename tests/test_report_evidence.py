@@ -262,19 +262,16 @@ def test_bad_evidence_config_stops_the_report(report, tmp_path):
 
 @pytest.fixture(scope="module")
 def twin_reports(tmp_path_factory, twin_dbs):
-    """The report from both twin databases (tests/conftest.py), without and with
+    """The report from both twin databases (tests/conftest.py), and from the first again with
     SOURCE_DATE_EPOCH: the evidence writer's byte-identity, checked once."""
     base = tmp_path_factory.mktemp("evidence-twins")
-    reports = {}
     with pytest.MonkeyPatch.context() as monkeypatch:
-        for epoch in (None, "1790000000"):
-            if epoch is None:
-                monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
-            else:
-                monkeypatch.setenv("SOURCE_DATE_EPOCH", epoch)
-            reports[epoch] = [write_evidence_report(twin_dbs[db], AS_OF, base / f"{db}-{epoch}",
-                                                    load_config()) for db in "ab"]
-    return reports
+        monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+        plain = [write_evidence_report(twin_dbs[db], AS_OF, base / db, load_config())
+                 for db in "ab"]
+        monkeypatch.setenv("SOURCE_DATE_EPOCH", "1790000000")
+        epoch = write_evidence_report(twin_dbs["a"], AS_OF, base / "a-epoch", load_config())
+    return {None: plain, "1790000000": [epoch]}
 
 
 def pdf_dates(pdf):
@@ -288,7 +285,7 @@ def pdf_dates(pdf):
 def test_same_export_gives_byte_identical_evidence_reports(twin_reports, twin_dbs, epoch):
     """From one load and from a second load of the same export: the same JSON and PDF bytes.
     The PDF is dated SOURCE_DATE_EPOCH when set, else the end of the as-of day (both in UTC);
-    the JSON carries no date of the run at all."""
+    the JSON carries no date of the run at all (the same JSON with SOURCE_DATE_EPOCH)."""
     runs = twin_reports[epoch]
     for pdf, js in runs[1:]:
         assert js.read_bytes() == runs[0][1].read_bytes()
@@ -296,4 +293,5 @@ def test_same_export_gives_byte_identical_evidence_reports(twin_reports, twin_db
     expected = ("Mon Sep 21 14:13:20 2026 UTC" if epoch else "Sat Oct 31 23:59:59 2026 UTC")
     assert pdf_dates(runs[0][0]) == [f"CreationDate:    {expected}", f"ModDate:         {expected}"]
     text = runs[0][1].read_text(encoding="utf-8")
+    assert text == twin_reports[None][0][1].read_text(encoding="utf-8")
     assert str(runs[0][1].parent) not in text and str(twin_dbs["a"].parent) not in text

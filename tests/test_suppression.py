@@ -779,18 +779,12 @@ def monthly_json(db: Path, month: str, config_path: Path) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory, demo_db: Path,
-         suppress_config: Path) -> dict[str, Any]:
+def demo(demo_db: Path, suppress_config: Path,
+         suppressed_reports: dict[str, list[Path]]) -> dict[str, Any]:
     """The 400-patient demo with suppression on: monthly PDF + JSON and evidence PDF + JSON."""
-    from pipeline.reports.evidence.write import write_evidence_report
-    from pipeline.reports.monthly.write import write_monthly_report
-
-    base = tmp_path_factory.mktemp("suppression")
-    db = demo_db
-    config_path = suppress_config
-    config = load_config(config_path)
-    pdf, js = write_monthly_report(db, "2026-10", base / "out", config)
-    epdf, ejs = write_evidence_report(db, date(2026, 10, 31), base / "out", config)
+    db, config_path = demo_db, suppress_config
+    pdf, js = suppressed_reports["monthly"]
+    epdf, ejs = suppressed_reports["evidence"]
     return {"db": db, "config": config_path, "pdf": pdf,
             "json": json.loads(js.read_text(encoding="utf-8")),
             "text": pdftotext(pdf), "evidence": json.loads(ejs.read_text(encoding="utf-8")),
