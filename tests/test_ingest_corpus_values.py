@@ -83,13 +83,13 @@ def rejected(db: Path, file: str) -> list[tuple[int, str | None, str | None, str
 def reconcile(report: LoadReport, db: Path, file: str) -> tuple[int, int, int, int]:
     """(read, loaded, duplicates, rejected) from `loads`, checked to add up and to agree with
     the printed report and with the lines in `rejects`."""
-    [(read, loaded, duplicates, rejects)] = query(
+    [(read, loaded, unchanged, duplicates, rejects)] = query(
         db,
-        "SELECT rows_read, rows_loaded, duplicates, rejected FROM loads WHERE file = ? "
+        "SELECT rows_read, rows_loaded, unchanged, duplicates, rejected FROM loads WHERE file = ? "
         "AND load_id = (SELECT max(load_id) FROM loads)",
         [file],
     )
-    assert read == loaded + duplicates + rejects
+    assert read == loaded + unchanged + duplicates + rejects
     [(lines,)] = query(
         db,
         "SELECT count(DISTINCT line) FROM rejects WHERE file = ? "
