@@ -169,7 +169,7 @@ def _format_line(canonical: str, cols: list[Column]) -> list[str]:
         joined = f"{cols[0].formats[-1]} {cols[1].formats[0]}"
         formats = (joined, cols[0].formats[-1]) if cols[1].filled < cols[0].filled else (joined,)
     value = _q(formats[0]) if len(formats) == 1 else "[" + ", ".join(map(_q, formats)) + "]"
-    note = f"REVIEW: guessed from {cols[0].filled:,} values"
+    note = f"REVIEW: guessed from {cols[0].checked:,} values"
     if cols[0].misfits:
         note += f"; {cols[0].misfits:,} do not fit it and will be rejected at their lines"
     if cols[0].ambiguous:

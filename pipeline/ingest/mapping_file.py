@@ -84,7 +84,7 @@ class Mapping:
 
 def value_key(value: str) -> str:
     """Export values are matched without surrounding spaces and case ("checked out")."""
-    return value.strip().casefold()
+    return value.strip().lower()
 
 
 def _fail(path: Path, where: str, message: str) -> InputError:
@@ -267,6 +267,9 @@ def read_mapping(path: Path, config: Config) -> Mapping:
         if "/" in glob or "\\" in glob:
             raise _fail(path, f"[files] {table}", f"{glob!r} is a path; name a file in the export "
                         "folder (patterns such as * are allowed)")
+    if isinstance(spec.get("protocols"), list) and "protocols" in files:
+        raise _fail(path, "[files] protocols", "protocols are also listed as [[protocols]] in the "
+                    "mapping; keep one of the two")
     instruments = alias_table(config.instruments)
     tables: dict[str, TableMapping] = {}
     for table in names:
