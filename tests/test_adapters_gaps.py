@@ -166,6 +166,15 @@ def test_json_files_with_one_resource_or_a_bundle_are_read(tmp_path, db):
             "read)") in report.ignored_files
 
 
+def test_ndjson_saved_with_a_json_name_is_read_line_by_line(tmp_path, db):
+    folder = tmp_path / "fhir"
+    second = {**PHQ9_TOTAL, "id": "phq9-total-2", "effectiveDateTime": "2026-02-16T08:30:00"}
+    ndjson(folder, "export.json", [PHQ9_TOTAL, {**second, "status": "preliminary"}])
+    fhir(folder, db)
+    assert query(db, "SELECT assessment_id FROM assessments") == [("phq9-total-1",)]
+    assert [(r[0], r[1], r[2]) for r in rejects(db)] == [("export.json", 2, "status")]
+
+
 def test_item_observations_of_a_panel_still_join_their_separate_total(tmp_path, db):
     folder = tmp_path / "fhir"
     items = [{"resourceType": "Observation", "id": f"item-{n}", "status": "final",

@@ -228,6 +228,16 @@ def _entry_lines(text: str, count: int) -> list[int]:
     return lines if len(lines) == count else [1] * count
 
 
+def _ndjson_type(text: str) -> str | None:
+    """The resource type on the first line, when that line alone is a FHIR resource."""
+    first = next((line for line in text.split("\n") if line.strip()), "")
+    try:
+        body = json.loads(first)
+    except json.JSONDecodeError:
+        return None
+    return body.get("resourceType") if isinstance(body, dict) else None
+
+
 def read_json(path: Path, sink: Sink) -> tuple[list[Resource], str | None]:
     """Resources of a .json file holding one resource or a Bundle; and, when it holds none this
     pipeline reads, the line for the report's list of ignored files."""
@@ -237,6 +247,10 @@ def read_json(path: Path, sink: Sink) -> tuple[list[Resource], str | None]:
     except UnicodeDecodeError as exc:
         raise InputError(f"{path.name}: not UTF-8 text ({exc}); FHIR JSON is UTF-8") from exc
     except json.JSONDecodeError as exc:
+        kind = _ndjson_type(text) if exc.msg == "Extra data" else None
+        if kind in TABLE_OF:  # NDJSON saved with a .json name: one resource per line
+            sink.unit(path.name, TABLE_OF[kind])
+            return read_ndjson(path, TABLE_OF[kind], sink), None
         raise InputError(f"{path.name}: not valid JSON ({exc.msg} at line {exc.lineno}); a .json "
                          "file must hold one FHIR resource or a Bundle; export it again") from exc
     if not isinstance(body, dict) or not isinstance(body.get("resourceType"), str):
