@@ -152,8 +152,10 @@ def demo(data_dir: Path, patients: int, seed: int, end) -> None:  # type: ignore
                    "treatment_history); redcap: a REDCap flat CSV export + data dictionary; "
                    "fhir: FHIR R4 Bulk Data NDJSON files.")
 @click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=None, help="TOML mapping for --format redcap/fhir (which forms, fields or "
-                                 "codes hold sessions and scores); see README.")
+              default=None, help="TOML mapping: for an EHR export (its files, columns, date "
+                                 "formats and codes; default mapping.toml in DATA_DIR when "
+                                 "present; `outcomes mapping draft` writes a start), or for "
+                                 "--format redcap/fhir. See README.")
 @APPEND_OPTION
 @ALLOW_RETIRE_OPTION
 @CONFIG_OPTION
@@ -226,6 +228,27 @@ def metrics(db_path: Path, as_of, out_dir: Path, key_file: Path | None,  # type:
     groups = len(result["protocol_summary"])
     echo(f"metrics as of {as_of.date().isoformat()}: {courses} course rows, "
                f"{groups} protocol x instrument rows -> {out_dir}")
+
+
+@main.group()
+def mapping() -> None:
+    """Load a clinic's own export: its file and column names, date formats and codes."""
+
+
+@mapping.command("draft")
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@CONFIG_OPTION
+def mapping_draft(data_dir: Path, config_path: Path | None) -> None:
+    """Print a starting mapping.toml for the export in DATA_DIR.
+
+    Columns are matched to canonical names loosely, date formats are guessed from the values
+    (marked REVIEW), and the distinct status, service, timing and instrument values are listed
+    with "" for you to fill in. Save the result as DATA_DIR/mapping.toml, then run ingest.
+    """
+    from pipeline.ingest.mapping_draft import draft_mapping
+
+    config = _run_guarded(load_config, config_path)
+    click.echo(_run_guarded(draft_mapping, data_dir, config), nl=False)
 
 
 @main.group()
