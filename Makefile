@@ -33,6 +33,7 @@ quick: $(STAMP)
 
 # Not part of `make test` / CI: minutes, and gigabytes of generated exports under bench-out/.
 bench: sysdeps $(STAMP)
+	$(BIN)/python bench/snapshot_bench.py --patients 100000 --months 12
 	$(BIN)/python bench/run_bench.py --sizes 10000,100000
 
 bench-1m: sysdeps $(STAMP)

@@ -192,6 +192,9 @@ def write_markdown(results: dict, target: Path) -> None:
     if results.get("payer"):
         lines += ["", "## Payer packets (400-patient demo, month 2026-10)", "", "```",
                   *results["payer"]["lines"], "```"]
+    snapshots = ROOT / "bench" / "snapshots.md"  # written by bench/snapshot_bench.py
+    if snapshots.is_file():
+        lines += ["", snapshots.read_text(encoding="utf-8").strip()]
     analysis = ROOT / "bench" / "analysis.md"
     if analysis.is_file():
         lines += ["", analysis.read_text(encoding="utf-8").strip()]

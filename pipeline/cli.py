@@ -6,15 +6,19 @@ Exit codes: 0 done; 1 the input had errors that stopped the run; 2 usage.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import click
+import duckdb
 
 from pipeline import __version__
 from pipeline.config import ConfigError, load_config
+from pipeline.console import console_text
 from pipeline.db import DatabaseBusy
 from pipeline.errors import InputError, describe_os_error
 from pipeline.outputs import OWNER_ONLY_UMASK
@@ -27,6 +31,12 @@ CONFIG_OPTION = click.option(
     help="TOML file overriding the definitions (windows, cut-offs, instruments; "
          "docs/definitions.md lists every key).",
 )
+
+
+def echo(message: str = "", err: bool = False) -> None:
+    """Print one message: every line any command prints, errors included, goes through here so
+    that no terminal control sequence from a file name, header or value reaches the terminal."""
+    click.echo(console_text(message), err=err)
 
 
 LOAD_OPTION = click.option(
@@ -44,22 +54,58 @@ ALLOW_RETIRE_OPTION = click.option(
 
 
 def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
+    for line in message.splitlines() or [""]:
+        echo(f"error: {line}", err=True)
     sys.exit(1)
 
 
+def _out_of_memory(exc: duckdb.OutOfMemoryException) -> str:
+    first = str(exc).splitlines()[0] if str(exc) else "out of memory"
+    return (f"DuckDB ran out of memory ({first}); raise [database] memory_limit in the config, "
+            "lower [database] threads, or set [database] temp_directory to a folder on a disk "
+            "with free space so DuckDB can spill to it, and run again")
+
+
 def _run_guarded(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
-    """Turn expected failures (bad input, bad config, busy DB, a full disk or an unwritable
-    folder) into a one-paragraph message and exit 1."""
+    """Turn expected failures (bad input, bad config, busy DB, out of memory, a full disk or an
+    unwritable folder) into a one-paragraph message and exit 1."""
     try:
         return fn(*args, **kwargs)
     except (InputError, ConfigError, DatabaseBusy) as exc:
         _fail(str(exc))
+    except duckdb.OutOfMemoryException as exc:
+        _fail(_out_of_memory(exc))
     except OSError as exc:
         _fail(describe_os_error(exc))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The command group whose own messages (a bad option value is echoed back) are cleaned of
+    control sequences like every other line (`echo`)."""
+
+    def make_context(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        with _clean_usage_errors():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
+        with _clean_usage_errors():
+            return super().invoke(ctx)
+
+
+@contextlib.contextmanager
+def _clean_usage_errors() -> Iterator[None]:
+    try:
+        yield
+    except click.ClickException as exc:
+        message = exc.format_message()
+        if console_text(message) == message:
+            raise
+        clean = (click.UsageError(console_text(message), exc.ctx)
+                 if isinstance(exc, click.UsageError) else click.ClickException(console_text(message)))
+        raise clean from None
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="outcomes")
 def main() -> None:
     """Outcomes reporting for ketamine-infusion clinics."""
@@ -95,7 +141,7 @@ def demo(data_dir: Path, patients: int, seed: int, end) -> None:  # type: ignore
     from pipeline.demo import write_demo
 
     summary = write_demo(data_dir, patients=patients, seed=seed, end=end.date())
-    click.echo(summary)
+    echo(summary)
 
 
 @main.command()
@@ -109,8 +155,10 @@ def demo(data_dir: Path, patients: int, seed: int, end) -> None:  # type: ignore
                    "treatment_history); redcap: a REDCap flat CSV export + data dictionary; "
                    "fhir: FHIR R4 Bulk Data NDJSON files.")
 @click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=None, help="TOML mapping for --format redcap/fhir (which forms, fields or "
-                                 "codes hold sessions and scores); see README.")
+              default=None, help="TOML mapping: for an EHR export (its files, columns, date "
+                                 "formats and codes; default mapping.toml in DATA_DIR when "
+                                 "present; `outcomes mapping draft` writes a start), or for "
+                                 "--format redcap/fhir. See README.")
 @APPEND_OPTION
 @ALLOW_RETIRE_OPTION
 @CONFIG_OPTION
@@ -132,7 +180,7 @@ def ingest(data_dir: Path, db_path: Path, source_format: str, mapping: Path | No
     report = _run_guarded(run_ingest, data_dir, db_path, config, today=date.today(),
                           source_format=source_format, mapping=mapping, append=append,
                           allow_retire=allow_retire)
-    click.echo(report.render())
+    echo(report.render())
 
 
 @main.command()
@@ -152,7 +200,7 @@ def run(data_dir: Path, out_dir: Path, month: str | None, key_file: Path | None,
 
     config = _run_guarded(load_config, config_path)
     key = _pseudonym_key(key_file)
-    _run_guarded(run_all, data_dir, out_dir, config, month=month, echo=click.echo,
+    _run_guarded(run_all, data_dir, out_dir, config, month=month, echo=echo,
                  pseudonym_key=key, append=append, allow_retire=allow_retire)
 
 
@@ -184,8 +232,29 @@ def metrics(db_path: Path, as_of, out_dir: Path, key_file: Path | None,  # type:
                           pseudonym_key=_pseudonym_key(key_file), load=load)
     courses = len(result["course_outcomes"])
     groups = len(result["protocol_summary"])
-    click.echo(f"metrics as of {as_of.date().isoformat()}: {courses} course rows, "
+    echo(f"metrics as of {as_of.date().isoformat()}: {courses} course rows, "
                f"{groups} protocol x instrument rows -> {out_dir}")
+
+
+@main.group()
+def mapping() -> None:
+    """Load a clinic's own export: its file and column names, date formats and codes."""
+
+
+@mapping.command("draft")
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@CONFIG_OPTION
+def mapping_draft(data_dir: Path, config_path: Path | None) -> None:
+    """Print a starting mapping.toml for the export in DATA_DIR.
+
+    Columns are matched to canonical names loosely, date formats are guessed from the values
+    (marked REVIEW), and the distinct status, service, timing and instrument values are listed
+    with "" for you to fill in. Save the result as DATA_DIR/mapping.toml, then run ingest.
+    """
+    from pipeline.ingest.mapping_draft import draft_mapping
+
+    config = _run_guarded(load_config, config_path)
+    click.echo(_run_guarded(draft_mapping, data_dir, config), nl=False)
 
 
 @main.group()
@@ -217,7 +286,7 @@ def report_monthly(db_path: Path, month, out_dir: Path, load: int | None,  # typ
     written = _run_guarded(write_monthly_report, db_path, month.strftime("%Y-%m"), out_dir, config,
                            load=load)
     for path in written:
-        click.echo(str(path))
+        echo(str(path))
 
 
 @report.command("evidence")
@@ -235,7 +304,7 @@ def report_evidence(db_path: Path, as_of, out_dir: Path, load: int | None,  # ty
     config = _run_guarded(load_config, config_path)
     written = _run_guarded(write_evidence_report, db_path, as_of.date(), out_dir, config, load=load)
     for path in written:
-        click.echo(str(path))
+        echo(str(path))
 
 
 @report.command("payer")
@@ -260,4 +329,4 @@ def report_payer(db_path: Path, patient: str | None, month, out_dir: Path, write
     index = _run_guarded(write_payer_packets, db_path, out_dir, config, patient=patient,
                          month=month.strftime("%Y-%m") if month else None, html=write_html,
                          jobs=jobs, load=load)
-    click.echo(str(index))
+    echo(str(index))

@@ -1,7 +1,9 @@
 """TOML config -> frozen dataclasses holding the default definitions (docs/definitions.md).
 
-Every key is optional; a missing file section means the default. Unknown keys are an
-error (a typo in `course_gap_dayz` must not silently fall back to 30).
+Every key is optional; a missing file section means the default. The config is checked as
+a whole before anything runs (README "How the config is checked"): unknown keys at any level,
+each value against its rule, settings that contradict each other, and instrument names, which
+are matched loosely as ingest matches them. Every problem is reported at once, one line each.
 """
 
 from __future__ import annotations
@@ -12,42 +14,57 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from pipeline.instruments import Instrument, build_registry
+from pipeline.config_rules import (
+    Choice,
+    Flag,
+    Folder,
+    MemorySize,
+    Number,
+    Rule,
+    Text,
+    Whole,
+    check_table,
+    is_number,
+    number_text,
+    setting,
+    show,
+)
+from pipeline.instruments import Instrument, RegistryError, build_registry, resolve_name
 
 
 class ConfigError(Exception):
-    """A config file that cannot be used; the message names the file and key."""
+    """A config file that cannot be used; one line per problem, each naming the file and key."""
 
 
 @dataclass(frozen=True)
 class Definitions:
-    course_gap_days: int = 30
-    baseline_window_days: int = 14
-    endpoint_window_days: int = 14
-    response_pct: float = 50
-    partial_response_pct: float = 25
-    suppress_small_cells: bool = False
-    small_cell_max: int = 10
+    course_gap_days: int = setting(30, Whole(1))
+    baseline_window_days: int = setting(14, Whole(1))
+    endpoint_window_days: int = setting(14, Whole(1))
+    response_pct: float = setting(50, Number(0, 100, open_low=True))
+    partial_response_pct: float = setting(25, Number(0, 100, open_low=True, open_high=True))
+    suppress_small_cells: bool = setting(False, Flag())
+    small_cell_max: int = setting(10, Whole(0))
 
 
 @dataclass(frozen=True)
 class Clinic:
-    name: str = "Demo Ketamine Clinic"
-    page_size: str = "A4"  # A4 or Letter
+    name: str = setting("Demo Ketamine Clinic", Text("a name"))
+    page_size: str = setting("A4", Choice(("A4", "Letter")))
 
 
 @dataclass(frozen=True)
 class Database:
-    memory_limit: str | None = None  # e.g. "4GB"; DuckDB default when unset
-    temp_directory: str | None = None
-    threads: int | None = None
+    memory_limit: str | None = setting(None, MemorySize())  # e.g. "4GB"; DuckDB default when unset
+    temp_directory: str | None = setting(None, Folder())
+    threads: int | None = setting(None, Whole(1))
 
 
 @dataclass(frozen=True)
 class Ingest:
     # A snapshot retiring more than this share of a table's current rows stops the load unless
     # --allow-retire is given (README "Exports over time").
-    max_retired_share: float = 0.2
+    max_retired_share: float = setting(0.2, Number(0, 1))
 
 
 @dataclass(frozen=True)
@@ -57,7 +74,8 @@ class Config:
     database: Database = field(default_factory=Database)
     ingest: Ingest = field(default_factory=Ingest)
     instruments: dict[str, Instrument] = field(default_factory=lambda: build_registry())
-    # Report-specific sections, validated by the report that reads them (pipeline/reports/*).
+    # Report-specific sections: the instruments they name are checked and spelled as the
+    # registry spells them here; the rest is validated by the report that reads them.
     evidence: dict[str, Any] = field(default_factory=dict)
     payer: dict[str, Any] = field(default_factory=dict)
     source: str | None = None  # path of the TOML file, None for defaults
@@ -72,30 +90,124 @@ class Config:
         }
 
 
-_SECTIONS = {"definitions": Definitions, "clinic": Clinic, "database": Database, "ingest": Ingest}
+_SECTIONS: dict[str, type] = {"definitions": Definitions, "clinic": Clinic,
+                              "database": Database, "ingest": Ingest}
 _REPORT_SECTIONS = ("evidence", "payer")
+_KNOWN = (*_SECTIONS, "instruments", *_REPORT_SECTIONS)
 
 
-def _section(name: str, cls: type, values: Any, path: Path) -> Any:
-    if not isinstance(values, dict):
-        raise ConfigError(f"{path}: [{name}] must be a table")
-    known = {f.name: f for f in fields(cls)}
-    for key, value in values.items():
-        if key not in known:
-            raise ConfigError(
-                f"{path}: [{name}] has unknown key '{key}'; known keys: {', '.join(known)}"
-            )
-        default = known[key].default
-        if isinstance(default, bool) and not isinstance(value, bool):
-            raise ConfigError(f"{path}: [{name}] {key} must be true or false, not {value!r}")
-        if isinstance(default, int | float) and not isinstance(default, bool):
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise ConfigError(f"{path}: [{name}] {key} must be a number >= 0, not {value!r}")
-    return cls(**values)
+def _rules(cls: type) -> dict[str, Rule]:
+    return {f.name: f.metadata["rule"] for f in fields(cls)}
+
+
+def _section(name: str, values: dict[str, Any]) -> tuple[Any, list[str]]:
+    """The section's dataclass from its good values, and one line per problem (a setting that
+    is fine alone but contradicts another of the section included)."""
+    cls = _SECTIONS[name]
+    good, problems = check_table(f"[{name}]", values, _rules(cls))
+    section = cls(**good)
+    if isinstance(section, Definitions) and set(good) == set(values):
+        problems += _contradictions(section)
+    return section, problems
+
+
+def _contradictions(definitions: Definitions) -> list[str]:
+    """Settings of [definitions] that are each allowed but not together."""
+    if definitions.partial_response_pct >= definitions.response_pct:
+        return [f"[definitions] partial_response_pct = {show(definitions.partial_response_pct)}: "
+                f"must be below response_pct ({show(definitions.response_pct)}); a partial "
+                "response is a smaller reduction than a response"]
+    return []
+
+
+def _top_level_key(key: str, value: Any) -> str:
+    home = [name for name, cls in _SECTIONS.items() if key in _rules(cls)]
+    hint = (f"; it belongs under [{home[0]}]" if home
+            else f"; known sections: {', '.join(f'[{k}]' for k in _KNOWN)}")
+    return f"unknown key '{key}' = {show(value)} outside any [section]{hint}"
+
+
+def _instrument(where: str, name: Any, registry: dict[str, Instrument],
+                problems: list[str]) -> str | None:
+    """The canonical name for an instrument named in a report section, matched loosely."""
+    canonical = resolve_name(name, registry) if isinstance(name, str) else None
+    if canonical is None:
+        problems.append(f"{where}: {show(name)} is not a known instrument; known: "
+                        f"{', '.join(sorted(registry))} (matched loosely: PHQ9, phq-9, PHQ 9)")
+    return canonical
+
+
+def _evidence_names(evidence: dict[str, Any], registry: dict[str, Instrument],
+                    problems: list[str]) -> dict[str, Any]:
+    """[evidence] with primary_instrument spelled as the registry spells it."""
+    if "primary_instrument" not in evidence:
+        return evidence
+    name = _instrument("[evidence] primary_instrument", evidence["primary_instrument"],
+                       registry, problems)
+    return {**evidence, "primary_instrument": name or evidence["primary_instrument"]}
+
+
+def _payer_names(payer: dict[str, Any], registry: dict[str, Instrument],
+                 problems: list[str]) -> dict[str, Any]:
+    """[payer] with the instruments of entry.thresholds and continuation.instruments spelled as
+    the registry spells them, each threshold within its instrument's total range. The rest of
+    the section is checked by the payer report (pipeline/reports/payer/criteria.py)."""
+    payer = dict(payer)
+    entry = payer.get("entry")
+    if isinstance(entry, dict) and isinstance(entry.get("thresholds"), dict):
+        thresholds: dict[str, Any] = {}
+        for name, value in entry["thresholds"].items():
+            where = f'[payer] entry.thresholds."{name}"'
+            canonical = _instrument("[payer] entry.thresholds", name, registry, problems) or name
+            if canonical in thresholds:
+                problems.append(f"{where}: names {canonical} a second time (names are matched "
+                                "loosely); keep one threshold per instrument")
+            thresholds[canonical] = value
+            inst = registry.get(canonical)
+            if inst and is_number(value) and not inst.total_min <= value <= inst.total_max:
+                problems.append(f"{where} = {show(value)}: must be within the {canonical} total "
+                                f"range {number_text(inst.total_min)}–"
+                                f"{number_text(inst.total_max)}")
+        payer["entry"] = {**entry, "thresholds": thresholds}
+    continuation = payer.get("continuation")
+    if isinstance(continuation, dict) and isinstance(continuation.get("instruments"), list):
+        names = [_instrument("[payer] continuation.instruments", n, registry, problems) or n
+                 for n in continuation["instruments"]]
+        payer["continuation"] = {**continuation, "instruments": names}
+    return payer
+
+
+def check_config(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Config constructor arguments from a parsed TOML file, and every problem in it."""
+    problems: list[str] = []
+    parts: dict[str, Any] = {}
+    for key, values in raw.items():
+        if key not in _KNOWN:
+            problems.append(f"unknown section [{key}]; known sections: "
+                            f"{', '.join(f'[{k}]' for k in _KNOWN)}"
+                            if isinstance(values, dict) else _top_level_key(key, values))
+        elif not isinstance(values, dict):
+            problems.append(f"[{key}] must be a table (a [{key}] header with keys below it), "
+                            f"not {key} = {show(values)}")
+        elif key in _SECTIONS:
+            parts[key], found = _section(key, values)
+            problems += found
+    try:
+        registry = build_registry(raw.get("instruments"))
+    except RegistryError as exc:
+        problems += exc.problems
+        registry = build_registry()  # report section names are still checked
+    parts["instruments"] = registry
+    if isinstance(raw.get("evidence"), dict):
+        parts["evidence"] = _evidence_names(raw["evidence"], registry, problems)
+    if isinstance(raw.get("payer"), dict):
+        parts["payer"] = _payer_names(raw["payer"], registry, problems)
+    return parts, problems
 
 
 def load_config(path: str | Path | None = None) -> Config:
-    """Read a TOML config; None gives the defaults."""
+    """Read a TOML config; None gives the defaults. Raises ConfigError listing every
+    problem of the file, one line each."""
     if path is None:
         return Config()
     path = Path(path)
@@ -107,29 +219,7 @@ def load_config(path: str | Path | None = None) -> Config:
         raw = tomllib.loads(data.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    sections: dict[str, Any] = {}
-    for key, values in raw.items():
-        if key == "instruments":
-            continue
-        if key in _REPORT_SECTIONS:
-            if not isinstance(values, dict):
-                raise ConfigError(f"{path}: [{key}] must be a table")
-            sections[key] = values
-            continue
-        if key not in _SECTIONS:
-            raise ConfigError(
-                f"{path}: unknown section [{key}]; known sections: "
-                f"{', '.join([*_SECTIONS, *_REPORT_SECTIONS, 'instruments'])}"
-            )
-        sections[key] = _section(key, _SECTIONS[key], values, path)
-    try:
-        registry = build_registry(raw.get("instruments"))
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
-    return Config(
-        **sections,
-        instruments=registry,
-        source=str(path),
-        sha256=hashlib.sha256(data).hexdigest(),
-        raw=raw,
-    )
+    parts, problems = check_config(raw)
+    if problems:
+        raise ConfigError("\n".join(f"{path}: {p}" for p in problems))
+    return Config(**parts, source=str(path), sha256=hashlib.sha256(data).hexdigest(), raw=raw)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -13,6 +17,51 @@ from pipeline.paths import SQL_DIR, sql
 
 class DatabaseBusy(Exception):
     """Another process holds the database file."""
+
+
+def _busy(db_path: str | Path) -> DatabaseBusy:
+    return DatabaseBusy(f"{db_path} is in use by another process (a load or report is running); "
+                        "wait for it to finish and try again")
+
+
+_WRITERS: dict[str, list[int]] = {}  # folder -> [fd, depth] held by this process
+
+
+@contextlib.contextmanager
+def writer_lock(db_path: str | Path) -> Iterator[None]:
+    """Hold the right to write databases in db_path's folder for the duration (README "Running
+    safely").
+
+    DuckDB reads a database's header before it takes its own file lock, so a second writer
+    starting just as the first commits could work from the old header and overwrite that
+    commit. Every writer therefore first takes an exclusive flock on the database's folder (no
+    extra file is created; the lock ends with the process). Re-entrant within a process, so
+    `outcomes run` can hold it across ingest and metrics. A second writer gets DatabaseBusy at
+    once; readers are not affected.
+    """
+    folder = Path(db_path).resolve().parent
+    folder.mkdir(parents=True, exist_ok=True)
+    key = str(folder)
+    held = _WRITERS.get(key)
+    if held is not None:
+        held[1] += 1
+        try:
+            yield
+        finally:
+            held[1] -= 1
+        return
+    fd = os.open(key, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise _busy(db_path) from None
+    _WRITERS[key] = [fd, 1]
+    try:
+        yield
+    finally:
+        del _WRITERS[key]
+        os.close(fd)  # closing the descriptor releases the flock
 
 
 def connect(
@@ -41,10 +90,7 @@ def connect(
         con = duckdb.connect(str(db_path), read_only=read_only, config=settings)
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
-            raise DatabaseBusy(
-                f"{db_path} is in use by another process (a load or report is running); "
-                "wait for it to finish and try again"
-            ) from exc
+            raise _busy(db_path) from exc
         raise
     if not read_only:
         for schema_file in sorted((SQL_DIR / "schema").glob("*.sql")):

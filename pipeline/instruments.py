@@ -8,8 +8,22 @@ override any field of a built-in instrument or add new instruments.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
+
+from pipeline.config_rules import (
+    Choice,
+    Names,
+    Number,
+    Rule,
+    Text,
+    Unchecked,
+    Whole,
+    check_table,
+    is_number,
+    number_text,
+    show,
+)
 
 
 @dataclass(frozen=True)
@@ -96,7 +110,27 @@ BUILTIN: dict[str, Instrument] = {
     )
 }
 
-_FIELD_NAMES = {f.name for f in fields(Instrument)}
+SCORINGS = ("sum", "qids", "none")
+QIDS_ITEMS = 16  # item_total's domain rule reads items 1-16
+
+# The rule each [instruments."NAME"] setting must meet (README "Configuration").
+_RULES: dict[str, Rule] = {
+    "total_min": Number(), "total_max": Number(),
+    "item_count": Whole(0), "item_min": Whole(), "item_max": Whole(),
+    "remission": Number(), "caseness": Number(), "reliable_change": Number(0, open_low=True),
+    "loinc": Text("a LOINC code"), "scoring": Choice(SCORINGS),
+    "severity_bands": Unchecked(), "aliases": Names(),
+}
+_NEW_NEEDS = ("total_min", "total_max", "item_count", "item_min", "item_max")
+
+
+class RegistryError(ValueError):
+    """Config settings that make no instrument; one line per problem, each naming the
+    `[instruments."NAME"]` table, the key, the value and what is allowed."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
 
 
 def normalize_key(name: str) -> str:
@@ -104,35 +138,141 @@ def normalize_key(name: str) -> str:
     return re.sub(r"[^0-9A-Z]", "", name.upper())
 
 
-def build_registry(overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, Instrument]:
-    """Built-in registry with config overrides applied; unknown names are new instruments."""
+def _band_problems(label: str, value: Any) -> tuple[tuple[SeverityBand, ...], list[str]]:
+    bands: list[SeverityBand] = []
+    shape = 'must be a list of [low, high, "label"], e.g. [[0, 4, "minimal"], [5, 9, "mild"]]'
+    if not isinstance(value, list):
+        return (), [f"{label} severity_bands = {show(value)}: {shape}"]
+    for band in value:
+        if not (isinstance(band, list) and len(band) == 3 and is_number(band[0])
+                and is_number(band[1]) and isinstance(band[2], str) and band[2].strip()):
+            return (), [f"{label} severity_bands: the band {show(band)} {shape}"]
+        bands.append(SeverityBand(band[0], band[1], band[2]))
+    return tuple(bands), []
+
+
+def _range(inst: Instrument) -> str:
+    return f"{number_text(inst.total_min)}–{number_text(inst.total_max)}"
+
+
+def instrument_problems(label: str, inst: Instrument) -> list[str]:
+    """Settings of one instrument that contradict each other (ranges, cut-offs, items)."""
+    problems = []
+    lo, hi = inst.total_min, inst.total_max
+    if lo >= hi:
+        return [f"{label} total_min = {show(lo)}, total_max = {show(hi)}: total_min must be "
+                "below total_max"]
+    for key in ("remission", "caseness"):
+        cut = getattr(inst, key)
+        if cut is not None and not lo <= cut <= hi:
+            problems.append(f"{label} {key} = {show(cut)}: must be within the {inst.name} total "
+                            f"range {_range(inst)}")
+    if (inst.remission is not None and inst.caseness is not None and not problems
+            and inst.remission >= inst.caseness):
+        problems.append(f"{label} remission = {show(inst.remission)}: must be below caseness "
+                        f"({show(inst.caseness)}); a score cannot be both remitted and a case")
+    if inst.reliable_change is not None and inst.reliable_change > hi - lo:
+        problems.append(f"{label} reliable_change = {show(inst.reliable_change)}: must be at most "
+                        f"the width of the total range {_range(inst)} ({number_text(hi - lo)})")
+    if inst.item_min > inst.item_max:
+        problems.append(f"{label} item_min = {inst.item_min}, item_max = {inst.item_max}: "
+                        "item_min must be at most item_max")
+    elif inst.scoring != "none" and inst.item_count < 1:
+        problems.append(f"{label} item_count = {inst.item_count}: must be at least 1 when items "
+                        f'are scored (scoring = "{inst.scoring}"); use scoring = "none" for a '
+                        "total without items")
+    elif inst.scoring == "qids" and inst.item_count != QIDS_ITEMS:
+        problems.append(f"{label} item_count = {inst.item_count}: QIDS scoring reads "
+                        f"{QIDS_ITEMS} items")
+    elif inst.scoring == "sum" and not (inst.item_count * inst.item_min <= lo
+                                        and inst.item_count * inst.item_max >= hi):
+        problems.append(
+            f"{label} item_count = {inst.item_count}, item_min = {inst.item_min}, item_max = "
+            f"{inst.item_max}: the items add up to {inst.item_count * inst.item_min}–"
+            f"{inst.item_count * inst.item_max}, which does not cover the total range "
+            f'{_range(inst)} (scoring = "sum"); correct the item range, or use scoring = "none"')
+    for band in inst.severity_bands:
+        if not lo <= band.low <= band.high <= hi:
+            problems.append(f"{label} severity_bands: the band [{show(band.low)}, "
+                            f"{show(band.high)}, {show(band.label)}] must lie within the total "
+                            f"range {_range(inst)} with low <= high")
+    for before, after in zip(inst.severity_bands, inst.severity_bands[1:], strict=False):
+        if after.low <= before.high:
+            problems.append(f"{label} severity_bands: the band {show(after.label)} must start "
+                            f"above the end of {show(before.label)} ({show(before.high)})")
+    return problems
+
+
+def _settings(label: str, values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The good settings of one [instruments."NAME"] table, typed, and its problems."""
+    good, problems = check_table(label, values, _RULES)
+    if "severity_bands" in good:
+        good["severity_bands"], band_problems = _band_problems(label, good["severity_bands"])
+        problems += band_problems
+    if "aliases" in good:
+        good["aliases"] = tuple(good["aliases"])
+    return good, problems
+
+
+def build_registry(overrides: dict[str, Any] | None = None) -> dict[str, Instrument]:
+    """Built-in registry with config overrides applied; unknown names are new instruments.
+
+    Raises RegistryError listing every problem of every table at once.
+    """
     registry = dict(BUILTIN)
+    problems: list[str] = []
+    if overrides is not None and not isinstance(overrides, dict):
+        raise RegistryError(['[instruments] must be a table of instruments, e.g. '
+                             '[instruments."PHQ-9"]'])
+    touched: dict[str, str] = {}  # canonical name -> the table that set it
     for name, values in (overrides or {}).items():
-        unknown = set(values) - _FIELD_NAMES
-        if unknown:
-            raise ValueError(
-                f'[instruments."{name}"]: unknown setting(s) {sorted(unknown)}; '
-                f"known settings are {sorted(_FIELD_NAMES - {'name'})}"
-            )
-        values = dict(values)
-        if "severity_bands" in values:
-            values["severity_bands"] = _bands(*(tuple(b) for b in values["severity_bands"]))
-        if "aliases" in values:
-            values["aliases"] = tuple(values["aliases"])
+        label = f'[instruments."{name}"]'
+        if not isinstance(values, dict):
+            problems.append(f"{label} must be a table of settings, not {show(values)}")
+            continue
+        if not normalize_key(name):
+            problems.append(f"{label}: an instrument name needs a letter or a digit")
+            continue
         canonical = resolve_name(name, registry) or name
+        if canonical in touched:
+            problems.append(f"{label} names the same instrument as {touched[canonical]} "
+                            "(names are matched loosely); merge the two tables")
+            continue
+        good, found = _settings(label, values)
+        problems += found
+        if found:
+            continue
         if canonical in registry:
-            registry[canonical] = replace(registry[canonical], **values)
+            inst = replace(registry[canonical], **good)
         else:
-            missing = {"total_min", "total_max", "item_count", "item_min", "item_max"} - set(values)
+            missing = [k for k in _NEW_NEEDS if k not in good]
             if missing:
-                raise ValueError(
-                    f'[instruments."{name}"] is a new instrument and needs {sorted(missing)}'
-                )
-            values.setdefault("remission", None)
-            values.setdefault("caseness", None)
-            values.setdefault("reliable_change", None)
-            registry[name] = Instrument(name=name, **values)
+                problems.append(f"{label} is a new instrument and needs {', '.join(missing)}")
+                continue
+            good.setdefault("remission", None)
+            good.setdefault("caseness", None)
+            good.setdefault("reliable_change", None)
+            inst = Instrument(name=name, **good)
+        touched[canonical] = label
+        problems += instrument_problems(label, inst)
+        registry[canonical] = inst
+    problems += _alias_clashes(registry, touched)
+    if problems:
+        raise RegistryError(problems)
     return registry
+
+
+def _alias_clashes(registry: dict[str, Instrument], touched: dict[str, str]) -> list[str]:
+    """An alias of a configured instrument that loosely names another instrument."""
+    problems = []
+    for canonical, label in touched.items():
+        others = {normalize_key(a): i.name for i in registry.values() if i.name != canonical
+                  for a in (i.name, *i.aliases)}
+        for alias in registry[canonical].aliases:
+            other = others.get(normalize_key(alias))
+            if other:
+                problems.append(f"{label} aliases: {show(alias)} already names {other}")
+    return problems
 
 
 def alias_table(registry: dict[str, Instrument]) -> dict[str, str]:

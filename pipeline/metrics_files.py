@@ -16,7 +16,7 @@ import polars as pl
 
 import pipeline
 from pipeline.config import Config
-from pipeline.db import connect
+from pipeline.db import connect, writer_lock
 from pipeline.errors import InputError
 from pipeline.formatting import json_ready
 from pipeline.methods import methods_sentences
@@ -128,11 +128,12 @@ def write_metrics(results: Results, db_path: Path, out_dir: Path,
     """The metrics step of `outcomes run`: store the results' tables, then write the files."""
     check(results, db_path)
     run = provenance(results)
-    con = connect(db_path, results.config)
-    try:
-        store_tables(con, stored_tables(results), run)
-    finally:
-        con.close()
+    with writer_lock(db_path):  # README "Running safely"
+        con = connect(db_path, results.config)
+        try:
+            store_tables(con, stored_tables(results), run)
+        finally:
+            con.close()
     return write_files(results, run, out_dir, pseudonym_key)
 
 
@@ -149,16 +150,17 @@ def run_metrics(db_path: str | Path, as_of: date, out_dir: Path, config: Config,
     if not db_path.is_file():
         raise InputError(f"database {db_path} not found; load an export first with "
                          f"`outcomes ingest DATA_DIR --db {db_path}`")
-    try:
-        # writable: the schema is brought up to date (history tables) before `load` is pinned
-        con = connect(db_path, config, load=load)
-    except duckdb.Error as exc:
-        raise InputError(f"{db_path} cannot be opened as a DuckDB database: {exc}") from exc
-    try:
-        results = compute_results(con, as_of, config, load, NEEDS)
-        check(results, db_path)
-        run = provenance(results)
-        store_tables(con, stored_tables(results), run)
-    finally:
-        con.close()
+    with writer_lock(db_path):  # README "Running safely"
+        try:
+            # writable: the schema is brought up to date (history tables) before `load` is pinned
+            con = connect(db_path, config, load=load)
+        except duckdb.Error as exc:
+            raise InputError(f"{db_path} cannot be opened as a DuckDB database: {exc}") from exc
+        try:
+            results = compute_results(con, as_of, config, load, NEEDS)
+            check(results, db_path)
+            run = provenance(results)
+            store_tables(con, stored_tables(results), run)
+        finally:
+            con.close()
     return write_files(results, run, out_dir, pseudonym_key)

@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 
 from pipeline.config import Config
+from pipeline.db import writer_lock
 from pipeline.ingest import ingest
 from pipeline.metrics_files import NEEDS as METRICS_NEEDS
 from pipeline.metrics_files import write_metrics
@@ -44,6 +45,14 @@ def run_all(
     the last complete month of the data), all from one computation as of its last day."""
     out_dir.mkdir(parents=True, exist_ok=True)
     db_path = out_dir / DB_NAME
+    with writer_lock(db_path):  # no other load between this run's ingest and its metrics
+        return _run_all(data_dir, db_path, out_dir, config, month, echo, pseudonym_key, append,
+                        allow_retire)
+
+
+def _run_all(data_dir: Path, db_path: Path, out_dir: Path, config: Config, month: str | None,
+             echo: Callable[[str], None], pseudonym_key: bytes | None, append: bool,
+             allow_retire: bool) -> dict[str, Path]:
     report = ingest(data_dir, db_path, config, append=append, allow_retire=allow_retire)
     echo(report.render())
 

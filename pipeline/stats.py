@@ -1,15 +1,18 @@
 """Pure statistical functions: plain inputs in, plain outputs out, so a test can hand-work them.
 
-SPEC §2 "Rates" (Wilson score interval), "Cumulative response by infusion number" and
-"Durability" (Kaplan-Meier), "Comparison with published evidence" (funnel limits), and a
-p-chart for the monthly report.
+docs/definitions.md "Rates" (Wilson score interval), "Cumulative response by infusion number" and
+"Durability" (Kaplan-Meier), "Comparison with published evidence" (funnel limits: the normal
+approximation and the exact limits of docs/benchmarks.md), and a p-chart for the monthly report.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
 
 Z95 = 1.959964
 Z998 = 3.090232
@@ -118,6 +121,98 @@ def funnel_position(successes: int, n: int, p0: float, z: float = Z95) -> str | 
     if observed < limits[0]:
         return "below"
     return "within"
+
+
+TAIL95, TAIL998 = 0.025, 0.001  # each side of the 95% and 99.8% funnel limits
+# The logit-normal mixture is integrated on this grid of standard-normal scores (trapezoid).
+_MIXTURE_GRID = np.linspace(-10.0, 10.0, 2001)
+
+
+@dataclass(frozen=True)
+class ExactFunnel:
+    """Exact funnel limits for a unit of n around p0, widened by tau2 (docs/benchmarks.md).
+
+    `counts95` / `counts998`: the lowest and highest counts r whose tail probabilities
+    P(R <= r) and P(R >= r) are both at least 0.025 / 0.001. `limits95` / `limits998`: the same
+    limits as proportions, interpolated between the last count within and the first count
+    outside (so a count is within exactly when r / n lies between them).
+    """
+
+    p0: float
+    n: int
+    tau2: float  # 0.0: plain binomial
+    counts95: tuple[int, int]
+    counts998: tuple[int, int]
+    limits95: tuple[float, float]
+    limits998: tuple[float, float]
+
+    def place(self, successes: int) -> tuple[str, str]:
+        """('above' | 'within' | 'below') against the 95% and against the 99.8% limits."""
+        if not 0 <= successes <= self.n:
+            raise ValueError(f"successes must be between 0 and n, got {successes}/{self.n}")
+
+        def side(counts: tuple[int, int]) -> str:
+            return "below" if successes < counts[0] else "above" if successes > counts[1] \
+                else "within"
+
+        return side(self.counts95), side(self.counts998)
+
+
+def count_tails(p0: float, n: int, tau2: float | None = None
+                ) -> tuple[Callable[[int], float], Callable[[int], float]]:
+    """(F, S) with F(r) = P(R <= r) and S(r) = P(R >= r) for a unit's count R of n.
+
+    tau2 None or 0: R ~ Binomial(n, p0). tau2 > 0: R | theta ~ Binomial(n, expit(theta)) with
+    theta ~ Normal(logit p0, tau2), the random-effects predictive distribution of a new cohort.
+    """
+    if not 0 <= p0 <= 1:
+        raise ValueError(f"p0 must be a proportion, got {p0}")
+    if not tau2:
+        binomial = stats.binom(n, p0)
+        return (lambda r: float(binomial.cdf(r))), (lambda r: float(binomial.sf(r - 1)))
+    if tau2 < 0 or not 0 < p0 < 1:
+        raise ValueError(f"tau2 must be >= 0 and p0 strictly between 0 and 1, got {tau2}, {p0}")
+    weights = stats.norm.pdf(_MIXTURE_GRID) * (_MIXTURE_GRID[1] - _MIXTURE_GRID[0])
+    weights[[0, -1]] /= 2
+    rates = 1 / (1 + np.exp(-(math.log(p0 / (1 - p0)) + math.sqrt(tau2) * _MIXTURE_GRID)))
+    return (lambda r: float(weights @ stats.binom.cdf(r, n, rates))), \
+        (lambda r: float(weights @ stats.binom.sf(r - 1, n, rates)))
+
+
+def _first(test: Callable[[int], bool], low: int, high: int) -> int:
+    """Smallest r in [low, high] with test(r), for a test false then true; test(high) holds."""
+    while low < high:
+        middle = (low + high) // 2
+        if test(middle):
+            high = middle
+        else:
+            low = middle + 1
+    return low
+
+
+def _exact_limits(cdf: Callable[[int], float], sf: Callable[[int], float], n: int,
+                  tail: float) -> tuple[tuple[int, int], tuple[float, float]]:
+    low = _first(lambda r: cdf(r) >= tail, 0, n)
+    high = _first(lambda r: sf(r + 1) < tail, 0, n)  # the last r with S(r) >= tail
+    f, f_before = cdf(low), (cdf(low - 1) if low > 0 else 0.0)
+    s, s_after = sf(high), (sf(high + 1) if high < n else 0.0)
+    lower = (low - (f - tail) / (f - f_before)) / n
+    upper = (high + (s - tail) / (s - s_after)) / n
+    return (low, high), (max(lower, 0.0), min(upper, 1.0))
+
+
+def exact_funnel_limits(p0: float, n: int, tau2: float | None = None) -> ExactFunnel | None:
+    """Exact 95% and 99.8% funnel limits for a unit of size n around p0; None when n is 0.
+
+    Widened for the spread between studies when tau2 > 0 (docs/benchmarks.md): the count's
+    distribution is then the logit-normal mixture of `count_tails`.
+    """
+    if n <= 0:
+        return None
+    cdf, sf = count_tails(p0, n, tau2)
+    counts95, limits95 = _exact_limits(cdf, sf, n, TAIL95)
+    counts998, limits998 = _exact_limits(cdf, sf, n, TAIL998)
+    return ExactFunnel(p0, n, float(tau2 or 0.0), counts95, counts998, limits95, limits998)
 
 
 def p_chart(

@@ -27,6 +27,8 @@ COLUMNS = {
                  "cpt_codes"],
     "assessments": ["assessment_id", "patient_id", "instrument", "administered_at",
                     "total_score", "session_id", "timing"] + [f"item_{i}" for i in range(1, 10)],
+    "treatment_history": ["trial_id", "patient_id", "medication", "drug_class", "start_date",
+                          "end_date", "adequate_dose", "improvement_pct", "episode"],
 }
 ITEMS = [f"item_{i}" for i in range(1, 10)]
 
@@ -173,7 +175,7 @@ def outcome_mix(data_dir: Path) -> dict[str, float]:
 def test_same_seed_writes_identical_files_and_another_seed_differs(tmp_path: Path) -> None:
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
         write_demo(tmp_path / name, patients=60, seed=seed, end=END)
-    for file in ("protocols", "patients", "sessions", "assessments"):
+    for file in ("protocols", "patients", "sessions", "assessments", "treatment_history"):
         first = (tmp_path / "a" / f"{file}.csv").read_bytes()
         assert first == (tmp_path / "b" / f"{file}.csv").read_bytes()
     assert ((tmp_path / "a" / "assessments.csv").read_bytes()

@@ -1,4 +1,4 @@
-"""The evidence registry (pipeline/evidence/registry.csv) and the [evidence] config section."""
+"""The evidence registry (pipeline/reports/evidence/registry.csv) and the [evidence] config section."""
 
 from __future__ import annotations
 
@@ -86,6 +86,15 @@ def test_every_registry_row_traces_to_the_evidence_file_with_identical_n_and_rat
         assert study.remission_rate == number(row["remission_rate"]), study.study_id
         assert study.responders == (int(row["responders"]) if row["responders"] else None)
         assert study.year == int(row["year"])
+        assert study.journal == row["journal"], study.study_id
+        # the source's pooling note, verbatim; an evaluable n or a published CI comes from it
+        if row["pooling_note"]:
+            assert study.pooling_note == row["pooling_note"], study.study_id
+        if study.n_response is not None:
+            assert re.search(rf"(n=|/){study.n_response}\b", row["pooling_note"]), study.study_id
+        for ci in (study.response_ci, study.remission_ci):
+            if ci is not None:
+                assert f"{100 * ci[0]:g}-{100 * ci[1]:g}%" in row["pooling_note"], study.study_id
         if study.doi:
             assert study.doi in row["doi_or_pmid"]
         if study.pmid:
@@ -133,6 +142,15 @@ def test_every_source_row_is_in_the_registry_or_excluded_with_a_reason():
         ({"design_class": "cohort"}, "design_class", "must be one of"),
         ({"benchmark": "maybe"}, "benchmark", "yes or no"),
         ({"response_rate": "", "remission_rate": ""}, "response_rate", "required"),
+        ({"pooling": "maybe"}, "pooling", "must be one of"),
+        ({"pooling": "kaplan_meier"}, "pooling_note", "required"),
+        ({"response_ci_low": "0.5"}, "response_ci_high", "required"),
+        ({"response_ci_low": "0.55", "response_ci_high": "0.6"}, "response_ci_low", "must hold"),
+        ({"n_response": "600"}, "n_response", "must not exceed"),
+        # 53.6% of 100 is no whole count (53/100, 54/100): the rate is not responders / 100
+        ({"n_response": "100"}, "response_rate", "not a whole number of responders"),
+        ({"pooling": "meta_analytic", "pooling_note": "x", "n_response": "500"}, "n_response",
+         "only to a responders / n proportion"),
     ],
 )
 def test_bad_registry_row_names_the_row_and_field(tmp_path, changes, field, words):
@@ -217,12 +235,88 @@ def test_default_matching_by_plan():
                                  "phase": "maintenance"}) == []
 
 
-def test_context_study_without_doi_or_pmid_is_refused(tmp_path):
-    # Mathew 2010's DOI/PMID was not retrieved: its figures may not be printed as context either.
-    config_path = tmp_path / "c.toml"
-    config_path.write_text("[evidence.families.single_infusion]\n"
-                           "context = ['mathew2010_72h']\n", encoding="utf-8")
-    from pipeline.config import ConfigError, load_config
-    from pipeline.reports.evidence.families import evidence_settings
-    with pytest.raises(ConfigError, match="mathew2010_72h.*no DOI or PMID"):
-        evidence_settings(load_config(config_path))
+@pytest.mark.parametrize(
+    ("table", "words"),
+    [
+        # pooling is decided by the registry's `pooling` column
+        ("[evidence.families.real_world_induction]\npooled = ['mcinnes2022_kit', 'oliver2022_6wk']",
+         "oliver2022_6wk' cannot be pooled: Kaplan–Meier cumulative estimate"),
+        ("[evidence.families.single_infusion]\npooled = ['han2016_meta_d7']",
+         "han2016_meta_d7' cannot be pooled: meta-analytic pooled rate"),
+        # McIntyre 2020's DOI/PMID was not retrieved: not even printable as context
+        ("[evidence.families.real_world_induction]\ncontext = ['mcintyre2020_crtce']",
+         "mcintyre2020_crtce.*no DOI or PMID"),
+    ],
+)
+def test_family_that_misuses_a_registry_row_is_refused(tmp_path, table, words):
+    with pytest.raises(ConfigError, match=words):
+        evidence_settings(load_config(config_file(tmp_path, table + "\n")))
+
+
+# ---------------------------------------------------------------------------------------------
+# Pooling and denominators decided by data
+
+
+# Read from the evidence file's pooling notes and its evidence.md (sections 1, 3, 4): every row
+# that is not a responders / n proportion of one cohort measured at the end of a series.
+NOT_POOLABLE = {
+    "han2016_meta_24h": "meta_analytic", "han2016_meta_72h": "meta_analytic",
+    "han2016_meta_d7": "meta_analytic", "cochrane2021_vs_midazolam": "meta_analytic",
+    "cochrane2021_vs_placebo": "meta_analytic", "alnefeesi2022_rw_meta": "meta_analytic",
+    "oliver2022_6wk": "kaplan_meier", "oliver2022_10inf": "kaplan_meier",
+    "sakurai2020_mgh": "pre_dose", "anand2023_elektd_madrs": "secondary_source",
+    "griffiths2019_uk_bdi": "denominator_unknown", "griffiths2019_uk_qids": "denominator_unknown",
+}
+
+
+def test_pooling_column_marks_every_non_proportion_row():
+    studies = load_registry()
+    for study in studies.values():
+        assert study.pooling == NOT_POOLABLE.get(study.study_id, "poolable"), study.study_id
+        if study.pooling != "poolable":
+            assert study.pooling_note and not study.poolable
+    # Han 2016's 368 counts both arms of nine RCTs: it has no binomial n to weight by
+    assert studies["han2016_meta_d7"].n == 368 and studies["han2016_meta_d7"].binomial_n is None
+    assert "both arms" in studies["han2016_meta_d7"].n_note
+    # evaluable denominators: Salloum 27 of 56 (48%), Juby 40 of 66 (60.6%)
+    assert studies["salloum2019_fava_dose"].binomial_n == 56
+    assert studies["juby2024_sa"].binomial_n == 66
+    mathew = studies["mathew2010_72h"]
+    assert (mathew.doi, mathew.pmid, mathew.benchmark) == ("10.1017/S1461145709000169",
+                                                           "19288975", True)
+
+
+def rows_with(study_id: str, **changes: str) -> list[dict[str, str]]:
+    rows = registry_rows()
+    for row in rows:
+        if row["study_id"] == study_id:
+            row.update(changes)
+    return rows
+
+
+def test_counts_that_disagree_with_the_printed_rate_are_refused_naming_the_study(tmp_path):
+    # Salloum: 27 / 60 = 45.0%, but the abstract prints 48% (27 / 56 = 48.2%)
+    path = write_registry(tmp_path, rows_with("salloum2019_fava_dose", n_response=""))
+    with pytest.raises(RegistryError) as error:
+        load_registry(path)
+    message = str(error.value)
+    assert "study_id=salloum2019_fava_dose" in message and "27 / 60 = 45.0%" in message
+    assert "field 'responders'" in message
+    # Juby: 60.6% is k/66 (40), not k/67 for any k (40/67 = 59.7%, 41/67 = 61.2%)
+    path = write_registry(tmp_path, rows_with("juby2024_sa", n_response=""))
+    with pytest.raises(RegistryError, match="juby2024_sa.*'response_rate' 0.606 is not a whole"):
+        load_registry(path)
+    # Sakurai 15 / 82 = 18.29%: 16 would be 19.5%
+    path = write_registry(tmp_path, rows_with("sakurai2020_mgh", responders="16"))
+    with pytest.raises(RegistryError, match="sakurai2020_mgh.*16 / 82 = 19.5%"):
+        load_registry(path)
+
+
+def test_printed_rates_allow_rounding_or_truncation_only():
+    from pipeline.reports.evidence.registry import count_fits, some_count_fits
+    assert count_fits(11, 12, "0.916")  # 91.67% printed truncated as 91.6% (Shiroma 2014)
+    assert count_fits(17, 26, "0.65")  # 65.38% rounded to 65%
+    assert count_fits(10, 20, "0.5")  # 0.5 is read as 50%
+    assert not count_fits(27, 60, "0.48")  # 45%
+    assert not count_fits(12, 26, "0.48")  # 46.2%
+    assert some_count_fits(66, "0.606") and not some_count_fits(67, "0.606")

@@ -4,12 +4,14 @@ subprocess and inspects the real DuckDB file afterwards."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import random
 import resource
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -18,8 +20,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-TABLES = ("protocols", "patients", "sessions", "assessments", "treatment_history", "rejects",
-          "loads")
+CANONICAL = ("protocols", "patients", "sessions", "assessments", "treatment_history")
+TABLES = (*CANONICAL, "rejects", "loads", "changes",
+          *(f"history.{t}_retired" for t in CANONICAL))
 AS_OF = "2026-09-30"
 
 
@@ -63,13 +66,21 @@ def wait_for(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyp
         time.sleep(0.005)
 
 
-def holds(process: subprocess.Popen, path: Path) -> bool:
-    """True once the process has the file open (Linux /proc), i.e. DuckDB holds its lock."""
-    fds = Path(f"/proc/{process.pid}/fd")
+def lock_holder(path: Path) -> int | None:
+    """The pid holding DuckDB's lock on the file, or None: asks the kernel (fcntl F_GETLK) which
+    lock would block a writer, without taking one, so looking never gets in the writer's way.
+    (That the process has the file open is not enough: DuckDB opens it before it locks it.)"""
+    layout = "hhqqi"  # struct flock: l_type, l_whence, l_start, l_len, l_pid
     try:
-        return any(os.readlink(fd) == str(path) for fd in fds.iterdir())
-    except OSError:  # the process ended, or an fd closed while we looked
-        return False
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        probe = struct.pack(layout, fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
+        kind, _, _, _, pid = struct.unpack(layout, fcntl.fcntl(fd, fcntl.F_GETLK, probe))
+    finally:
+        os.close(fd)
+    return None if kind == fcntl.F_UNLCK else pid
 
 
 @pytest.fixture(scope="module")
@@ -97,17 +108,22 @@ def test_a_load_killed_at_random_points_leaves_the_database_as_before_or_as_afte
     seconds = float(exports["seconds"])  # type: ignore[arg-type]
     rng = random.Random(9)
     # Spread over the whole run: start-up, staging, validation, commit, and after it ended.
-    delays = sorted(rng.uniform(0.1, 1.0) * seconds for _ in range(5)) + [seconds * 1.5]
+    # The last point waits for the load to end (a kill then finds nothing to stop): a
+    # fixed sleep could still land before the commit on a loaded machine.
+    delays: list[float | None] = [*sorted(rng.uniform(0.1, 1.0) * seconds for _ in range(5)), None]
     seen = []
     for i, delay in enumerate(delays):
         db = exports["root"] / f"kill-{i}.duckdb"
         shutil.copy(exports["before"], db)
         process = start("ingest", exports["b"], "--db", db)
-        time.sleep(delay)
+        if delay is None:
+            process.wait(timeout=600)
+        else:
+            time.sleep(delay)
         process.send_signal(signal.SIGKILL)
         process.communicate()
         state = fingerprint(db)
-        assert state in (before, after), f"kill after {delay:.2f} s left a mixed database"
+        assert state in (before, after), f"kill after {delay} s left a mixed database"
         seen.append("after" if state == after else "before")
         if state == before:
             # The next load recovers from whatever the kill left and ends in the full state.
@@ -145,10 +161,13 @@ def test_a_second_writer_fails_with_a_clear_message_while_the_first_holds_the_da
     shutil.copy(exports["before"], db)
     first = start("ingest", exports["b"], "--db", db)
     try:
-        # Freeze the first load while it holds the database: a deterministic overlap.
-        wait_for(lambda: holds(first, db) or first.poll() is not None)
+        # Freeze the first load once it holds DuckDB's lock: a deterministic overlap.
+        wait_for(lambda: lock_holder(db) == first.pid or first.poll() is not None, timeout=300)
         os.kill(first.pid, signal.SIGSTOP)
         assert first.poll() is None, "the first load ended before the overlap"
+        # The lock as a second writer meets it.
+        with pytest.raises(duckdb.IOException, match="lock"):
+            duckdb.connect(str(db)).close()
         for second in (("ingest", exports["a"], "--db", db),
                        ("metrics", "--db", db, "--as-of", AS_OF, "--out",
                         exports["root"] / "busy-out"),
@@ -163,6 +182,27 @@ def test_a_second_writer_fails_with_a_clear_message_while_the_first_holds_the_da
     _, err = first.communicate(timeout=300)
     assert first.returncode == 0, err
     assert fingerprint(db) == fingerprint(exports["after"])
+
+
+@pytest.mark.parametrize("command", ["ingest", "metrics"])
+def test_a_writer_holds_the_lock_without_a_gap_until_it_is_done(exports, command):
+    # Watch the lock for the whole run of a writer: it must be taken once and kept until the
+    # writer is done (one run of "held"), so no other writer can slip in between two of its
+    # changes. A writer that closed and reopened its connection would show two runs.
+    db = exports["root"] / f"watched-{command}.duckdb"
+    shutil.copy(exports["before"], db)
+    args = (("ingest", exports["b"], "--db", db) if command == "ingest" else
+            ("metrics", "--db", db, "--as-of", AS_OF, "--out", exports["root"] / "watched"))
+    writer = start(*args)
+    seen: list[bool] = []
+    while writer.poll() is None:
+        held = lock_holder(db) == writer.pid
+        if not seen or seen[-1] != held:
+            seen.append(held)
+        time.sleep(0.001)
+    _, err = writer.communicate()
+    assert writer.returncode == 0, err
+    assert seen.count(True) == 1, seen
 
 
 def test_two_loads_started_together_end_as_one_load(exports):
@@ -220,8 +260,8 @@ def _limit_file_size(limit: int):  # type: ignore[no-untyped-def]
 
 
 def test_a_file_size_limit_during_metrics_is_a_clear_error_and_keeps_old_outputs(exports):
-    db = exports["root"] / "limit.duckdb"
-    shutil.copy(exports["after"], db)
+    db = exports["root"] / "limit.duckdb"  # export B alone: no history of export A's rows
+    assert outcomes("ingest", exports["b"], "--db", db).returncode == 0
     out = exports["root"] / "limit-out"
     assert outcomes("metrics", "--db", db, "--as-of", AS_OF, "--out", out).returncode == 0
     old = {p.name: sha256(p) for p in out.iterdir()}

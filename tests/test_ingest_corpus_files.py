@@ -59,14 +59,15 @@ def reconciled(report: LoadReport, db: Path, file: str) -> tuple[int, int, int, 
     reconciliation and the `loads` table agree and add up."""
     f = result(report, file)
     counts = (f.read, f.loaded, f.duplicates, f.rejected)
-    assert f.read == f.loaded + f.duplicates + f.rejected
+    assert f.read == f.added + f.corrected + f.unchanged + f.duplicates + f.rejected
     assert query(
         db,
         "SELECT rows_read, rows_loaded, duplicates, rejected FROM loads "
         "WHERE load_id = ? AND file = ?",
         [report.load_id, file],
     ) == [counts]
-    assert [file, *map(str, counts), "ok"] in [ln.split() for ln in report.render().splitlines()]
+    printed = (f.read, f.added, f.corrected, f.unchanged, f.duplicates, f.rejected, f.retired)
+    assert [file, *map(str, printed), "ok"] in [ln.split() for ln in report.render().splitlines()]
     return counts
 
 
@@ -157,7 +158,9 @@ def test_utf16_file_through_the_cli_prints_the_encoding_and_reconciliation(expor
     proc = cli("ingest", export, "--db", db)
     assert proc.exit_code == 0, proc.stderr
     assert "note: sessions.csv: not UTF-8; read as utf-16-le" in proc.stdout
-    assert ["sessions.csv", "3", "2", "0", "1", "ok"] in [ln.split() for ln in proc.stdout.splitlines()]
+    # read, added, corrected, unchanged, duplicates, rejected, retired
+    assert ["sessions.csv", "3", "2", "0", "0", "0", "1", "0", "ok"] in [
+        ln.split() for ln in proc.stdout.splitlines()]
 
 
 # ---------------------------------------------------------------- 3 decimal commas

@@ -45,8 +45,9 @@ BEFORE_BIRTH = (
     "of the date of birth"
 )
 INVISIBLE_ID = (
-    "the id contains an invisible character (zero-width or non-breaking space, tab or line "
-    "break); retype the id in the export"
+    "the id contains an invisible or formatting character (zero-width, direction or variation "
+    "mark, filler or blank, non-breaking space, tab or line break) or only combining marks; "
+    "retype the id in the export"
 )
 
 
@@ -131,13 +132,13 @@ def lines(header: str, rows: list[str]) -> str:
 def reconcile(report: LoadReport, db: Path, file: str) -> tuple[int, int, int, int]:
     """(read, loaded, duplicates, rejected) from `loads`, checked to add up and to agree with
     the printed report and with the lines in `rejects`."""
-    [(read, loaded, duplicates, rejects)] = query(
+    [(read, loaded, unchanged, duplicates, rejects)] = query(
         db,
-        "SELECT rows_read, rows_loaded, duplicates, rejected FROM loads WHERE file = ? "
+        "SELECT rows_read, rows_loaded, unchanged, duplicates, rejected FROM loads WHERE file = ? "
         "AND load_id = (SELECT max(load_id) FROM loads)",
         [file],
     )
-    assert read == loaded + duplicates + rejects
+    assert read == loaded + unchanged + duplicates + rejects
     [(lines,)] = query(
         db,
         "SELECT count(DISTINCT line) FROM rejects WHERE file = ? "

@@ -79,7 +79,7 @@ def test_aggregate_reports_and_their_json_carry_no_identifier_or_birth_date(exte
 
 def test_console_output_of_a_run_carries_no_identifier(external):
     console = external["console"]
-    assert "read = loaded + duplicates + rejected" in console  # the scan saw the real output
+    assert "read = added + corrected + unchanged + duplicates + rejected" in console  # real output
     assert leaked(console, external["identifiers"]) == []
 
 

@@ -20,12 +20,15 @@ import duckdb
 import pyarrow as pa
 
 from pipeline.config import Config
-from pipeline.db import connect, run
+from pipeline.db import connect, run, writer_lock
 from pipeline.errors import InputError
 from pipeline.ingest.adapters import adapter_units
-from pipeline.ingest.contract import TABLES, TableContract, discover
+from pipeline.ingest.adapters.common import default_mapping
+from pipeline.ingest.contract import TABLES, TableContract, contract_header, discover
+from pipeline.ingest.mapped import mapped_units, name_source_columns
+from pipeline.ingest.mapping_file import MAPPING_NAME
 from pipeline.ingest.merge import absent_columns, merge_file, retire_absent, start_table
-from pipeline.ingest.readers import Staged, stage_csv, stage_parquet, stage_xlsx
+from pipeline.ingest.readers import Staged, stage_file
 from pipeline.ingest.report import FileResult, LoadReport
 from pipeline.ingest.units import LoadUnit
 from pipeline.instruments import alias_table
@@ -103,15 +106,7 @@ def _build_stg(con: duckdb.DuckDBPyConnection, staged: Staged, contract: TableCo
 def _stage(
     con: duckdb.DuckDBPyConnection, work_dir: Path, *, path: Path, contract: TableContract, label: str
 ) -> Staged:
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".csv":
-            return stage_csv(con, path, contract, label, work_dir, tag=contract.name)
-        if suffix == ".parquet":
-            return stage_parquet(con, path, contract, label)
-        return stage_xlsx(con, path, contract, label)
-    except OSError as exc:
-        raise InputError(f"{label}: cannot be read ({exc.strerror})") from exc
+    return stage_file(con, path, contract_header(contract), label, work_dir, tag=contract.name)
 
 
 def canonical_units(data_dir: Path) -> tuple[list[LoadUnit], list[str]]:
@@ -142,15 +137,20 @@ def _load_unit(con: duckdb.DuckDBPyConnection, unit: LoadUnit, work_dir: Path,
                has_rows: bool) -> FileResult:
     label, contract = unit.label, unit.contract
     staged = unit.stage(con, work_dir)
+    if contract.name == "sessions":
+        _check_protocols_loaded(con, label)
     _build_stg(con, staged, contract)
+    id_column = staged.source_columns.get(contract.id_column, contract.id_column)
     run(
         con,
         "UPDATE settings SET file = $file, table_name = $table, id_column = $id",
-        {"file": label, "table": contract.name, "id": contract.id_column},
+        {"file": label, "table": contract.name, "id": id_column},
     )
     run(con, sql(f"validate/{contract.name}.sql"))
     if contract.name in ("sessions", "assessments", "treatment_history"):
         run(con, sql("validate/patient_references.sql"))
+    if staged.source_columns:
+        name_source_columns(con, staged)
     read, offsets = (int(c) for c in con.execute(
         "SELECT (SELECT count(*) FROM stg) + (SELECT count(DISTINCT line) FROM stage_rejects), "
         "(SELECT coalesce(sum(__offsets), 0) FROM typed)"
@@ -194,15 +194,15 @@ def _value_notes(offsets: int) -> list[str]:
     ]
 
 
-def _check_sessions_have_protocols(
-    con: duckdb.DuckDBPyConnection, units: list[LoadUnit], data_dir: Path
-) -> None:
-    tables = {u.contract.name for u in units}
-    if "sessions" in tables and "protocols" not in tables:
-        if _one(con, "SELECT count(*) FROM protocols") == 0:
+def _check_protocols_loaded(con: duckdb.DuckDBPyConnection, label: str) -> None:
+    """Sessions need protocols (planned infusions); a file without a session never stops a load."""
+    if _one(con, "SELECT count(*) FROM protocols") == 0:
+        sessions = int(_one(con, "SELECT count(*) FROM raw"))
+        if sessions:
             raise InputError(
-                f"{data_dir}: a sessions file needs a protocols file (planned infusions per "
-                "protocol), and none has been loaded before; add protocols.csv"
+                f"{label}: holds {sessions:,} session{'s' if sessions > 1 else ''}, but no "
+                "protocols are loaded (planned infusions per protocol), in this load or before; "
+                "add a protocols file (protocols.csv), or [[protocols]] tables to the mapping"
             )
 
 
@@ -223,65 +223,68 @@ def ingest(
     A snapshot retiring more than [ingest] max_retired_share of a table's rows stops the load
     (InputError, nothing changed) unless `allow_retire`.
 
-    source_format "canonical" reads SPEC §1 files; "redcap" and "fhir" go through an adapter
+    source_format "canonical" reads SPEC §1 files, or an EHR export through `mapping` (default:
+    mapping.toml in data_dir; README "Loading your EHR's export"); "redcap" and "fhir" go through an adapter
     (pipeline/ingest/adapters) that yields the same units, so every row meets the same checks.
     """
     data_dir = Path(data_dir)
     today = today or date.today()
     if source_format == "canonical":
-        units, ignored = canonical_units(data_dir)
+        mapping = mapping or default_mapping(data_dir, None, MAPPING_NAME)
+        units, ignored = (mapped_units(data_dir, config, mapping) if mapping is not None
+                          else canonical_units(data_dir))
     else:
         units, ignored = adapter_units(source_format, data_dir, config, mapping)
     order = {c.name: i for i, c in enumerate(TABLES)}
     units = sorted(units, key=lambda u: order[u.contract.name])  # references load first
-    con = connect(db_path, config)
-    try:
-        run(con, "BEGIN TRANSACTION")
+    with writer_lock(db_path):  # README "Running safely"
+        con = connect(db_path, config)
         try:
-            load_id = int(_one(con, "SELECT coalesce(max(load_id), 0) + 1 FROM loads"))  # type: ignore[arg-type]
-            mode = "append" if append else "snapshot"
-            _setup_session(con, config, load_id, today, mode)
-            _check_sessions_have_protocols(con, units, data_dir)
-            results = []
-            with tempfile.TemporaryDirectory(prefix="outcomes-ingest-") as work:
-                listed_checked = False
-                for name, group in groupby(units, key=lambda u: u.contract.name):
-                    if not listed_checked and order[name] >= order["sessions"]:
-                        run(
-                            con,
-                            "UPDATE settings SET patients_listed = "
-                            "(SELECT count(*) > 0 FROM patients WHERE source = 'patients')",
-                        )
-                        listed_checked = True
-                    results.extend(_load_table(con, list(group), Path(work), not append))
-            if not allow_retire:
-                _check_retire_share(results, config.ingest.max_retired_share)
-            run(con, sql("load/derived_patients.sql"))
-            loaded_at = datetime.now().replace(microsecond=0)
-            con.executemany(
-                "INSERT INTO loads (load_id, file, table_name, format, encoding, sha256, rows_read, "
-                "rows_loaded, duplicates, rejected, loaded_at, mode, added, corrected, unchanged, "
-                "retired) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    [load_id, r.file, r.table, r.format, r.encoding, r.sha256, r.read, r.loaded,
-                     r.duplicates, r.rejected, loaded_at, mode, r.added, r.corrected, r.unchanged,
-                     r.retired]
-                    for r in results
-                ],
-            )
-            top = con.execute(sql("load/top_rejects.sql"), [load_id]).fetchall()
-            changes = con.execute(sql("load/change_summary.sql"), [load_id]).fetchall()
-            run(con, "COMMIT")
-        except BaseException:
-            # A failed COMMIT (e.g. a full disk) has already ended the transaction; the
-            # original error is the one to report.
-            with contextlib.suppress(duckdb.Error):
-                run(con, "ROLLBACK")
-            raise
-    except duckdb.Error as exc:
-        raise InputError(_failed_load_message(data_dir, db_path, exc)) from exc
-    finally:
-        con.close()
+            run(con, "BEGIN TRANSACTION")
+            try:
+                load_id = int(_one(con, "SELECT coalesce(max(load_id), 0) + 1 FROM loads"))  # type: ignore[arg-type]
+                mode = "append" if append else "snapshot"
+                _setup_session(con, config, load_id, today, mode)
+                results = []
+                with tempfile.TemporaryDirectory(prefix="outcomes-ingest-") as work:
+                    listed_checked = False
+                    for name, group in groupby(units, key=lambda u: u.contract.name):
+                        if not listed_checked and order[name] >= order["sessions"]:
+                            run(
+                                con,
+                                "UPDATE settings SET patients_listed = "
+                                "(SELECT count(*) > 0 FROM patients WHERE source = 'patients')",
+                            )
+                            listed_checked = True
+                        results.extend(_load_table(con, list(group), Path(work), not append))
+                if not allow_retire:
+                    _check_retire_share(results, config.ingest.max_retired_share)
+                run(con, sql("load/derived_patients.sql"))
+                loaded_at = datetime.now().replace(microsecond=0)
+                con.executemany(
+                    "INSERT INTO loads (load_id, file, table_name, format, encoding, sha256, rows_read, "
+                    "rows_loaded, duplicates, rejected, loaded_at, mode, added, corrected, unchanged, "
+                    "retired) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        [load_id, r.file, r.table, r.format, r.encoding, r.sha256, r.read, r.loaded,
+                         r.duplicates, r.rejected, loaded_at, mode, r.added, r.corrected, r.unchanged,
+                         r.retired]
+                        for r in results
+                    ],
+                )
+                top = con.execute(sql("load/top_rejects.sql"), [load_id]).fetchall()
+                changes = con.execute(sql("load/change_summary.sql"), [load_id]).fetchall()
+                run(con, "COMMIT")
+            except BaseException:
+                # A failed COMMIT (e.g. a full disk) has already ended the transaction; the
+                # original error is the one to report.
+                with contextlib.suppress(duckdb.Error):
+                    run(con, "ROLLBACK")
+                raise
+        except duckdb.Error as exc:
+            raise InputError(_failed_load_message(data_dir, db_path, exc)) from exc
+        finally:
+            con.close()
     return LoadReport(load_id, str(db_path), today, results, ignored, top, mode, changes)
 
 

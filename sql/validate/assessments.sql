@@ -87,7 +87,9 @@ item_sums AS (
       AND list_min(items) >= item_min AND list_max(items) <= item_max
 ),
 odd_ids AS (
-    SELECT * FROM typed WHERE has_invisible(concat(assessment_id, patient_id, session_id))
+    -- Each id on its own (see sessions.sql).
+    SELECT * FROM typed
+    WHERE has_invisible(assessment_id) OR has_invisible(patient_id) OR has_invisible(session_id)
 ),
 checks AS (
     SELECT __line AS line, 'patient_id' AS "column", raw_patient_id AS value,

@@ -20,18 +20,36 @@ CREATE OR REPLACE TEMP MACRO blank(s) AS
 
 CREATE OR REPLACE TEMP MACRO clean(s) AS nullif(strip(s), '');
 
--- Characters that make two ids look the same but differ: control characters (tab, line break),
--- non-breaking and other Unicode spaces, soft hyphen, zero-width and direction marks, BOM.
+-- The one rule for characters that make two ids look the same but differ, or make an id look
+-- like nothing (docs/bad-input-values.md, "Invisible characters in ids"):
+--   * control characters (Cc: tab, line break, NUL, DEL, C1 controls);
+--   * format characters (Cf: soft hyphen, zero-width space/joiners, direction marks, embeddings
+--     and isolates, word joiner, BOM, Arabic letter mark U+061C, tag characters U+E0001 and
+--     U+E0020-U+E007F, ...);
+--   * every separator but the plain space (Z: non-breaking and other Unicode spaces, line and
+--     paragraph separators);
+--   * the other default-ignorable code points, which render as nothing: combining grapheme
+--     joiner U+034F, Hangul fillers U+115F, U+1160, U+3164, U+FFA0, Khmer inherent vowels
+--     U+17B4-U+17B5, Mongolian variation selectors U+180B-U+180F, variation selectors
+--     U+FE00-U+FE0F and U+E0100-U+E01EF, and the unassigned U+2065, U+FFF0-U+FFF8,
+--     U+E0000-U+E0FFF;
+--   * the braille pattern blank U+2800 (a "blank" that is not a space);
+--   * a value made only of combining marks (Mn, Me): nothing for them to sit on.
+-- RE2 (DuckDB's regex engine) knows the general categories but not Default_Ignorable_Code_Point,
+-- so that property's code points outside Cf are listed. A letter followed by a combining mark
+-- (`Jose` + U+0301, a decomposed é) is a visible id and is not refused.
 CREATE OR REPLACE TEMP MACRO has_invisible(s) AS
-    regexp_matches(s, '[\x00-\x1F\x7F-\x9F\xA0\xAD\x{1680}\x{180E}\x{2000}-\x{200F}'
-                      || '\x{2028}-\x{202F}\x{205F}-\x{206F}\x{3000}\x{FEFF}]');
+    regexp_matches(s, '[\p{Cc}\p{Cf}\x{034F}\x{115F}\x{1160}\x{17B4}\x{17B5}\x{180B}-\x{180F}'
+                      || '\x{2065}\x{2800}\x{3164}\x{FE00}-\x{FE0F}\x{FFA0}\x{FFF0}-\x{FFF8}'
+                      || '\x{E0000}-\x{E0FFF}]|[^\PZ ]|^[\p{Mn}\p{Me}]+$');
 
 -- For an id after clean(): ids are matched exactly across files, so an invisible character is
 -- rejected rather than removed (the export would not match the clinic's other systems).
 CREATE OR REPLACE TEMP MACRO id_problem(id) AS
     CASE WHEN has_invisible(id)
-         THEN 'the id contains an invisible character (zero-width or non-breaking space, tab or '
-              || 'line break); retype the id in the export' END;
+         THEN 'the id contains an invisible or formatting character (zero-width, direction or '
+              || 'variation mark, filler or blank, non-breaking space, tab or line break) or only '
+              || 'combining marks; retype the id in the export' END;
 
 CREATE OR REPLACE TEMP MACRO required_problem(s) AS
     CASE WHEN blank(s) THEN 'required value is empty; fill it in the export' END;

@@ -1,7 +1,7 @@
 """Pure functions of the evidence comparison: pooled benchmark, intervals from published rates,
 Kaplan-Meier point estimates with an interval, claim verdicts and small-cell suppression.
 
-Plain numbers in, plain numbers out, so tests can hand-work every one (SPEC §2 "Comparison with
+Plain numbers in, plain numbers out, so tests can hand-work every one (docs/definitions.md "Comparison with
 published evidence", "Small-cell suppression").
 """
 

@@ -1,10 +1,11 @@
-"""Protocol families (SPEC §2 "Comparison with published evidence"): which published figures a
+"""Protocol families (docs/definitions.md "Comparison with published evidence"): which published figures a
 clinic protocol is compared with, and the `[evidence]` config section that can change that.
 
 A family is a named set of registry rows with a comparable plan, instrument family and
-timepoint. `pooled` rows form the n-weighted benchmark p0; `context` rows are drawn on the forest
-plot for orientation but never pooled (same patients as a pooled row, cumulative
-Kaplan-Meier figures, or overlapping meta-analyses).
+timepoint. `pooled` rows form the benchmark p0 (docs/benchmarks.md); `context` rows are drawn on
+the forest plot for orientation but never pooled. Only a row the registry marks poolable
+(`benchmark = yes`, `pooling = poolable`) may be listed under `pooled`; Kaplan–Meier, meta-analytic,
+pre-dose and secondary-source figures can only be context.
 
 Defaults are in code; `[evidence]` in the TOML config may override them:
 
@@ -53,23 +54,23 @@ DEFAULT_FAMILIES: dict[str, Family] = {
             "twice_weekly_3_4wk", "Twice weekly for three to four weeks",
             "6 infusions twice weekly over about 3 weeks; response (≥50% reduction, "
             "QIDS-SR-16) at the end of the induction",
-            pooled=("anand2023_elektd_qids", "sakurai2020_mgh"),
-            context=("anand2023_elektd_madrs",),
+            pooled=("anand2023_elektd_qids",),
+            context=("sakurai2020_mgh", "anand2023_elektd_madrs"),
         ),
         Family(
             "single_infusion", "Single infusion",
             "one infusion; response (≥50% reduction, MADRS/HDRS) 1–7 days after it. The clinic's "
-            "endpoint is the last score up to 14 days after the infusion, so the day-7 figure is "
-            "the closest",
-            pooled=("han2016_meta_d7", "salloum2019_fava_dose", "lii2023_masked"),
-            context=("han2016_meta_24h",),
+            "endpoint is the last score up to 14 days after the infusion, so the latest figures "
+            "(day 3, day 7) are the closest",
+            pooled=("salloum2019_fava_dose", "lii2023_masked", "mathew2010_72h"),
+            context=("han2016_meta_d7", "han2016_meta_24h"),
         ),
         Family(
             "real_world_induction", "Real-world induction series (community clinics)",
             "4–8 infusions over 1–4 weeks in routine care; response (≥50% reduction, mostly "
             "PHQ-9) up to about a month after the induction",
-            pooled=("mcinnes2022_kit", "oliver2022_6wk", "juby2024_sa", "wilkinson2018_yale"),
-            context=("alnefeesi2022_rw_meta",),
+            pooled=("mcinnes2022_kit", "juby2024_sa", "wilkinson2018_yale"),
+            context=("oliver2022_6wk", "alnefeesi2022_rw_meta"),
         ),
     )
 }
@@ -192,6 +193,11 @@ def evidence_settings(config: Config) -> EvidenceSettings:
                                   "PMID) and can only be listed under context")
             if study.response_rate is None:
                 raise ConfigError(f"{where} pooled: study '{sid}' has no response rate")
+            if not study.poolable:
+                # decided by the registry's `pooling` column (docs/benchmarks.md), never by words
+                raise ConfigError(f"{where} pooled: study '{sid}' cannot be pooled: "
+                                  f"{study.not_pooled_reason} (registry pooling = "
+                                  f"{study.pooling}); list it under context")
 
     raw_protocols = raw.get("protocols", {})
     if not isinstance(raw_protocols, dict):
