@@ -21,7 +21,7 @@ from pipeline.demo import write_demo
 from pipeline.demo.revisions import revise_export
 from pipeline.errors import InputError
 from pipeline.ingest import ingest
-from pipeline.metrics import run_metrics
+from pipeline.metrics_files import run_metrics
 
 END = date(2026, 10, 31)
 LOAD_DAY = date(2026, 11, 28)
