@@ -20,7 +20,6 @@ from pipeline.reports.evidence.compare import (
     mix_verdict,
     pooled_rate,
     range_verdict,
-    suppress_partition,
     wilson_from_rate,
 )
 from pipeline.reports.evidence.rates import rate_entry
@@ -114,12 +113,6 @@ def test_small_cells_and_complementary_suppression():
     assert rate_entry(3, 8, 10)["denominator"] == Suppressed(10)
     shown = rate_entry(0, 100, 10)
     assert shown["rate"] == 0 and not shown["suppressed"]
-    # response 50, partial 5, non 45 of 100: partial alone would be 100 - 50 - 45
-    assert suppress_partition({"response": 50, "partial": 5, "non": 45}, 10) == {"partial", "non"}
-    assert suppress_partition({"response": 40, "partial": 5, "non": 55}, 10,
-                              protect=("response",)) == {"partial", "non"}
-    assert suppress_partition({"a": 5, "b": 7, "c": 50}, 10) == {"a", "b"}
-    assert suppress_partition({"a": 0, "b": 20, "c": 30}, 10) == set()
 
 
 # ---------------------------------------------------------------------------------------------

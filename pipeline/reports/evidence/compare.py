@@ -187,20 +187,3 @@ def rate_withheld(numerator: int, denominator: int, small_cell_max: int) -> bool
     """A rate is withheld when its numerator, its complement or its denominator is 1..k."""
     return (is_small(numerator, small_cell_max) or is_small(denominator, small_cell_max)
             or is_small(denominator - numerator, small_cell_max))
-
-
-def suppress_partition(counts: dict[str, int], small_cell_max: int,
-                       protect: Sequence[str] = ()) -> set[str]:
-    """Cells of a partition (parts summing to a printed total) to withhold.
-
-    Primary: every cell 1..k. Complementary: when exactly one cell is withheld it could be
-    recovered as total minus the others, so the smallest other non-zero cell is withheld too,
-    preferring cells not in `protect` (e.g. keep the response rate, hide non-response instead).
-    """
-    hidden = {name for name, c in counts.items() if is_small(c, small_cell_max)}
-    if len(hidden) == 1:
-        others = sorted((name in protect, c, name) for name, c in counts.items()
-                        if name not in hidden and c > 0)
-        if others:
-            hidden.add(others[0][2])
-    return hidden
