@@ -1,6 +1,7 @@
 # Two commands on a fresh Debian 12 (python3, python3-venv, make, git):
 #   make run    installs what is missing, generates the demo export, runs the pipeline -> out/
-#   make test   installs what is missing and runs the test suite
+#   make test   installs what is missing and runs the test suite (all of it)
+#   make quick  the quick loop: lint, types, and the tests not marked slow
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -14,7 +15,7 @@ DEMO_SEED ?= 7
 DEBIAN_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core \
                    poppler-utils qpdf
 
-.PHONY: run test lint bench bench-1m sysdeps clean
+.PHONY: run test quick lint bench bench-1m sysdeps clean
 
 run: sysdeps $(STAMP)
 	$(BIN)/outcomes demo $(OUT)/demo-export --patients $(DEMO_PATIENTS) --seed $(DEMO_SEED)
@@ -24,6 +25,11 @@ test: sysdeps $(STAMP)
 	$(BIN)/ruff check pipeline tests bench
 	$(BIN)/mypy pipeline
 	$(BIN)/python -m pytest
+
+quick: $(STAMP)
+	$(BIN)/ruff check pipeline tests bench
+	$(BIN)/mypy pipeline
+	$(BIN)/python -m pytest -m "not slow"
 
 # Not part of `make test` / CI: minutes, and gigabytes of generated exports under bench-out/.
 bench: sysdeps $(STAMP)

@@ -10,6 +10,7 @@ order-free hash of every row; the canonical and history tables also by an ordere
 order as stored), reported separately. Exit status 1 when anything differs.
 
 usage: python bench/ingest_regression.py EXPORT [EXPORT ...] [--ref main] [--out DIR]
+           [--format canonical|redcap|fhir] [--mapping FILE]
        python bench/ingest_regression.py --compare DB_A DB_B
 """
 
@@ -35,7 +36,8 @@ LOADER = (
     "import sys; from datetime import date; from pathlib import Path; "
     "from pipeline.config import load_config; from pipeline.ingest.load import ingest; "
     "import pipeline; assert Path(pipeline.__file__).resolve().is_relative_to(Path(sys.argv[3]).resolve()); "
-    "ingest(Path(sys.argv[1]), Path(sys.argv[2]), load_config(), today=date.fromisoformat(sys.argv[4]))"
+    "ingest(Path(sys.argv[1]), Path(sys.argv[2]), load_config(), today=date.fromisoformat(sys.argv[4]), "
+    "source_format=sys.argv[5], mapping=Path(sys.argv[6]) if sys.argv[6] else None)"
 )
 
 
@@ -83,11 +85,13 @@ def reference_tree(rev: str, where: Path) -> Path:
     return where / "ref"
 
 
-def load_all(tree: Path, exports: list[Path], db: Path, day: str) -> float:
+def load_all(tree: Path, exports: list[Path], db: Path, day: str, source_format: str = "canonical",
+             mapping: Path | None = None) -> float:
     env = {**os.environ, "PYTHONPATH": str(tree)}
     start = time.perf_counter()
     for export in exports:
-        subprocess.run([sys.executable, "-c", LOADER, str(export), str(db), str(tree), day],
+        subprocess.run([sys.executable, "-c", LOADER, str(export.resolve()), str(db), str(tree), day,
+                        source_format, str(mapping.resolve()) if mapping else ""],
                        check=True, cwd=tree, env=env)
     return time.perf_counter() - start
 
@@ -99,6 +103,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, help="keep the two databases in this folder")
     parser.add_argument("--day", default=LOAD_DAY, help="day of load for every load")
     parser.add_argument("--compare", nargs=2, type=Path, metavar="DB", help="only compare")
+    parser.add_argument("--format", default="canonical", choices=("canonical", "redcap", "fhir"),
+                        help="source format of every export")
+    parser.add_argument("--mapping", type=Path, help="mapping file (default: found in the export)")
     args = parser.parse_args()
     if args.compare:
         return 0 if compare(*args.compare) else 1
@@ -111,8 +118,8 @@ def main() -> int:
         for db in (ref_db, new_db):
             db.unlink(missing_ok=True)
         tree = reference_tree(args.ref, Path(tmp))
-        seconds_ref = load_all(tree, args.exports, ref_db, args.day)
-        seconds_new = load_all(ROOT, args.exports, new_db, args.day)
+        seconds_ref = load_all(tree, args.exports, ref_db, args.day, args.format, args.mapping)
+        seconds_new = load_all(ROOT, args.exports, new_db, args.day, args.format, args.mapping)
         print(f"loaded {len(args.exports)} export(s): reference {args.ref} {seconds_ref:.1f} s, "
               f"this checkout {seconds_new:.1f} s")
         same = compare(ref_db, new_db)

@@ -15,7 +15,7 @@ from pathlib import Path
 from pipeline.config import load_config
 from pipeline.demo import write_demo
 from pipeline.ingest import ingest
-from pipeline.reports.payer import write_payer_packets
+from pipeline.reports.payer.write import write_payer_packets
 
 
 def main() -> None:

@@ -34,7 +34,7 @@ from pipeline.casemix_stats import c_statistic, poisson_oe_interval
 from pipeline.instruments import Instrument
 
 if TYPE_CHECKING:
-    from pipeline.reports.payer_criteria import ResistanceRule
+    from pipeline.reports.payer.criteria import ResistanceRule
 
 MIN_COURSES = 50
 MIN_LEVEL_OUTCOMES = 5  # responders and non-responders each a level needs to stand alone
@@ -339,7 +339,7 @@ def case_mix(
     """The case-mix comparison for the 12 months ending with `month` (YYYY-MM).
 
     course_outcomes: compute_outcomes(...).course_outcomes as of the month's last day;
-    units: monthly.course_units(frames, sessions) (site and provider of infusion 1);
+    units: reports.monthly.units.course_units(frames, sessions) (site and provider of infusion 1);
     inputs: read_case_mix_inputs (patients, treatment_history); instruments: the registry in
     force; resistance: payer_rules(config).resistance (what an adequate trial is);
     preferred_instrument: the report's headline instrument.

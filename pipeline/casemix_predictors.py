@@ -20,7 +20,7 @@ from pipeline.instruments import Instrument
 from pipeline.paths import sql
 
 if TYPE_CHECKING:  # a rule object only: no import of the reports layer at run time
-    from pipeline.reports.payer_criteria import ResistanceRule
+    from pipeline.reports.payer.criteria import ResistanceRule
 
 COURSE_KEY = ["patient_id", "course_id"]
 NOT_RECORDED = "not recorded"  # a course whose first infusion names no site/provider
@@ -126,7 +126,7 @@ def sex_level(sex: pl.Expr) -> pl.Expr:
 
 
 def counts_as_adequate_trial(rule: ResistanceRule) -> pl.Expr:
-    """The payer packet's "counts" verdict (payer_criteria.classify_trial) as one expression:
+    """The payer packet's "counts" verdict (reports/payer/criteria.py classify_trial) as one expression:
     an antidepressant (class not excluded) started before infusion 1, in a listed episode, at an
     adequate dose (when required), lasting >= min_weeks, improving <= max_improvement_pct.
     A row lacking any of these values does not count (the payer packet calls it incomplete)."""
@@ -177,7 +177,7 @@ def case_mix_courses(
     predictor columns (prior_adequate_trials only when treatment_history has rows).
 
     units: patient_id, course_id, site, provider — the monthly report's assignment
-    (pipeline/reports/monthly.py `course_units`: the site and provider of infusion 1).
+    (pipeline/reports/monthly/units.py `course_units`: the site and provider of infusion 1).
     """
     rows = one_row_per_course(reporting_window(course_outcomes, start, end), preferred_instrument)
     patients = inputs.patients.select("patient_id", "birth_date", "sex").unique(

@@ -1,4 +1,5 @@
-"""Command-line interface (SPEC §3). Argument parsing only: each command calls a library function.
+"""Command-line interface (README "Commands"). Argument parsing only: each command calls a
+library function.
 
 Exit codes: 0 done; 1 the input had errors that stopped the run; 2 usage.
 """
@@ -27,7 +28,8 @@ CONFIG_OPTION = click.option(
     "config_path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="TOML file overriding the SPEC's definitions (windows, cut-offs, instruments).",
+    help="TOML file overriding the definitions (windows, cut-offs, instruments; "
+         "docs/definitions.md lists every key).",
 )
 
 
@@ -148,12 +150,15 @@ def demo(data_dir: Path, patients: int, seed: int, end) -> None:  # type: ignore
               help="DuckDB database file (created if missing).")
 @click.option("--format", "source_format", type=click.Choice(["canonical", "redcap", "fhir"]),
               default="canonical", show_default=True,
-              help="canonical: SPEC files (protocols, patients, sessions, assessments, "
+              help="canonical: the export files of README \"Input\" (protocols, patients, "
+                   "sessions, assessments, "
                    "treatment_history); redcap: a REDCap flat CSV export + data dictionary; "
                    "fhir: FHIR R4 Bulk Data NDJSON files.")
 @click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=None, help="TOML mapping for --format redcap/fhir (which forms, fields or "
-                                 "codes hold sessions and scores); see README.")
+              default=None, help="TOML mapping: for an EHR export (its files, columns, date "
+                                 "formats and codes; default mapping.toml in DATA_DIR when "
+                                 "present; `outcomes mapping draft` writes a start), or for "
+                                 "--format redcap/fhir. See README.")
 @APPEND_OPTION
 @ALLOW_RETIRE_OPTION
 @CONFIG_OPTION
@@ -212,12 +217,15 @@ def run(data_dir: Path, out_dir: Path, month: str | None, key_file: Path | None,
 @CONFIG_OPTION
 def metrics(db_path: Path, as_of, out_dir: Path, key_file: Path | None,  # type: ignore[no-untyped-def]
             load: int | None, config_path: Path | None) -> None:
-    """Compute course outcomes and protocol rates (SPEC §2) as of a day and write them.
+    """Compute course outcomes and protocol rates as of a day and write them.
 
-    Writes course_outcomes.csv, protocol_summary.csv and metrics.json into OUT and replaces
-    the result tables in the database, so reports read one place.
+    Every definition (course, baseline, endpoint, response, ...) is in docs/definitions.md.
+
+    Writes course_outcomes.csv, protocol_summary.csv and metrics.json into OUT and stores the
+    results in the database: a report for the same as-of day, load and config reads them
+    instead of computing again.
     """
-    from pipeline.metrics import run_metrics
+    from pipeline.metrics_files import run_metrics
 
     config = _run_guarded(load_config, config_path)
     result = _run_guarded(run_metrics, db_path, as_of.date(), out_dir, config,
@@ -226,6 +234,27 @@ def metrics(db_path: Path, as_of, out_dir: Path, key_file: Path | None,  # type:
     groups = len(result["protocol_summary"])
     echo(f"metrics as of {as_of.date().isoformat()}: {courses} course rows, "
                f"{groups} protocol x instrument rows -> {out_dir}")
+
+
+@main.group()
+def mapping() -> None:
+    """Load a clinic's own export: its file and column names, date formats and codes."""
+
+
+@mapping.command("draft")
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@CONFIG_OPTION
+def mapping_draft(data_dir: Path, config_path: Path | None) -> None:
+    """Print a starting mapping.toml for the export in DATA_DIR.
+
+    Columns are matched to canonical names loosely, date formats are guessed from the values
+    (marked REVIEW), and the distinct status, service, timing and instrument values are listed
+    with "" for you to fill in. Save the result as DATA_DIR/mapping.toml, then run ingest.
+    """
+    from pipeline.ingest.mapping_draft import draft_mapping
+
+    config = _run_guarded(load_config, config_path)
+    click.echo(_run_guarded(draft_mapping, data_dir, config), nl=False)
 
 
 @main.group()
@@ -251,7 +280,7 @@ MONTH_TYPE = click.DateTime(formats=["%Y-%m"])
 def report_monthly(db_path: Path, month, out_dir: Path, load: int | None,  # type: ignore[no-untyped-def]
                    config_path: Path | None) -> None:
     """Monthly quality report for the clinical lead: monthly-YYYY-MM.pdf and .json."""
-    from pipeline.reports.monthly import write_monthly_report
+    from pipeline.reports.monthly.write import write_monthly_report
 
     config = _run_guarded(load_config, config_path)
     written = _run_guarded(write_monthly_report, db_path, month.strftime("%Y-%m"), out_dir, config,
@@ -270,7 +299,7 @@ def report_monthly(db_path: Path, month, out_dir: Path, load: int | None,  # typ
 def report_evidence(db_path: Path, as_of, out_dir: Path, load: int | None,  # type: ignore[no-untyped-def]
                     config_path: Path | None) -> None:
     """Evidence comparison report: evidence-DATE.pdf and .json (small cells always suppressed)."""
-    from pipeline.reports.evidence import write_evidence_report
+    from pipeline.reports.evidence.write import write_evidence_report
 
     config = _run_guarded(load_config, config_path)
     written = _run_guarded(write_evidence_report, db_path, as_of.date(), out_dir, config, load=load)
@@ -294,7 +323,7 @@ def report_payer(db_path: Path, patient: str | None, month, out_dir: Path, write
     """Payer documentation: one PDF/A-3 per patient course, plus index.csv of what was written."""
     if (patient is None) == (month is None):
         raise click.UsageError("give exactly one of --patient ID or --month YYYY-MM")
-    from pipeline.reports.payer import write_payer_packets
+    from pipeline.reports.payer.write import write_payer_packets
 
     config = _run_guarded(load_config, config_path)
     index = _run_guarded(write_payer_packets, db_path, out_dir, config, patient=patient,

@@ -1,6 +1,6 @@
-"""TOML config -> frozen dataclasses holding SPEC §2 defaults.
+"""TOML config -> frozen dataclasses holding the default definitions (docs/definitions.md).
 
-Every key is optional; a missing file section means the SPEC default. The config is checked as
+Every key is optional; a missing file section means the default. The config is checked as
 a whole before anything runs (README "How the config is checked"): unknown keys at any level,
 each value against its rule, settings that contradict each other, and instrument names, which
 are matched loosely as ingest matches them. Every problem is reported at once, one line each.
@@ -151,7 +151,7 @@ def _payer_names(payer: dict[str, Any], registry: dict[str, Instrument],
                  problems: list[str]) -> dict[str, Any]:
     """[payer] with the instruments of entry.thresholds and continuation.instruments spelled as
     the registry spells them, each threshold within its instrument's total range. The rest of
-    the section is checked by the payer report (pipeline/reports/payer_criteria.py)."""
+    the section is checked by the payer report (pipeline/reports/payer/criteria.py)."""
     payer = dict(payer)
     entry = payer.get("entry")
     if isinstance(entry, dict) and isinstance(entry.get("thresholds"), dict):
@@ -206,7 +206,7 @@ def check_config(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
 
 
 def load_config(path: str | Path | None = None) -> Config:
-    """Read a TOML config; None gives the SPEC defaults. Raises ConfigError listing every
+    """Read a TOML config; None gives the defaults. Raises ConfigError listing every
     problem of the file, one line each."""
     if path is None:
         return Config()

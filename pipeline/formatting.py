@@ -1,8 +1,8 @@
 """Number formatting for templates (Jinja filters) and the small-cell marker.
 
 Templates format numbers, they never compute them. Suppression is decided in Python when the
-context is built (SPEC §2 "Small-cell suppression"; pipeline/reports/monthly_cells.py decides
-for both aggregate reports): a suppressed count arrives here as a `Suppressed` value and prints
+context is built (docs/suppression.md; pipeline/reports/suppression.py decides for both
+aggregate reports): a suppressed count arrives here as a `Suppressed` value and prints
 as "<11", a count withheld so that a suppressed one cannot be derived arrives as `Withheld` and
 prints as "*", and a rate built on either arrives as None with `suppressed=True` in its dict.
 """
@@ -13,6 +13,8 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 from typing import Any
+
+from pipeline.months import parse_month
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,7 @@ def fmt_date(value: Any) -> str:
 def fmt_month(value: Any) -> str:
     """'2026-03' or a date -> 'March 2026'."""
     if isinstance(value, str):
-        value = dt.date.fromisoformat(value + "-01")
+        value = parse_month(value).first
     return value.strftime("%B %Y")
 
 

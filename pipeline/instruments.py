@@ -1,4 +1,5 @@
-"""The instrument registry (SPEC §2): ranges, items, cut-offs, severity bands, LOINC codes.
+"""The instrument registry (docs/definitions.md "Instruments"): ranges, items, cut-offs, severity
+bands, LOINC codes.
 
 One place answers "what is a valid PHQ-9?" for ingest, outcomes and reports. Config may
 override any field of a built-in instrument or add new instruments.

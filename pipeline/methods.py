@@ -1,11 +1,56 @@
-"""Methods text (SPEC §2): one plain sentence per definition, with the settings in force.
+"""Methods text (docs/definitions.md): one plain sentence per definition, with the settings in
+force, and the labels every report prints for the configured cut-offs.
 
-Reports print these so a reader knows exactly how every figure was computed.
+Reports print these so a reader knows exactly how every figure was computed. A label that names a
+cut-off (a response is a reduction of at least `response_pct`; counts from 1 to
+`small_cell_max` print as "<11") is built here from the config, so changing the config changes
+every label through this one place.
 """
 
 from __future__ import annotations
 
-from pipeline.config import Config
+from dataclasses import dataclass
+
+from pipeline.config import Config, Definitions
+from pipeline.formatting import Suppressed
+from pipeline.metrics import HIGH_BP
+from pipeline.outcomes import SAFETY_ITEM, TIMING_CLASSES
+
+
+@dataclass(frozen=True)
+class Labels:
+    """The configured definitions as the reports print them."""
+
+    response_pct: str  # "50": a response is a reduction of at least this many percent
+    partial_pct: str  # "25": a partial response at least this, and less than response_pct
+    partial_top: str  # "49": the largest whole percent of a partial response
+    response_bar: str  # "half the baseline": what a post score must reach to count as response
+    small_cell_max: int  # counts from 1 to this are suppressed
+    marker: str  # "<11": how such a count prints
+
+    def fewer_than(self) -> str:
+        """'fewer than 11' (courses): what "<11" means."""
+        return f"fewer than {self.small_cell_max + 1}"
+
+    def small_range(self) -> str:
+        """'1–10': the suppressed counts."""
+        return f"1–{self.small_cell_max}"
+
+
+def _pct(value: float) -> str:
+    return f"{value:g}"
+
+
+def labels(definitions: Definitions) -> Labels:
+    remaining = 100 - definitions.response_pct
+    return Labels(
+        response_pct=_pct(definitions.response_pct),
+        partial_pct=_pct(definitions.partial_response_pct),
+        partial_top=_pct(definitions.response_pct - 1),
+        response_bar="half the baseline" if remaining == 50 else f"{_pct(remaining)}% of the baseline",
+        small_cell_max=definitions.small_cell_max,
+        marker=str(Suppressed(definitions.small_cell_max)),
+    )
 
 
 def _days(n: int) -> str:
@@ -33,9 +78,12 @@ def instrument_sentence(config: Config, name: str) -> str:
 
 
 def methods_sentences(config: Config) -> list[dict[str, str]]:
-    """[{"definition": name, "text": sentence}, ...] in SPEC §2 order."""
+    """[{"definition": name, "text": sentence}, ...] in the order of docs/definitions.md."""
     d = config.definitions
-    rp, pp = f"{d.response_pct:g}", f"{d.partial_response_pct:g}"
+    rp, pp = labels(d).response_pct, labels(d).partial_pct
+    timing = ", ".join(f"{c.key} ({c.span('{} or more')})" for c in TIMING_CLASSES)
+    systolic, diastolic = HIGH_BP
+    item = SAFETY_ITEM
     sentences = [
         ("Administered infusion", "An administered infusion is a session with status "
          "completed or aborted; cancelled sessions are kept but are not infusions."),
@@ -73,7 +121,7 @@ def methods_sentences(config: Config) -> list[dict[str, str]]:
          "reliable improvement."),
         ("Infusions to response", "Infusions to response is the smallest number of infusions "
          f"after which a post-baseline score was at most {100 - d.response_pct:g}% of baseline; "
-         "timing is early (1–2), gradual (3–4), late (5 or more) or never."),
+         f"timing is {timing} or never."),
         ("Rates", "Rates are computed per protocol and instrument over evaluable courses that "
          "are not in progress, each with a 95% Wilson score interval; the intention-to-treat "
          "response rate divides responders by all courses not in progress with a baseline "
@@ -88,15 +136,16 @@ def methods_sentences(config: Config) -> list[dict[str, str]]:
          f"endpoint to the first later score with less than {rp}% improvement from baseline "
          "(relapse), Kaplan–Meier with censoring at the last score."),
         ("Safety", "Safety: adverse events per 100 administered infusions by type, the share of "
-         "infusions with a recorded blood pressure reaching systolic ≥ 180 or diastolic ≥ 110, "
-         "and the share of infusions aborted. A PHQ-9 item 9 above 0 is flagged."),
+         f"infusions with a recorded blood pressure reaching systolic ≥ {systolic} or diastolic "
+         f"≥ {diastolic}, and the share of infusions aborted. A {item[0]} item {item[1]} above 0 "
+         "is flagged."),
         ("Reporting month", "A course's outcome date is the day its endpoint window closes "
          f"(last infusion + {_days(d.endpoint_window_days)}) when completed, or the day it "
          f"became discontinued (last infusion + {d.course_gap_days + 1} days)."),
     ]
     if d.suppress_small_cells:
         sentences.append(("Small cells", f"Counts from 1 to {d.small_cell_max} print as "
-                          f"\"<{d.small_cell_max + 1}\" and rates built on them are withheld."))
+                          f"\"{labels(d).marker}\" and rates built on them are withheld."))
     result = [{"definition": name, "text": text} for name, text in sentences]
     result += [{"definition": f"Instrument {name}", "text": instrument_sentence(config, name)}
                for name in config.instruments]

@@ -1,35 +1,21 @@
-"""Metrics (SPEC §2 rates and curves, §3 outputs): course rows -> protocol rates, curves, safety.
-
-`run_metrics` is what the CLI calls: it computes everything as of one day, writes
-course_outcomes.csv, protocol_summary.csv and metrics.json, and replaces the result tables in
-DuckDB so reports read one place. Every summary here is a group_by/agg over whole frames.
+"""Metrics (docs/definitions.md "Rates" to "Safety"): course rows -> protocol rates, curves,
+safety. Every summary here is a group_by/agg over whole frames; `compute_metrics` returns them
+all, keyed by the table name `outcomes metrics` stores them under (pipeline/metrics_files.py
+writes and stores them).
 """
 
 from __future__ import annotations
 
-import json
-from datetime import date
-from pathlib import Path
-from typing import Any
-
-import duckdb
 import polars as pl
 
-import pipeline
 from pipeline.config import Config, Definitions
-from pipeline.db import connect, writer_lock
-from pipeline.errors import InputError
-from pipeline.formatting import json_ready
-from pipeline.methods import methods_sentences
-from pipeline.outcomes import OutcomeFrames, compute_outcomes, reduced_by_at_least
-from pipeline.outputs import atomic_path
-from pipeline.pseudonyms import pseudonymize
+from pipeline.outcomes import OutcomeFrames, reduced_by_at_least, safety_item
 from pipeline.stats import wilson
 
 GROUP = ["protocol_id", "instrument"]
-CSV_DATETIME = "%Y-%m-%dT%H:%M:%S"
+HIGH_BP = (180, 110)  # mmHg: an infusion reaching systolic >= 180 or diastolic >= 110 (Safety)
 
-# SPEC §3 `protocol_summary.csv`, in this order; extra columns follow.
+# `protocol_summary.csv` (README "Outputs"), in this order; extra columns follow.
 PROTOCOL_SUMMARY_COLUMNS = [
     "protocol_id", "instrument", "courses", "in_progress", "evaluable", "responders",
     "response_rate", "response_ci_low", "response_ci_high", "partial_responders",
@@ -110,7 +96,7 @@ def rated_courses(course_outcomes: pl.DataFrame) -> pl.DataFrame:
 
 
 def cumulative_response(course_outcomes: pl.DataFrame) -> pl.DataFrame:
-    """SPEC §2 "Cumulative response by infusion number": KM per protocol x instrument.
+    """docs/definitions.md "Cumulative response": KM per protocol x instrument.
 
     Event = response at `infusions_to_response`; censored at the last scored infusion.
     """
@@ -129,7 +115,7 @@ def cumulative_response(course_outcomes: pl.DataFrame) -> pl.DataFrame:
 
 
 def protocol_summary(course_outcomes: pl.DataFrame) -> pl.DataFrame:
-    """SPEC §2 "Rates" per protocol x instrument over evaluable, non-in-progress courses."""
+    """docs/definitions.md "Rates" per protocol x instrument over evaluable, non-in-progress courses."""
     not_in_progress = pl.col("status") != "in_progress"
     rated = pl.col("evaluable") & not_in_progress
     category = pl.col("category")
@@ -180,7 +166,7 @@ def protocol_summary(course_outcomes: pl.DataFrame) -> pl.DataFrame:
 def same_session_effect(
     frames: OutcomeFrames, definitions: Definitions
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """SPEC §2 "Same-session effect": a `pre` and a same-day `post` score around infusion 1.
+    """docs/definitions.md "Same-session effect": a `pre` and a same-day `post` score around infusion 1.
 
     pre = latest `pre` score on the day of infusion 1 not after its start; post = first `post`
     score that day after its start (a date-only post is at the end of the day). Ties -> higher.
@@ -238,7 +224,8 @@ def same_session_effect(
 def durability(
     frames: OutcomeFrames, definitions: Definitions
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """SPEC §2 "Durability": days from an endpoint response to relapse (< 50% improvement).
+    """docs/definitions.md "Durability": days from an endpoint response to relapse (a later
+    score that is no longer a response).
 
     Courses: rated courses with category response. Later scores: every later score of the
     patient on that instrument up to as-of (also those in a later course). Censored at the
@@ -281,14 +268,15 @@ def durability(
 
 
 def safety(frames: OutcomeFrames) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """SPEC §2 "Safety" per protocol and clinic-wide (protocol_id null, scope 'clinic').
+    """docs/definitions.md "Safety" per protocol and clinic-wide (protocol_id null, scope 'clinic').
 
     Returns (per-scope summary, adverse events per 100 administered infusions by type).
     High BP share is over infusions with a blood pressure recorded.
     """
+    systolic, diastolic = HIGH_BP
     infusions = frames.course_infusions.with_columns(
-        high_bp=(pl.col("bp_systolic_max") >= 180).fill_null(False)
-        | (pl.col("bp_diastolic_max") >= 110).fill_null(False),
+        high_bp=(pl.col("bp_systolic_max") >= systolic).fill_null(False)
+        | (pl.col("bp_diastolic_max") >= diastolic).fill_null(False),
         bp_recorded=pl.col("bp_systolic_max").is_not_null()
         | pl.col("bp_diastolic_max").is_not_null(),
     )
@@ -348,9 +336,10 @@ def attrition(frames: OutcomeFrames) -> pl.DataFrame:
 
 
 def item9_flags(frames: OutcomeFrames) -> pl.DataFrame:
-    """SPEC §2: a PHQ-9 item 9 above 0 is a safety flag whatever the total (scores as of)."""
-    return frames.scores.filter(pl.col("instrument") == "PHQ-9").with_columns(
-        item_9=pl.col("items").list.get(8, null_on_oob=True)
+    """docs/definitions.md "Safety": a PHQ-9 item 9 above 0 is a safety flag whatever the total
+    (scores as of)."""
+    return frames.scores.with_columns(
+        item_9=safety_item(pl.col("instrument"), pl.col("items"))
     ).filter(pl.col("item_9") > 0).select(
         "patient_id", "assessment_id", "administered_at", "timing", "total_score", "item_9"
     ).sort("patient_id", "administered_at")
@@ -358,6 +347,12 @@ def item9_flags(frames: OutcomeFrames) -> pl.DataFrame:
 
 # ---------------------------------------------------------------------------------------------
 # The whole run
+
+
+METRIC_TABLES = ("course_outcomes", "protocol_summary", "cumulative_response",
+                 "same_session_courses", "same_session_effect", "durability_courses",
+                 "durability_curve", "durability_summary", "safety_summary",
+                 "adverse_event_rates", "attrition", "item9_flags")
 
 
 def compute_metrics(frames: OutcomeFrames, config: Config) -> dict[str, pl.DataFrame]:
@@ -379,120 +374,3 @@ def compute_metrics(frames: OutcomeFrames, config: Config) -> dict[str, pl.DataF
         "attrition": attrition(frames),
         "item9_flags": item9_flags(frames),
     }
-
-
-
-def provenance(con: duckdb.DuckDBPyConnection, as_of: date, config: Config) -> dict[str, Any]:
-    loads = con.sql(
-        # The wall-clock loaded_at stays in the database's `loads` log; outputs carry only what
-        # the export determines, so the same export gives byte-identical outputs.
-        "SELECT load_id, file, table_name, sha256, rows_loaded FROM loads"
-    ).pl().sort("load_id", "file")
-    return {
-        "as_of": as_of.isoformat(),
-        # the load the figures come from (`--load N`, or the latest)
-        "load_id": loads["load_id"].max() if loads.height else None,
-        "package_version": pipeline.__version__,
-        "config": {"path": config.source, "sha256": config.sha256},
-        "inputs": json_ready(loads.to_dicts()),
-    }
-
-
-def store_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, pl.DataFrame],
-                 run: dict[str, Any]) -> None:
-    """Replace the metric tables in DuckDB in one transaction."""
-    con.execute("BEGIN TRANSACTION")
-    try:
-        for name, frame in tables.items():
-            con.register("metrics_frame", frame.to_arrow())
-            # `name` is one of our own table names (see compute_metrics), never input data.
-            con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM metrics_frame")
-            con.unregister("metrics_frame")
-        con.execute("CREATE OR REPLACE TABLE metrics_runs (as_of DATE, load_id INTEGER, "
-                    "provenance JSON)")
-        con.execute("INSERT INTO metrics_runs VALUES (?, ?, ?)",
-                    [date.fromisoformat(run["as_of"]), run["load_id"], json.dumps(run)])
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
-
-
-def _json_ready_frame(frame: pl.DataFrame) -> pl.DataFrame:
-    """ISO date-times as text; polars writes NaN as null and dates as ISO already."""
-    iso = [pl.col(c).dt.strftime("%Y-%m-%dT%H:%M:%S") for c, t in frame.schema.items()
-           if isinstance(t, pl.Datetime)]
-    return frame.with_columns(iso)
-
-
-def write_metrics_json(path: Path, head: dict[str, Any], tables: dict[str, pl.DataFrame]) -> None:
-    """metrics.json streamed to disk: the small head through Python's json, each row table by
-    polars straight into the file (at registry scale the tables are gigabytes of JSON, which
-    must never be held as one string)."""
-    with path.open("wb") as out:
-        out.write(b"{\n")
-        for key, value in head.items():
-            text = json.dumps(key) + ": " + json.dumps(json_ready(value), ensure_ascii=False)
-            out.write(text.encode("utf-8") + b",\n")
-        for i, (name, frame) in enumerate(tables.items()):
-            out.write(json.dumps(name).encode("utf-8") + b": ")
-            _json_ready_frame(frame).write_json(out)
-            out.write(b",\n" if i < len(tables) - 1 else b"\n")
-        out.write(b"}\n")
-
-
-def _csv_ready(frame: pl.DataFrame) -> pl.DataFrame:
-    """CSV writes datetimes as ISO text without a zone; lists are not CSV-able, drop them."""
-    return frame.select([c for c, t in frame.schema.items() if not isinstance(t, pl.List)])
-
-
-def run_metrics(db_path: str | Path, as_of: date, out_dir: Path, config: Config,
-                pseudonym_key: bytes | None = None, load: int | None = None) -> dict[str, Any]:
-    """SPEC §3 `outcomes metrics`: compute as of `as_of`, write the CSVs and metrics.json.
-
-    pseudonym_key: when given, identifier columns in the written files are keyed pseudonyms
-    (pipeline.pseudonyms); the database and the returned frames keep the real ids.
-    Returns the metrics.json head and the tables as polars frames. Raises InputError for a
-    missing database or no data.
-    """
-    db_path = Path(db_path)
-    if not db_path.is_file():
-        raise InputError(f"database {db_path} not found; load an export first with "
-                         f"`outcomes ingest DATA_DIR --db {db_path}`")
-    with writer_lock(db_path):  # README "Running safely"
-        try:
-            con = connect(db_path, config, load=load)
-        except duckdb.Error as exc:
-            raise InputError(f"{db_path} cannot be opened as a DuckDB database: {exc}") from exc
-        try:
-            sessions = con.execute("SELECT count(*) FROM sessions").fetchone()
-            if not sessions or sessions[0] == 0:
-                raise InputError(f"{db_path} holds no sessions; load an export with `outcomes ingest`")
-            frames = compute_outcomes(con, as_of, config)
-            if frames.courses.height == 0:
-                raise InputError(f"{db_path} has no administered infusion on or before "
-                                 f"{as_of.isoformat()}; choose a later --as-of")
-            tables = compute_metrics(frames, config)
-            run = provenance(con, as_of, config)
-            store_tables(con, tables, run)
-        finally:
-            con.close()
-
-    written = tables
-    if pseudonym_key is not None:
-        written = {name: pseudonymize(frame, pseudonym_key) for name, frame in tables.items()}
-        run = {**run, "pseudonymized": "identifier columns are HMAC-SHA-256 pseudonyms "
-                                       "(16 hex digits) under the clinic's key"}
-    for name in ("course_outcomes", "protocol_summary"):
-        with atomic_path(out_dir / f"{name}.csv") as path:
-            _csv_ready(written[name]).write_csv(path, datetime_format=CSV_DATETIME)
-    head = {
-        "as_of": as_of.isoformat(),
-        "provenance": run,
-        "definitions_in_force": config.definitions_in_force(),
-        "methods": methods_sentences(config),
-    }
-    with atomic_path(out_dir / "metrics.json") as path:
-        write_metrics_json(path, head, written)
-    result = {**head, **tables}
-    return result

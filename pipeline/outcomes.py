@@ -1,8 +1,16 @@
-"""Course outcomes (SPEC §2): runs sql/outcomes for the set-based steps, then polars for the rest.
+"""Course outcomes (docs/definitions.md): runs sql/outcomes for the set-based steps, then polars
+for the rest.
 
 The SQL files build, in order, administered infusions, courses, baselines, post-baseline scores
-and endpoints as temporary tables on the connection; `course_outcomes()` adds categories,
+and endpoints as temporary tables on the connection; `add_outcome_columns` adds categories,
 remission, reliable change, recovery and infusions to response with whole-frame expressions.
+
+The definitions a report applies again live here, once, and every report imports them: the
+reduction test behind response, partial response and relapse (`reduced_by_at_least`), the
+response timing classes (`TIMING_CLASSES`), the severity band of a score (`severity_band`) and
+the PHQ-9 item-9 safety flag (`safety_item`). The baseline and endpoint are chosen in SQL
+(sql/outcomes/06_baselines.sql, 08_endpoints.sql); `OutcomeFrames.score_ids` says which score
+each one is.
 """
 
 from __future__ import annotations
@@ -10,6 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -21,7 +30,7 @@ from pipeline.paths import SQL_DIR
 
 OUTCOME_SQL_DIR = SQL_DIR / "outcomes"
 
-# SPEC §3 `course_outcomes.csv`, in this order; extra columns follow.
+# `course_outcomes.csv` (README "Outputs"), in this order; extra columns follow.
 COURSE_OUTCOME_COLUMNS = [
     "patient_id", "course_id", "protocol_id", "instrument", "course_start", "course_end",
     "infusions", "planned_infusions", "status", "baseline_score", "endpoint_score",
@@ -72,15 +81,88 @@ def instrument_frame(instruments: dict[str, Instrument]) -> pl.DataFrame:
     )
 
 
-def reduced_by_at_least(score: pl.Expr, baseline: pl.Expr, pct: float) -> pl.Expr:
-    """score <= baseline * (1 - pct/100), compared without dividing (exact on whole scores)."""
+def reduced_by_at_least(score: Any, baseline: Any, pct: float) -> Any:
+    """score <= baseline * (1 - pct/100), compared without dividing (exact on whole scores).
+
+    The one reduction test: response (`response_pct`), partial response
+    (`partial_response_pct`), relapse and the same-session halving, and the payer's continuation
+    bar. Takes polars expressions (returns an expression) or numbers (returns a bool).
+    """
     return score * 100 <= baseline * (100 - pct)
+
+
+# ---------------------------------------------------------------------------------------------
+# Response timing (docs/definitions.md "Infusions to response")
+
+
+@dataclass(frozen=True)
+class TimingClass:
+    """Courses whose infusions_to_response lies in first..last (no upper bound when last is None)."""
+
+    key: str
+    first: int
+    last: int | None = None
+
+    def span(self, open_end: str = "≥ {}") -> str:
+        """'1–2'; the open class as `open_end` with its first ('≥ 5', '≥5', '5 or more')."""
+        if self.last is None:
+            return open_end.format(self.first)
+        return f"{self.first}–{self.last}"
+
+    def holds(self, n: int) -> bool:
+        return self.first <= n and (self.last is None or n <= self.last)
+
+
+TIMING_CLASSES = (TimingClass("early", 1, 2), TimingClass("gradual", 3, 4),
+                  TimingClass("late", 5))
+NEVER = "never"  # no post-baseline score reached response
+
+
+def response_timing(n: pl.Expr) -> pl.Expr:
+    """The timing class of `infusions_to_response` (NEVER when null)."""
+    expr: Any = pl.when(n.is_null()).then(pl.lit(NEVER))
+    for cls in TIMING_CLASSES[:-1]:
+        assert cls.last is not None
+        expr = expr.when(n <= cls.last).then(pl.lit(cls.key))
+    return expr.otherwise(pl.lit(TIMING_CLASSES[-1].key))
+
+
+# ---------------------------------------------------------------------------------------------
+# Severity bands and the safety item (the instrument registry, pipeline/instruments.py)
+
+
+def severity_band(instrument: pl.Expr, score: pl.Expr,
+                  instruments: dict[str, Instrument]) -> pl.Expr:
+    """Label of the registry band holding the score: the first band with low <= score <= high;
+    a score between two bands (a fraction on a whole-number scale) takes the band above it;
+    null when the instrument has no bands or the score is null."""
+    bands = [(name, band) for name, inst in instruments.items() for band in inst.severity_bands]
+    cases = [((instrument == name) & (score >= band.low) & (score <= band.high), band.label)
+             for name, band in bands]
+    cases += [((instrument == name) & (score <= band.high), band.label) for name, band in bands]
+    if not cases:
+        return pl.lit(None, dtype=pl.String)
+    expr: Any = pl.when(cases[0][0]).then(pl.lit(cases[0][1]))
+    for condition, label in cases[1:]:
+        expr = expr.when(condition).then(pl.lit(label))
+    return expr.otherwise(pl.lit(None, dtype=pl.String))
+
+
+SAFETY_ITEM = ("PHQ-9", 9)  # PHQ-9 item 9 (thoughts of self-harm): any answer above 0 is flagged
+
+
+def safety_item(instrument: pl.Expr, items: pl.Expr) -> pl.Expr:
+    """The answer to the safety item (PHQ-9 item 9) of a score; null for other instruments or
+    when the items were not exported. A value above 0 is a safety flag."""
+    name, number = SAFETY_ITEM
+    return pl.when(instrument == name).then(items.list.get(number - 1, null_on_oob=True))
 
 
 def infusions_to_response(
     post_scores: pl.DataFrame, baselines: pl.DataFrame, response_pct: float
 ) -> pl.DataFrame:
-    """SPEC §2 "Infusions to response": least infusion count n of a post score <= 50% of baseline.
+    """docs/definitions.md "Infusions to response": least infusion count n of a post score that
+    is a response (reduced_by_at_least response_pct).
 
     Also returns `last_scored_infusion` (largest infusion count with a score), the KM censor time.
     """
@@ -103,7 +185,8 @@ def add_outcome_columns(
     instruments: dict[str, Instrument],
     definitions: Definitions,
 ) -> pl.DataFrame:
-    """SPEC §2 per-course outcomes from baseline and endpoint, one row per course x instrument."""
+    """Per-course outcomes from baseline and endpoint, one row per course x instrument
+    (docs/definitions.md "Evaluable" to "Infusions to response")."""
     keys = ["patient_id", "course_id", "instrument"]
     to_response = infusions_to_response(
         post_scores, course_scores.select([*keys, "baseline_score"]), definitions.response_pct
@@ -142,12 +225,7 @@ def add_outcome_columns(
     is_case = pl.when(caseness.is_not_null() & baseline.is_not_null()).then(baseline >= caseness)
     recovery = pl.when(is_case).then(endpoint < caseness)
     n = pl.col("infusions_to_response")
-    timing = (
-        pl.when(n.is_null()).then(pl.lit("never"))
-        .when(n <= 2).then(pl.lit("early"))
-        .when(n <= 4).then(pl.lit("gradual"))
-        .otherwise(pl.lit("late"))
-    )
+    timing = response_timing(n)
     frame = frame.with_columns(
         pct_change=when_evaluable(((endpoint - baseline) / baseline * 100).round(1), pl.Float64),
         category=when_evaluable(category, pl.String),
@@ -179,7 +257,10 @@ class OutcomeFrames:
     courses: pl.DataFrame  # one row per course
     scores: pl.DataFrame  # assessments as of, with scored_at
     post_scores: pl.DataFrame
-    course_outcomes: pl.DataFrame  # SPEC §3 columns first
+    course_outcomes: pl.DataFrame  # course_outcomes.csv columns first
+    # which score is each course's baseline and endpoint (sql/outcomes/06, 08): patient_id,
+    # course_id, instrument, baseline_assessment_id, endpoint_assessment_id
+    score_ids: pl.DataFrame
 
 
 def compute_outcomes(
@@ -200,9 +281,12 @@ def compute_outcomes(
         ["patient_id", "course_id", "instrument", "scored_at", "total_score"]
     )
     course_scores = con.sql("SELECT * FROM course_scores").pl()
+    score_ids = course_scores.select(
+        "patient_id", "course_id", "instrument", "baseline_assessment_id", "endpoint_assessment_id"
+    ).sort("patient_id", "course_id", "instrument")
     # The frames now hold everything; free the temp relations before polars works on them.
     for name, _ in reversed(outcome_sql_files()):
         con.execute(f"DROP TABLE IF EXISTS {name}").fetchall()
     outcomes = add_outcome_columns(course_scores, post_scores, config.instruments,
                                    config.definitions)
-    return OutcomeFrames(as_of, course_infusions, courses, scores, post_scores, outcomes)
+    return OutcomeFrames(as_of, course_infusions, courses, scores, post_scores, outcomes, score_ids)

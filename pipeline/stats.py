@@ -1,6 +1,6 @@
 """Pure statistical functions: plain inputs in, plain outputs out, so a test can hand-work them.
 
-SPEC §2 "Rates" (Wilson score interval), "Cumulative response by infusion number" and
+docs/definitions.md "Rates" (Wilson score interval), "Cumulative response by infusion number" and
 "Durability" (Kaplan-Meier), "Comparison with published evidence" (funnel limits: the normal
 approximation and the exact limits of docs/benchmarks.md), and a p-chart for the monthly report.
 """

@@ -1,18 +1,123 @@
-"""Shared fixtures: tiny exports written as real files, loaded into real DuckDB files."""
+"""Shared fixtures: tiny exports written as real files, loaded into real DuckDB files; the demo
+export and its database, built once per session; and `cli`, the one way a test runs a command.
+
+Session fixtures are shared by every test that asks for them: treat them as read-only (reports
+open a database read-only; to write to one, copy it with `copy_db`).
+"""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 import textwrap
 from datetime import date
 from pathlib import Path
 
 import duckdb
 import pytest
+from click.testing import CliRunner, Result
 
+from pipeline.cli import main
 from pipeline.config import load_config
+from pipeline.demo import write_demo
 from pipeline.ingest import LoadReport, ingest
 
 LOAD_DAY = date(2026, 11, 28)
+DEMO_END = date(2026, 10, 31)  # the last day of clinic activity in the demo exports
+SUPPRESS = "[definitions]\nsuppress_small_cells = true\nsmall_cell_max = 10\n"
+
+
+# Modules whose every test is slow: real processes killed, locked and starved (faults).
+SLOW_MODULES = {"test_faults.py"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests of SLOW_MODULES `slow` (the marker is declared in pyproject.toml)."""
+    for item in items:
+        if item.path.name in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
+def cli(*args: str | Path, env: dict[str, str | None] | None = None) -> Result:
+    """`outcomes ARGS` in this process (click's CliRunner): exit_code, stdout, stderr, output.
+
+    An exception the command does not turn into a message propagates and fails the test with
+    its traceback, so "no traceback" is checked by every call. `env` sets (None: unsets)
+    environment variables for the call.
+    """
+    return CliRunner().invoke(main, [str(a) for a in args], env=env, catch_exceptions=False)
+
+
+def outcomes_process(*args: str | Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    """`outcomes ARGS` as a separate process: only for tests whose subject is the process
+    (exit status and output of a real run, kills, locks)."""
+    return subprocess.run([sys.executable, "-m", "pipeline", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def copy_db(db: Path, target: Path) -> Path:
+    """A writable copy of a (session) database."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(db, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def demo_written(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """`outcomes demo` (400 patients, seed 7, activity up to 2026-10-31), written once: the
+    folder and the summary it printed."""
+    folder = tmp_path_factory.mktemp("demo") / "export"
+    return folder, write_demo(folder, patients=400, seed=7, end=DEMO_END)
+
+
+@pytest.fixture(scope="session")
+def demo_export(demo_written: tuple[Path, str]) -> Path:
+    """The folder of the demo export (read it, do not change it)."""
+    return demo_written[0]
+
+
+@pytest.fixture(scope="session")
+def demo_db(tmp_path_factory: pytest.TempPathFactory, demo_export: Path) -> Path:
+    """The demo export loaded once (day of load 2026-11-28). Read-only: copy it to write."""
+    db = tmp_path_factory.mktemp("demo-db") / "clinic.duckdb"
+    ingest(demo_export, db, load_config(), today=LOAD_DAY)
+    return db
+
+
+@pytest.fixture(scope="session")
+def twin_dbs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One demo export (120 patients, seed 5) loaded twice, into two separate databases (two
+    loads, two clocks): the same export must give the same report bytes from either."""
+    base = tmp_path_factory.mktemp("twins")
+    write_demo(base / "export", patients=120, seed=5, end=DEMO_END)
+    dbs = {}
+    for name in ("a", "b"):
+        dbs[name] = base / f"{name}.duckdb"
+        ingest(base / "export", dbs[name], load_config(), today=LOAD_DAY)
+    return dbs
+
+
+@pytest.fixture(scope="session")
+def suppress_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A config file turning small-cell suppression on (counts 1-10)."""
+    path = tmp_path_factory.mktemp("config") / "suppress.toml"
+    path.write_text(SUPPRESS, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def suppressed_reports(tmp_path_factory: pytest.TempPathFactory, demo_db: Path,
+                       suppress_config: Path) -> dict[str, list[Path]]:
+    """The demo's monthly report for 2026-10 and evidence report as of 2026-10-31 with
+    suppression on ([pdf, json] each), rendered once for the modules that read them."""
+    from pipeline.reports.evidence.write import write_evidence_report
+    from pipeline.reports.monthly.write import write_monthly_report
+
+    out = tmp_path_factory.mktemp("suppressed")
+    config = load_config(suppress_config)
+    return {"monthly": write_monthly_report(demo_db, "2026-10", out, config),
+            "evidence": write_evidence_report(demo_db, DEMO_END, out, config)}
 
 PROTOCOLS = """\
 protocol_id,name,planned_infusions,planned_days,dose_mg_per_kg,infusion_minutes,phase

@@ -197,6 +197,7 @@ def test_infusions_from_medication_administration_and_procedure(tmp_path, db):
          "Dr Okafor"),
     ]
     notes = [n for f in report.files for n in f.notes]
-    assert ("skipped (not loaded): 1 x Procedure that is not an infusion (code not in procedure_codes)"
+    assert ("skipped (not loaded): 1 x Procedure that is not an infusion (code not in procedure_codes "
+            "or protocol_codes)"
             in notes)
     assert any("MedicationAdministration of another medication" in n for n in notes)

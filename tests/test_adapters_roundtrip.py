@@ -15,7 +15,7 @@ import pytest
 from pipeline.config import load_config
 from pipeline.demo import write_demo
 from pipeline.ingest import ingest
-from pipeline.metrics import run_metrics
+from pipeline.metrics_files import run_metrics
 from tests.adapter_writers import accepted_rows, write_fhir, write_redcap
 from tests.conftest import LOAD_DAY, query
 

@@ -49,8 +49,8 @@ from pipeline.db import connect
 from pipeline.errors import InputError
 from pipeline.outcomes import compute_outcomes
 from pipeline.paths import sql
-from pipeline.reports.monthly import course_units
-from pipeline.reports.payer_criteria import ResistanceRule, classify_trial
+from pipeline.reports.monthly.units import course_units
+from pipeline.reports.payer.criteria import ResistanceRule, classify_trial
 
 MONTH = "2026-03"
 AS_OF = date(2026, 3, 31)

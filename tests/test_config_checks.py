@@ -15,9 +15,9 @@ from click.testing import CliRunner
 from pipeline import cli
 from pipeline.cli import main
 from pipeline.config import ConfigError, load_config
-from pipeline.evidence.families import evidence_settings
 from pipeline.instruments import BUILTIN, instrument_problems
-from pipeline.reports.payer_criteria import payer_rules
+from pipeline.reports.evidence.families import evidence_settings
+from pipeline.reports.payer.criteria import payer_rules
 from tests.conftest import load, write
 
 README = Path(__file__).resolve().parent.parent / "README.md"

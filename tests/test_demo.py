@@ -27,14 +27,16 @@ COLUMNS = {
                  "cpt_codes"],
     "assessments": ["assessment_id", "patient_id", "instrument", "administered_at",
                     "total_score", "session_id", "timing"] + [f"item_{i}" for i in range(1, 10)],
+    "treatment_history": ["trial_id", "patient_id", "medication", "drug_class", "start_date",
+                          "end_date", "adequate_dose", "improvement_pct", "episode"],
 }
 ITEMS = [f"item_{i}" for i in range(1, 10)]
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    data_dir = tmp_path_factory.mktemp("demo")
-    return data_dir, write_demo(data_dir, patients=400, seed=7, end=END)
+def demo(demo_written: tuple[Path, str]) -> tuple[Path, str]:
+    """The session's demo export (tests/conftest.py: 400 patients, seed 7, ending 2026-10-31)."""
+    return demo_written
 
 
 def read(data_dir: Path, name: str) -> pl.DataFrame:
@@ -173,7 +175,7 @@ def outcome_mix(data_dir: Path) -> dict[str, float]:
 def test_same_seed_writes_identical_files_and_another_seed_differs(tmp_path: Path) -> None:
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
         write_demo(tmp_path / name, patients=60, seed=seed, end=END)
-    for file in ("protocols", "patients", "sessions", "assessments"):
+    for file in ("protocols", "patients", "sessions", "assessments", "treatment_history"):
         first = (tmp_path / "a" / f"{file}.csv").read_bytes()
         assert first == (tmp_path / "b" / f"{file}.csv").read_bytes()
     assert ((tmp_path / "a" / "assessments.csv").read_bytes()

@@ -1,23 +1,30 @@
 """Determinism (issue 9): the same export, config and month give byte-identical outputs, from
-two separate runs of the whole pipeline (two ingests into two databases)."""
+two separate runs of the whole pipeline (two ingests into two databases). This is the one
+end-to-end rerun; each report writer's own byte-identity (from two loads, with and without
+SOURCE_DATE_EPOCH) is checked in its test module. The same two runs show that `outcomes run`
+computes the outcomes once (pipeline/results.py)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
+
+import pipeline.results
+from pipeline.outcomes import compute_outcomes
+from tests.conftest import cli
+
+pytestmark = pytest.mark.slow  # two whole runs of the pipeline
 
 MONTH = "2026-09"
 EPOCH = 1_790_000_000  # 2026-09-21T14:13:20Z
 
 
-def outcomes(*args: str | Path, env: dict[str, str] | None = None) -> None:
-    done = subprocess.run([sys.executable, "-m", "pipeline", *map(str, args)],
-                          capture_output=True, text=True, timeout=600, env=env)
-    assert done.returncode == 0, done.stderr
+def outcomes(*args: str | Path, env: dict[str, str | None] | None = None) -> None:
+    done = cli(*args, env=env)
+    assert done.exit_code == 0, done.stderr
 
 
 def outputs(out: Path) -> dict[str, bytes]:
@@ -26,34 +33,64 @@ def outputs(out: Path) -> dict[str, bytes]:
             if p.is_file() and not p.name.startswith("clinic.duckdb")}
 
 
+def created(pdf: Path) -> str:
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True,
+                          check=True).stdout
+    return next(line for line in info.splitlines() if line.startswith("CreationDate:"))
+
+
 @pytest.fixture(scope="module")
-def export(tmp_path_factory) -> Path:  # type: ignore[no-untyped-def]
-    folder = tmp_path_factory.mktemp("determinism") / "export"
-    outcomes("demo", folder, "--patients", "60", "--seed", "5")
-    return folder
+def computed() -> list[date]:
+    """The as-of days the outcome computation was called for during the runs."""
+    return []
 
 
-@pytest.mark.parametrize("epoch", [None, EPOCH], ids=["as-of dates", "SOURCE_DATE_EPOCH"])
-def test_two_runs_give_byte_identical_outputs(export, tmp_path, epoch):
-    env = {k: v for k, v in os.environ.items() if k != "SOURCE_DATE_EPOCH"}
-    if epoch is not None:
-        env["SOURCE_DATE_EPOCH"] = str(epoch)
-    runs = []
-    for name in ("first", "second"):
-        outcomes("run", export, "--out", tmp_path / name, "--month", MONTH, env=env)
-        runs.append(outputs(tmp_path / name))
-    first, second = runs
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory, computed: list[date]) -> list[Path]:
+    """`outcomes run` twice on one demo export, each into its own folder (and database),
+    counting the calls of the outcome computation."""
+    root = tmp_path_factory.mktemp("determinism")
+    outcomes("demo", root / "export", "--patients", "30", "--seed", "5")
+
+    def counted(con, as_of, config):  # type: ignore[no-untyped-def]
+        computed.append(as_of)
+        return compute_outcomes(con, as_of, config)
+
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(pipeline.results, "compute_outcomes", counted)
+        for name in ("first", "second"):
+            outcomes("run", root / "export", "--out", root / name, "--month", MONTH,
+                     env={"SOURCE_DATE_EPOCH": None})
+    return [root / "first", root / "second"]
+
+
+def test_outcomes_run_computes_the_outcomes_once(runs: list[Path], computed: list[date]) -> None:
+    """Metrics, monthly, evidence and payer outputs of each run come from one computation."""
+    for out in runs:
+        for written in ("metrics/metrics.json", f"reports/monthly-{MONTH}.pdf",
+                        "reports/evidence-2026-09-30.pdf", "payer/index.csv"):
+            assert (out / written).is_file(), written
+    assert computed == [date(2026, 9, 30)] * 2  # once per run
+
+
+def test_two_runs_give_byte_identical_outputs(runs: list[Path]) -> None:
+    first, second = (outputs(out) for out in runs)
     assert sorted(first) == sorted(second)
     kinds = {Path(name).suffix for name in first}
     assert {".csv", ".json", ".pdf"} <= kinds
     assert sum(name.endswith(".pdf") for name in first) >= 3  # monthly, evidence, payer
     differing = [name for name in first if first[name] != second[name]]
     assert differing == []
-    info = subprocess.run(["pdfinfo", str(tmp_path / "first" / "reports" /
-                                          f"monthly-{MONTH}.pdf")],
-                          capture_output=True, text=True, check=True).stdout
-    created = next(line for line in info.splitlines() if line.startswith("CreationDate:"))
-    if epoch is not None:
-        assert "Sep 21" in created and "2026" in created, created
-    else:
-        assert "Sep 30" in created and "2026" in created, created  # end of the report month
+    line = created(runs[0] / "reports" / f"monthly-{MONTH}.pdf")
+    assert "Sep 30" in line and "2026" in line, line  # end of the report month
+
+
+def test_source_date_epoch_dates_the_pdf_of_a_run_database(runs: list[Path],
+                                                           tmp_path: Path) -> None:
+    """With SOURCE_DATE_EPOCH set the PDF carries that date; the JSON is the same bytes."""
+    outcomes("report", "monthly", "--db", runs[0] / "clinic.duckdb", "--month", MONTH,
+             "--out", tmp_path, env={"SOURCE_DATE_EPOCH": str(EPOCH)})
+    assert (tmp_path / f"monthly-{MONTH}.json").read_bytes() == \
+        (runs[0] / "reports" / f"monthly-{MONTH}.json").read_bytes()
+    line = created(tmp_path / f"monthly-{MONTH}.pdf")
+    assert "Sep 21" in line and "2026" in line, line

@@ -1,4 +1,4 @@
-"""Per-family evidence fields (pipeline/evidence/benchmarks.py): study intervals, pooling decided
+"""Per-family evidence fields (pipeline/reports/evidence/benchmarks.py): study intervals, pooling decided
 by the registry, the SPEC evidence JSON keys, and the clinic's place in the exact funnel."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from scipy import stats
 from statsmodels.stats.meta_analysis import combine_effects
 from statsmodels.stats.proportion import proportion_confint
 
-from pipeline.evidence.benchmarks import PUBLISHED, WILSON, family_evidence, study_interval
-from pipeline.evidence.families import DEFAULT_FAMILIES, Family
-from pipeline.evidence.registry import load_registry
+from pipeline.reports.evidence.benchmarks import PUBLISHED, WILSON, family_evidence, study_interval
+from pipeline.reports.evidence.families import DEFAULT_FAMILIES, Family
+from pipeline.reports.evidence.registry import load_registry
 
 SPEC_KEYS = {"p0", "p0_ci_low", "p0_ci_high", "tau2", "i2", "k", "pi_low", "pi_high", "method",
              "n", "responders", "limit95_low", "limit95_high", "limit998_low", "limit998_high",

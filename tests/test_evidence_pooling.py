@@ -1,4 +1,4 @@
-"""Random-effects benchmark (pipeline/evidence/pooling.py) against hand-worked DerSimonian-Laird,
+"""Random-effects benchmark (pipeline/reports/evidence/pooling.py) against hand-worked DerSimonian-Laird,
 the Paule-Mandel estimating equation and statsmodels called directly."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import pytest
 from scipy import stats
 from statsmodels.stats.meta_analysis import combine_effects
 
-from pipeline.evidence.families import DEFAULT_FAMILIES
-from pipeline.evidence.pooling import logit_effect, random_effects
-from pipeline.evidence.registry import load_registry
+from pipeline.reports.evidence.families import DEFAULT_FAMILIES
+from pipeline.reports.evidence.pooling import logit_effect, random_effects
+from pipeline.reports.evidence.registry import load_registry
 
 Z = 1.959964
 

@@ -1,4 +1,4 @@
-"""The evidence registry (pipeline/evidence/registry.csv) and the [evidence] config section."""
+"""The evidence registry (pipeline/reports/evidence/registry.csv) and the [evidence] config section."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import ConfigError, load_config
-from pipeline.evidence.families import DEFAULT_FAMILIES, default_families_for, evidence_settings
-from pipeline.evidence.registry import (
+from pipeline.reports.evidence.families import DEFAULT_FAMILIES, default_families_for, evidence_settings
+from pipeline.reports.evidence.registry import (
     COLUMNS,
     EXCLUDED_SOURCE_ROWS,
     REGISTRY_PATH,
@@ -313,7 +313,7 @@ def test_counts_that_disagree_with_the_printed_rate_are_refused_naming_the_study
 
 
 def test_printed_rates_allow_rounding_or_truncation_only():
-    from pipeline.evidence.registry import count_fits, some_count_fits
+    from pipeline.reports.evidence.registry import count_fits, some_count_fits
     assert count_fits(11, 12, "0.916")  # 91.67% printed truncated as 91.6% (Shiroma 2014)
     assert count_fits(17, 26, "0.65")  # 65.38% rounded to 65%
     assert count_fits(10, 20, "0.5")  # 0.5 is read as 50%

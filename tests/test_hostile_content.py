@@ -24,20 +24,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 from matplotlib.ticker import FixedFormatter, FixedLocator
 from pypdf import PdfReader
 
 from pipeline.charts import MAX_LABEL_CHARS, chart_label, figure, to_svg
-from pipeline.cli import main
 from pipeline.config import load_config
 from pipeline.ingest import ingest
-from pipeline.metrics import run_metrics
+from pipeline.metrics_files import run_metrics
 from pipeline.render import isolate_bidi, printable, soft_break_long_runs
-from pipeline.reports.evidence import write_evidence_report
-from pipeline.reports.payer import write_payer_packets
-from pipeline.reports.payer_context import file_stem, safe_id
-from tests.conftest import query
+from pipeline.reports.evidence.write import write_evidence_report
+from pipeline.reports.payer.names import file_stem, safe_id
+from pipeline.reports.payer.write import write_payer_packets
+from tests.conftest import cli, query
 
 LOAD_DAY = date(2026, 11, 28)
 AS_OF = date(2026, 10, 31)
@@ -124,8 +122,7 @@ def rewrite(path: Path, change: Callable[[dict[str, str]], None]) -> None:
 
 def hostile_export(folder: Path, port: int) -> dict[str, Any]:
     """`outcomes demo` output with hostile values written into every free-text field."""
-    result = CliRunner().invoke(main, ["demo", str(folder), "--patients", "30", "--seed", "7",
-                                       "--end", AS_OF.isoformat()])
+    result = cli("demo", folder, "--patients", "30", "--seed", "7", "--end", AS_OF.isoformat())
     assert result.exit_code == 0, result.output
     p = payloads(port)
     sites = {"Riverside": p["link"], "Lakeview": RTL}
@@ -254,16 +251,15 @@ def run(tmp_path_factory: pytest.TempPathFactory, listener: dict[str, Any]) -> d
     run_metrics(db, AS_OF, root / "out" / "metrics", config)
 
     reports = root / "out" / "reports"
-    result = CliRunner().invoke(main, ["report", "monthly", "--db", str(db), "--month", MONTH,
-                                       "--out", str(reports), "--config", str(config_file)])
+    result = cli("report", "monthly", "--db", db, "--month", MONTH, "--out", reports, "--config",
+                 config_file)
     assert result.exit_code == 0, result.output
     write_evidence_report(db, AS_OF, reports, config)
     payer_month = root / "out" / "payer" / "month"
     write_payer_packets(db, payer_month, config, month=PAYER_MONTH, jobs=1)
     payer_patient = root / "out" / "payer" / "patient"
-    result = CliRunner().invoke(main, ["report", "payer", "--db", str(db), "--patient",
-                                       HOSTILE_PATIENT, "--out", str(payer_patient), "--html",
-                                       "--jobs", "1", "--config", str(config_file)])
+    result = cli("report", "payer", "--db", db, "--patient", HOSTILE_PATIENT, "--out",
+                 payer_patient, "--html", "--jobs", "1", "--config", config_file)
     assert result.exit_code == 0, result.output
 
     pdfs = {
@@ -294,6 +290,7 @@ def payer_flat(run: dict[str, Any], patient_id: str) -> str:
 # --- nothing fetched, nothing executed, everything rendered ----------------------------------
 
 
+@pytest.mark.slow
 def test_every_report_rendered_and_nothing_connected_to_the_payload_urls(run, listener):
     for name, pdf in run["pdfs"].items():
         assert pdf.is_file() and pdf.stat().st_size > 10_000, name
@@ -301,6 +298,7 @@ def test_every_report_rendered_and_nothing_connected_to_the_payload_urls(run, li
     assert listener["connections"] == []
 
 
+@pytest.mark.slow
 def test_no_local_file_was_read_or_attached(run):
     for name, pdf in run["pdfs"].items():
         assert "root:x:0:0" not in run["texts"][name], name
@@ -314,6 +312,7 @@ def test_no_local_file_was_read_or_attached(run):
             assert names == [], name
 
 
+@pytest.mark.slow
 def test_a_non_icd10_diagnosis_code_is_rejected_not_printed(run):
     rows = query(run["db"], "SELECT value, reason FROM rejects WHERE \"column\" = 'diagnosis_code'")
     assert rows == [("F33.1<script>", "not an ICD-10 code; use the form F33.2")]
@@ -324,6 +323,7 @@ def test_a_non_icd10_diagnosis_code_is_rejected_not_printed(run):
 # --- payloads print literally ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_monthly_prints_sites_providers_and_adverse_events_literally(run):
     flat, p = run["flat"]["monthly"], run["values"]["payloads"]
     providers = run["values"]["providers"]
@@ -342,6 +342,7 @@ def test_monthly_prints_sites_providers_and_adverse_events_literally(run):
     assert "Dr<b>bold</b>49" not in flat and "$49" not in flat  # nothing was evaluated
 
 
+@pytest.mark.slow
 def test_monthly_tables_continue_after_a_hostile_cell(run):
     text = squash(run["texts"]["monthly"])
     p = run["values"]["payloads"]
@@ -354,6 +355,7 @@ def test_monthly_tables_continue_after_a_hostile_cell(run):
     assert site < text.index(squash(p["link"]), site) < text.index("All", site)
 
 
+@pytest.mark.slow
 def test_evidence_prints_protocol_names_literally(run):
     flat, names = run["flat"]["evidence"], run["values"]["names"]
     for protocol_id in ("IND6", "TW4", "SINGLE"):
@@ -368,6 +370,7 @@ def test_evidence_prints_protocol_names_literally(run):
     assert "49}" not in flat and "{%include'x'%}" in flat
 
 
+@pytest.mark.slow
 def test_payer_packets_print_ids_and_record_values_literally(run):
     p = run["values"]["payloads"]
     etc = payer_flat(run, "../../etc/x")
@@ -381,6 +384,7 @@ def test_payer_packets_print_ids_and_record_values_literally(run):
     assert squash(long_id) in payer_flat(run, long_id)
 
 
+@pytest.mark.slow
 def test_ids_print_in_place_in_header_and_title(run):
     (row,) = run["patient_index"]
     assert row["patient_id"] == HOSTILE_PATIENT  # index.csv keeps the raw id
@@ -388,6 +392,7 @@ def test_ids_print_in_place_in_header_and_title(run):
     assert f"Patient {HOSTILE_PATIENT} · course {row['course_id']}" in text
 
 
+@pytest.mark.slow
 def test_a_bidi_override_reorders_nothing(run):
     # "NP <RLO>Kowalski" printed "NP ikswolaK" and reversed whatever followed in its line
     monthly = run["texts"]["monthly"]
@@ -401,6 +406,7 @@ def test_a_bidi_override_reorders_nothing(run):
     assert ";tl& ;pma&" not in evidence and "מולש" not in evidence
 
 
+@pytest.mark.slow
 def test_pdf_metadata_holds_the_values_as_text(run):
     (row,) = run["patient_index"]
     info = PdfReader(run["payer_patient"] / row["file"]).metadata
@@ -414,6 +420,7 @@ def test_pdf_metadata_holds_the_values_as_text(run):
     assert monthly.author == CLINIC_NAME
 
 
+@pytest.mark.slow
 def test_payer_html_is_escaped(run):
     (html_file,) = run["payer_patient"].glob("*.html")
     html = html_file.read_text(encoding="utf-8")
@@ -427,11 +434,13 @@ def test_payer_html_is_escaped(run):
 # --- layout ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_no_word_leaves_the_page_margins(run):
     for name, pdf in run["pdfs"].items():
         assert words_outside_margins(pdf) == [], name
 
 
+@pytest.mark.slow
 def test_every_page_rasterises(run, tmp_path):
     for number, pdf in enumerate(run["pdfs"].values()):
         result = subprocess.run(["pdftoppm", "-r", "12", "-png", str(pdf),
@@ -447,6 +456,7 @@ def test_every_page_rasterises(run, tmp_path):
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*\.(pdf|html|csv)")
 
 
+@pytest.mark.slow
 def test_payer_files_stay_in_the_output_folder_with_safe_names(run):
     root = run["root"]
     for folder in (run["payer_month"], run["payer_patient"]):
@@ -458,6 +468,7 @@ def test_payer_files_stay_in_the_output_folder_with_safe_names(run):
     assert not (run["payer_month"].parent / "C").exists()
 
 
+@pytest.mark.slow
 def test_payer_index_maps_each_file_to_its_raw_ids(run):
     rows = run["month_index"] + run["patient_index"]
     assert {r["patient_id"] for r in rows} == {"../../etc/x", "a/b", PATIENT_IDS["P00025"],

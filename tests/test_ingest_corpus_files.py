@@ -17,8 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import random
-import subprocess
-import sys
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -26,11 +24,20 @@ from pathlib import Path
 import polars as pl
 import pytest
 import xlsxwriter
-from click.testing import CliRunner
 
-from pipeline.cli import main
 from pipeline.ingest import LoadReport
-from tests.conftest import load, query, rejects, result, write
+from tests.conftest import (
+    PATIENTS,
+    PROTOCOLS,
+    cli,
+    copy_db,
+    load,
+    outcomes_process,
+    query,
+    rejects,
+    result,
+    write,
+)
 
 HEADER = "session_id,patient_id,protocol_id,started_at,status"
 GOOD = "S1,P1,IND6,2026-02-02T09:00,completed"
@@ -40,15 +47,6 @@ PATIENT_IDS = ("P1", "P2")
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def outcomes(*args: str | Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def state(db: Path) -> dict[str, list[tuple]]:
@@ -61,17 +59,15 @@ def reconciled(report: LoadReport, db: Path, file: str) -> tuple[int, int, int, 
     reconciliation and the `loads` table agree and add up."""
     f = result(report, file)
     counts = (f.read, f.loaded, f.duplicates, f.rejected)
-    assert f.read == f.loaded + f.duplicates + f.rejected
+    assert f.read == f.added + f.corrected + f.unchanged + f.duplicates + f.rejected
     assert query(
         db,
         "SELECT rows_read, rows_loaded, duplicates, rejected FROM loads "
         "WHERE load_id = ? AND file = ?",
         [report.load_id, file],
     ) == [counts]
-    # printed: file read added corrected unchanged duplicates rejected retired (a first load)
-    printed = [file, *map(str, (f.read, f.added, f.corrected, f.unchanged, f.duplicates,
-                                f.rejected, f.retired)), "ok"]
-    assert printed in [ln.split() for ln in report.render().splitlines()]
+    printed = (f.read, f.added, f.corrected, f.unchanged, f.duplicates, f.rejected, f.retired)
+    assert [file, *map(str, printed), "ok"] in [ln.split() for ln in report.render().splitlines()]
     return counts
 
 
@@ -159,9 +155,10 @@ def test_utf16_without_bom_is_recognised_from_its_nul_bytes(export, db):
 
 def test_utf16_file_through_the_cli_prints_the_encoding_and_reconciliation(export, db):
     (export / "sessions.csv").write_bytes(excel_unicode_text(UNICODE_TEXT))
-    proc = outcomes("ingest", export, "--db", db)
-    assert proc.returncode == 0, proc.stderr
+    proc = cli("ingest", export, "--db", db)
+    assert proc.exit_code == 0, proc.stderr
     assert "note: sessions.csv: not UTF-8; read as utf-16-le" in proc.stdout
+    # read, added, corrected, unchanged, duplicates, rejected, retired
     assert ["sessions.csv", "3", "2", "0", "0", "0", "1", "0", "ok"] in [
         ln.split() for ln in proc.stdout.splitlines()]
 
@@ -654,9 +651,20 @@ FILE_ERRORS: list[tuple[str, str, Callable[[Path], bytes], str]] = [
 def ingest_cli(export: Path, db: Path) -> tuple[int, str, str]:
     """`outcomes ingest EXPORT --db DB` in this process: exit code, stdout, stderr. An exception
     that escaped the command (a traceback for the user) fails the test."""
-    run = CliRunner().invoke(main, ["ingest", str(export), "--db", str(db)])
+    run = cli("ingest", export, "--db", db)
     assert run.exception is None or isinstance(run.exception, SystemExit), run.exc_info
     return run.exit_code, run.stdout, run.stderr
+
+
+@pytest.fixture(scope="module")
+def earlier_load(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database after an earlier load of the protocols and patients files (made once, copied
+    by each case)."""
+    folder = tmp_path_factory.mktemp("earlier")
+    write(folder / "export", "protocols.csv", PROTOCOLS)
+    write(folder / "export", "patients.csv", PATIENTS)
+    load(folder / "export", folder / "clinic.duckdb")
+    return folder / "clinic.duckdb"
 
 
 @pytest.mark.parametrize(
@@ -665,9 +673,9 @@ def ingest_cli(export: Path, db: Path) -> tuple[int, str, str]:
     ids=[case[0] for case in FILE_ERRORS],
 )
 def test_file_problem_stops_the_load_with_exit_1_and_leaves_the_database_unchanged(
-    export, db, name, make, message
+    export, db, earlier_load, name, make, message
 ):
-    load(export, db)  # an earlier load: protocols and patients
+    copy_db(earlier_load, db)  # an earlier load: protocols and patients
     before = state(db)
     if name.startswith("assessments"):
         write(export, "sessions.csv", sessions_csv(GOOD).decode())
@@ -686,7 +694,7 @@ def test_file_problem_stops_the_load_with_exit_1_and_leaves_the_database_unchang
 def test_file_problem_in_a_real_cli_process_exits_1_without_a_traceback(export, db, case):
     _, name, make, message = next(c for c in FILE_ERRORS if c[0] == case)
     (export / name).write_bytes(make(export))
-    proc = outcomes("ingest", export, "--db", db)
+    proc = outcomes_process("ingest", export, "--db", db)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stdout + proc.stderr
     assert proc.stderr.startswith(f"error: {message}")

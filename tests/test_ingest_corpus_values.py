@@ -1,22 +1,25 @@
 """Bad-input corpus, value level (issue 9): every odd value loads as documented or is rejected.
 
-Each case is a tiny export written here. A test asserts what the analyst sees: the typed value
-in the canonical table, or the reject row (line, column, value, reason), and the reconciliation
-`read = loaded + duplicates + rejected` in `loads` against the lines in `rejects`. The rules
-are listed in docs/bad-input-values.md. The day of the load is 2026-11-28 (tests/conftest.py);
-patient P1 was born on 1980-03-04.
+Each case is a row of a tiny export written here. A test asserts what the analyst sees: the
+typed value in the canonical table, or the reject row (line, column, value, reason), and the
+reconciliation `read = loaded + duplicates + rejected` in `loads` against the lines in
+`rejects`. The cases of one rule share one export, one row each (on its own line, with its own
+id, day or score so that no two rows are duplicates), loaded once per module: a case reads its
+own line. The rules are listed in docs/bad-input-values.md. The day of the load is 2026-11-28
+(tests/conftest.py); patient P1 was born on 1980-03-04.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import xlsxwriter
 
 from pipeline.ingest import LoadReport
-from tests.conftest import load, query, result, write
+from tests.conftest import PATIENTS, PROTOCOLS, load, query, result, write
 
 SESSIONS_OK = "session_id,patient_id,protocol_id,started_at\nS1,P1,IND6,2026-02-02T09:00\n"
 SCORE_HEADER = "patient_id,instrument,administered_at,total_score"
@@ -80,16 +83,62 @@ def rejected(db: Path, file: str) -> list[tuple[int, str | None, str | None, str
     return rows
 
 
+def rejected_at(db: Path, file: str, line: int) -> list[tuple[int, str | None, str | None, str]]:
+    """The rejects of one line (one case of a batch)."""
+    return [row for row in rejected(db, file) if row[0] == line]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One export holding every case of a rule, loaded once."""
+
+    db: Path
+    report: LoadReport
+
+
+def load_batch(folder: Path, files: dict[str, str]) -> Batch:
+    """protocols.csv and patients.csv of tests/conftest.py plus `files` (name -> text), loaded."""
+    write(folder / "export", "protocols.csv", PROTOCOLS)
+    write(folder / "export", "patients.csv", PATIENTS)
+    for name, text in files.items():
+        write(folder / "export", name, text)
+    db = folder / "clinic.duckdb"
+    return Batch(db, load(folder / "export", db))
+
+
+def score_batch(tmp_path_factory: pytest.TempPathFactory, rows: list[str],
+                header: str = SCORE_HEADER) -> Batch:
+    """sessions.csv with one good session, assessments.csv with `rows` (line 2 on)."""
+    folder = tmp_path_factory.mktemp("values")
+    return load_batch(folder, {"sessions.csv": SESSIONS_OK, "assessments.csv": lines(header, rows)})
+
+
+def session_batch(tmp_path_factory: pytest.TempPathFactory, header: str,
+                  rows: list[str]) -> Batch:
+    """sessions.csv with `header` and `rows` (line 2 on)."""
+    folder = tmp_path_factory.mktemp("values")
+    return load_batch(folder, {"sessions.csv": lines(header, rows)})
+
+
+def day(i: int) -> str:
+    """A distinct day per case (2026-01-02 + i), so that no two rows of a batch are duplicates."""
+    return (dt.date(2026, 1, 2) + dt.timedelta(days=i)).isoformat()
+
+
+def lines(header: str, rows: list[str]) -> str:
+    return header + "\n" + "".join(row + "\n" for row in rows)
+
+
 def reconcile(report: LoadReport, db: Path, file: str) -> tuple[int, int, int, int]:
     """(read, loaded, duplicates, rejected) from `loads`, checked to add up and to agree with
     the printed report and with the lines in `rejects`."""
-    [(read, loaded, duplicates, rejects)] = query(
+    [(read, loaded, unchanged, duplicates, rejects)] = query(
         db,
-        "SELECT rows_read, rows_loaded, duplicates, rejected FROM loads WHERE file = ? "
+        "SELECT rows_read, rows_loaded, unchanged, duplicates, rejected FROM loads WHERE file = ? "
         "AND load_id = (SELECT max(load_id) FROM loads)",
         [file],
     )
-    assert read == loaded + duplicates + rejects
+    assert read == loaded + unchanged + duplicates + rejects
     [(lines,)] = query(
         db,
         "SELECT count(DISTINCT line) FROM rejects WHERE file = ? "
@@ -105,9 +154,7 @@ def reconcile(report: LoadReport, db: Path, file: str) -> tuple[int, int, int, i
 # ---------------------------------------------------------------- 1 scores and numbers
 
 
-@pytest.mark.parametrize(
-    ("total", "reason"),
-    [
+TOTALS_NOT_SCORES = [
         ("NaN", NAN.format(what="the total score")),
         ("nan", NAN.format(what="the total score")),
         ("Inf", INF.format(what="the total score")),
@@ -121,20 +168,43 @@ def reconcile(report: LoadReport, db: Path, file: str) -> tuple[int, int, int, i
         ),
         ("", "required value is empty; fill it in the export"),
         ("twelve", "not a number; the total score must be a number"),
-    ],
-)
-def test_total_score_that_is_not_a_score_is_rejected_at_its_line(export, db, total, reason):
-    # line 2 is a good score; line 3 holds the value under test
-    report = load(scores(export, "P1,PHQ-9,2026-02-02T08:30,18", f"P1,PHQ-9,2026-02-03,{total}"), db)
-    assert rejected(db, "assessments.csv") == [(3, "total_score", total or None, reason)]
-    assert reconcile(report, db, "assessments.csv") == (2, 1, 0, 1)
+]
 
 
-@pytest.mark.parametrize("total", ["12.0", "12 ", " 12", "\u00a012\u00a0", "+12", "012"])
-def test_whole_number_total_written_loosely_loads_as_that_number(export, db, total):
-    report = load(scores(export, f"P1,PHQ-9,2026-02-03,{total}"), db)
-    assert query(db, "SELECT total_score FROM assessments") == [(12.0,)]
-    assert reconcile(report, db, "assessments.csv") == (1, 1, 0, 0)
+@pytest.fixture(scope="module")
+def totals_not_scores(tmp_path_factory: pytest.TempPathFactory) -> Batch:
+    # line 2 is a good score; lines 3 on hold the values under test
+    return score_batch(tmp_path_factory, ["P1,PHQ-9,2026-02-02T08:30,18"] + [
+        f"P1,PHQ-9,2026-02-03,{total}" for total, _ in TOTALS_NOT_SCORES])
+
+
+@pytest.mark.parametrize(("line", "total", "reason"),
+                         [(i + 3, *case) for i, case in enumerate(TOTALS_NOT_SCORES)])
+def test_total_score_that_is_not_a_score_is_rejected_at_its_line(totals_not_scores, line, total,
+                                                                 reason):
+    batch = totals_not_scores
+    assert rejected_at(batch.db, "assessments.csv", line) == [
+        (line, "total_score", total or None, reason)]
+    n = len(TOTALS_NOT_SCORES)
+    assert reconcile(batch.report, batch.db, "assessments.csv") == (n + 1, 1, 0, n)
+
+
+LOOSE_TOTALS = ["12.0", "12 ", " 12", "\u00a012\u00a0", "+12", "012"]
+
+
+@pytest.fixture(scope="module")
+def loose_totals(tmp_path_factory: pytest.TempPathFactory) -> Batch:
+    return score_batch(tmp_path_factory, [f"P1,PHQ-9,{day(i)},{total}"
+                                          for i, total in enumerate(LOOSE_TOTALS)])
+
+
+@pytest.mark.parametrize(("i", "total"), list(enumerate(LOOSE_TOTALS)))
+def test_whole_number_total_written_loosely_loads_as_that_number(loose_totals, i, total):
+    batch = loose_totals
+    assert query(batch.db, "SELECT total_score FROM assessments WHERE administered_at = ?",
+                 [day(i)]) == [(12.0,)]
+    n = len(LOOSE_TOTALS)
+    assert reconcile(batch.report, batch.db, "assessments.csv") == (n, n, 0, 0)
 
 
 def test_fractional_total_of_an_instrument_without_item_scoring_loads(export, db, tmp_path):
@@ -155,9 +225,7 @@ def test_fractional_total_of_an_instrument_without_item_scoring_loads(export, db
     assert reconcile(report, db, "assessments.csv") == (1, 1, 0, 0)
 
 
-@pytest.mark.parametrize(
-    ("item", "reason"),
-    [
+ITEMS_NOT_SCORES = [
         ("NaN", NAN.format(what="an item")),
         ("nan", NAN.format(what="an item")),
         ("Inf", INF.format(what="an item")),
@@ -167,24 +235,44 @@ def test_fractional_total_of_an_instrument_without_item_scoring_loads(export, db
         ("4", "item outside the PHQ-9 item range 0–3"),
         ("1.5", "item is not a whole number; PHQ-9 items are whole numbers 0–3"),
         ("two", "not a number; PHQ-9 items are whole numbers 0–3"),
-    ],
-)
-def test_item_value_that_is_not_an_item_score_is_rejected_at_its_column(export, db, item, reason):
+]
+
+
+@pytest.fixture(scope="module")
+def items_not_scores(tmp_path_factory: pytest.TempPathFactory) -> Batch:
     # items 1,1,<item>,1,1,1,1,1,1; the total 9 would fit an item_3 of 1
-    report = load(
-        scores(export, f"P1,PHQ-9,2026-02-03,9,pre,1,1,{item},1,1,1,1,1,1", header=ITEM_HEADER), db
-    )
-    assert rejected(db, "assessments.csv") == [(2, "item_3", item, reason)]
-    assert reconcile(report, db, "assessments.csv") == (1, 0, 0, 1)
+    return score_batch(tmp_path_factory, [f"P1,PHQ-9,{day(i)},9,pre,1,1,{item},1,1,1,1,1,1"
+                                          for i, (item, _) in enumerate(ITEMS_NOT_SCORES)],
+                       header=ITEM_HEADER)
 
 
-@pytest.mark.parametrize("item", ["1.0", " 1 ", "1\u00a0"])
-def test_whole_number_item_written_loosely_loads_as_that_number(export, db, item):
-    report = load(
-        scores(export, f"P1,PHQ-9,2026-02-03,9,pre,1,1,{item},1,1,1,1,1,1", header=ITEM_HEADER), db
-    )
-    assert query(db, "SELECT items FROM assessments") == [([1] * 9,)]
-    assert reconcile(report, db, "assessments.csv") == (1, 1, 0, 0)
+@pytest.mark.parametrize(("line", "item", "reason"),
+                         [(i + 2, *case) for i, case in enumerate(ITEMS_NOT_SCORES)])
+def test_item_value_that_is_not_an_item_score_is_rejected_at_its_column(items_not_scores, line,
+                                                                        item, reason):
+    batch = items_not_scores
+    assert rejected_at(batch.db, "assessments.csv", line) == [(line, "item_3", item, reason)]
+    n = len(ITEMS_NOT_SCORES)
+    assert reconcile(batch.report, batch.db, "assessments.csv") == (n, 0, 0, n)
+
+
+LOOSE_ITEMS = ["1.0", " 1 ", "1\u00a0"]
+
+
+@pytest.fixture(scope="module")
+def loose_items(tmp_path_factory: pytest.TempPathFactory) -> Batch:
+    return score_batch(tmp_path_factory, [f"P1,PHQ-9,{day(i)},9,pre,1,1,{item},1,1,1,1,1,1"
+                                          for i, item in enumerate(LOOSE_ITEMS)],
+                       header=ITEM_HEADER)
+
+
+@pytest.mark.parametrize(("i", "item"), list(enumerate(LOOSE_ITEMS)))
+def test_whole_number_item_written_loosely_loads_as_that_number(loose_items, i, item):
+    batch = loose_items
+    assert query(batch.db, "SELECT items FROM assessments WHERE administered_at = ?",
+                 [day(i)]) == [([1] * 9,)]
+    n = len(LOOSE_ITEMS)
+    assert reconcile(batch.report, batch.db, "assessments.csv") == (n, n, 0, 0)
 
 
 SESSION_NUMBERS = {  # column: (plausible range, what the reason calls the value)
@@ -197,30 +285,39 @@ SESSION_NUMBERS = {  # column: (plausible range, what the reason calls the value
 }
 
 
-@pytest.mark.parametrize("value", ["NaN", "nan", "Inf", "-inf", "1e400", "-1"])
-@pytest.mark.parametrize("column", list(SESSION_NUMBERS))
+BAD_SESSION_NUMBERS = [(column, value) for column in SESSION_NUMBERS
+                       for value in ("NaN", "nan", "Inf", "-inf", "1e400", "-1")]
+
+
+@pytest.fixture(scope="module")
+def bad_session_numbers(tmp_path_factory: pytest.TempPathFactory) -> Batch:
+    # line 2: every number column left empty is fine; lines 3 on: one bad value each
+    columns = list(SESSION_NUMBERS)
+    rows = ["S0,P1,IND6,2026-01-01T09:00" + "," * len(columns)]
+    for i, (column, value) in enumerate(BAD_SESSION_NUMBERS):
+        cells = [value if c == column else "" for c in columns]
+        rows.append(f"S{i + 1},P1,IND6,{day(i)}T09:00," + ",".join(cells))
+    return session_batch(tmp_path_factory,
+                         "session_id,patient_id,protocol_id,started_at," + ",".join(columns), rows)
+
+
+@pytest.mark.parametrize(("at", "column", "value"),
+                         [(i + 3, *case) for i, case in enumerate(BAD_SESSION_NUMBERS)])
 def test_non_finite_or_negative_session_number_is_rejected_naming_the_range(
-    export, db, column, value
+    bad_session_numbers, at, column, value
 ):
+    batch = bad_session_numbers
     plausible, what = SESSION_NUMBERS[column]
-    report = load(
-        sessions(
-            export,
-            f"session_id,patient_id,protocol_id,started_at,{column}",
-            "S1,P1,IND6,2026-02-02T09:00,",  # line 2: the column left empty is fine
-            f"S2,P1,IND6,2026-02-04T09:00,{value}",
-        ),
-        db,
-    )
-    [(line, col, raw, reason)] = rejected(db, "sessions.csv")
-    assert (line, col, raw) == (3, column, value)
+    [(line, col, raw, reason)] = rejected_at(batch.db, "sessions.csv", at)
+    assert (line, col, raw) == (at, column, value)
     if value == "-1":
         assert reason.startswith(f"outside the plausible range {plausible} for {what}")
     elif value.lower().endswith("nan"):
         assert reason == NAN.format(what=what)
     else:
         assert reason == INF.format(what=what)
-    assert reconcile(report, db, "sessions.csv") == (2, 1, 0, 1)
+    n = len(BAD_SESSION_NUMBERS)
+    assert reconcile(batch.report, batch.db, "sessions.csv") == (n + 1, 1, 0, n)
 
 
 def test_session_numbers_at_the_edges_of_the_plausible_ranges_load(export, db):
@@ -360,19 +457,28 @@ def test_shorter_instrument_in_a_wider_item_file_loads_its_own_items(export, db)
 # ---------------------------------------------------------------- 3 Excel serial dates
 
 
-@pytest.mark.parametrize(
-    ("serial", "date"), [("46023", "2026-01-01"), ("46023.375", "2026-01-01 09:00")]
-)
-def test_excel_serial_date_is_rejected_saying_what_date_it_would_be(export, db, serial, date):
-    report = load(scores(export, f"P1,PHQ-9,{serial},12"), db)
-    assert rejected(db, "assessments.csv") == [
-        (2, "administered_at", serial, EXCEL.format(date=date))
+EXCEL_SERIALS = [("46023", "2026-01-01"), ("46023.375", "2026-01-01 09:00")]
+
+
+@pytest.fixture(scope="module")
+def excel_serials(tmp_path_factory: pytest.TempPathFactory) -> Batch:
+    return score_batch(tmp_path_factory, [f"P1,PHQ-9,{serial},12" for serial, _ in EXCEL_SERIALS])
+
+
+@pytest.mark.parametrize(("line", "serial", "date"),
+                         [(i + 2, *case) for i, case in enumerate(EXCEL_SERIALS)])
+def test_excel_serial_date_is_rejected_saying_what_date_it_would_be(excel_serials, line, serial,
+                                                                   date):
+    batch = excel_serials
+    assert rejected_at(batch.db, "assessments.csv", line) == [
+        (line, "administered_at", serial, EXCEL.format(date=date))
     ]
-    assert query(db, "SELECT count(*) FROM assessments") == [(0,)]  # never converted
-    assert reconcile(report, db, "assessments.csv") == (1, 0, 0, 1)
+    assert query(batch.db, "SELECT count(*) FROM assessments") == [(0,)]  # never converted
+    n = len(EXCEL_SERIALS)
+    assert reconcile(batch.report, batch.db, "assessments.csv") == (n, 0, 0, n)
     # the printed report folds the specifics away: no date of a patient in the terminal
-    assert "2026-01-01" not in report.render()
-    assert "looks like an Excel serial date" in report.render()
+    assert "2026-01-01" not in batch.report.render()
+    assert "looks like an Excel serial date" in batch.report.render()
 
 
 def test_excel_serial_session_start_is_rejected(export, db):
@@ -417,9 +523,7 @@ def test_number_cell_in_a_workbook_date_column_is_rejected_as_an_excel_serial(ex
 # ---------------------------------------------------------------- 4 date formats
 
 
-@pytest.mark.parametrize(
-    ("text", "loaded", "date_only"),
-    [
+ISO_FORMS = [
         ("2026-03-04", dt.datetime(2026, 3, 4), True),
         ("2026-03-04T09:00", dt.datetime(2026, 3, 4, 9), False),
         ("2026-03-04 09:00:00", dt.datetime(2026, 3, 4, 9), False),
@@ -427,20 +531,30 @@ def test_number_cell_in_a_workbook_date_column_is_rejected_as_an_excel_serial(ex
         ("2026-3-4", dt.datetime(2026, 3, 4), True),  # unpadded, still year-month-day
         ("2026-03-04 9:05", dt.datetime(2026, 3, 4, 9, 5), False),
         (" 2026-03-04T09:00 ", dt.datetime(2026, 3, 4, 9), False),
-    ],
-)
-def test_iso_date_forms_load(export, db, text, loaded, date_only):
-    report = load(scores(export, f"P1,PHQ-9,{text},12"), db)
-    assert query(db, "SELECT administered_at, date_only FROM assessments") == [(loaded, date_only)]
-    assert reconcile(report, db, "assessments.csv") == (1, 1, 0, 0)
+]
+
+
+@pytest.fixture(scope="module")
+def iso_forms(tmp_path_factory: pytest.TempPathFactory) -> Batch:
+    # total 10 + i tells the rows apart (several forms give the same time)
+    return score_batch(tmp_path_factory, [f"P1,PHQ-9,{text},{10 + i}"
+                                          for i, (text, _, _) in enumerate(ISO_FORMS)])
+
+
+@pytest.mark.parametrize(("i", "text", "loaded", "date_only"),
+                         [(i, *case) for i, case in enumerate(ISO_FORMS)])
+def test_iso_date_forms_load(iso_forms, i, text, loaded, date_only):
+    batch = iso_forms
+    assert query(batch.db, "SELECT administered_at, date_only FROM assessments "
+                           "WHERE total_score = ?", [10 + i]) == [(loaded, date_only)]
+    n = len(ISO_FORMS)
+    assert reconcile(batch.report, batch.db, "assessments.csv") == (n, n, 0, 0)
 
 
 NOT_ISO = "unparseable date: not an ISO date (YYYY-MM-DD); "
 
 
-@pytest.mark.parametrize(
-    ("text", "reason"),
-    [
+NOT_ISO_DATES = [
         ("04/03/2026", AMBIGUOUS.format(readings="4 March or 3 April 2026")),
         ("03/04/2026", AMBIGUOUS.format(readings="3 April or 4 March 2026")),
         ("4.3.2026", AMBIGUOUS.format(readings="4 March or 3 April 2026")),
@@ -465,12 +579,25 @@ NOT_ISO = "unparseable date: not an ISO date (YYYY-MM-DD); "
             "time as 09:00 or 09:00:00, optionally followed by Z or an offset such as +01:00 "
             "(zone names such as Europe/Berlin are not read)",
         ),
-    ],
-)
-def test_non_iso_date_is_rejected_with_a_reason_that_says_how_to_write_it(export, db, text, reason):
-    report = load(scores(export, "P1,PHQ-9,2026-03-01,12", f"P1,PHQ-9,{text},12"), db)
-    assert rejected(db, "assessments.csv") == [(3, "administered_at", text, reason)]
-    assert reconcile(report, db, "assessments.csv") == (2, 1, 0, 1)
+]
+
+
+@pytest.fixture(scope="module")
+def not_iso_dates(tmp_path_factory: pytest.TempPathFactory) -> Batch:
+    # line 2 is a good score; lines 3 on hold the dates under test
+    return score_batch(tmp_path_factory, ["P1,PHQ-9,2026-03-01,12"] + [
+        f"P1,PHQ-9,{text},12" for text, _ in NOT_ISO_DATES])
+
+
+@pytest.mark.parametrize(("line", "text", "reason"),
+                         [(i + 3, *case) for i, case in enumerate(NOT_ISO_DATES)])
+def test_non_iso_date_is_rejected_with_a_reason_that_says_how_to_write_it(not_iso_dates, line,
+                                                                          text, reason):
+    batch = not_iso_dates
+    assert rejected_at(batch.db, "assessments.csv", line) == [
+        (line, "administered_at", text, reason)]
+    n = len(NOT_ISO_DATES)
+    assert reconcile(batch.report, batch.db, "assessments.csv") == (n + 1, 1, 0, n)
 
 
 def test_one_column_of_mixed_date_formats_loads_the_iso_rows_only(export, db):
@@ -508,9 +635,7 @@ OFFSET_NOTE = (
 )
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
+UTC_OFFSETS = [
         "2026-03-04T09:00:00Z",
         "2026-03-04T09:00:00+01:00",
         "2026-03-04T09:00:00-05:00",
@@ -520,16 +645,28 @@ OFFSET_NOTE = (
         "2026-03-04T09:00:00.000+05:30",
         "2026-03-04 09:00 +01",
         "2026-03-04T09:00:00 GMT",
-    ],
-)
-def test_utc_offset_is_dropped_and_the_wall_clock_time_kept(export, db, text):
-    report = load(scores(export, f"P1,PHQ-9,{text},12"), db)
-    assert query(db, "SELECT administered_at, date_only FROM assessments") == [
+]
+
+
+@pytest.fixture(scope="module")
+def utc_offsets(tmp_path_factory: pytest.TempPathFactory) -> Batch:
+    # total 10 + i tells the rows apart (every one is 09:00 wall-clock time)
+    return score_batch(tmp_path_factory, [f"P1,PHQ-9,{text},{10 + i}"
+                                          for i, text in enumerate(UTC_OFFSETS)])
+
+
+@pytest.mark.parametrize(("i", "text"), list(enumerate(UTC_OFFSETS)))
+def test_utc_offset_is_dropped_and_the_wall_clock_time_kept(utc_offsets, i, text):
+    batch = utc_offsets
+    assert query(batch.db, "SELECT administered_at, date_only FROM assessments "
+                           "WHERE total_score = ?", [10 + i]) == [
         (dt.datetime(2026, 3, 4, 9), False)
     ]
-    assert reconcile(report, db, "assessments.csv") == (1, 1, 0, 0)
-    assert OFFSET_NOTE.format(n=1, s="") in result(report, "assessments.csv").notes
-    assert "note: assessments.csv: 1 date-time value with a UTC offset" in report.render()
+    n = len(UTC_OFFSETS)  # 9: every row of the file had an offset, each is counted once
+    assert reconcile(batch.report, batch.db, "assessments.csv") == (n, n, 0, 0)
+    assert OFFSET_NOTE.format(n=n, s="s") in result(batch.report, "assessments.csv").notes
+    assert f"note: assessments.csv: {n} date-time values with a UTC offset" in \
+        batch.report.render()
 
 
 def test_offsets_are_counted_per_file_and_plain_times_are_not(export, db):
@@ -551,85 +688,109 @@ def test_offsets_are_counted_per_file_and_plain_times_are_not(export, db):
     assert reconcile(report, db, "sessions.csv") == (3, 3, 0, 0)
 
 
-@pytest.mark.parametrize(
-    "text", ["2026-03-04 09:00:00 Europe/Berlin", "2026-03-04T09:00:00 EST", "2026-03-04T09:00+25:00"]
-)
-def test_zone_names_and_impossible_offsets_are_rejected_not_guessed(export, db, text):
-    report = load(scores(export, f"P1,PHQ-9,{text},12"), db)
-    [(line, column, value, reason)] = rejected(db, "assessments.csv")
-    assert (line, column, value) == (2, "administered_at", text)
+ZONES = ["2026-03-04 09:00:00 Europe/Berlin", "2026-03-04T09:00:00 EST", "2026-03-04T09:00+25:00"]
+
+
+@pytest.fixture(scope="module")
+def zones(tmp_path_factory: pytest.TempPathFactory) -> Batch:
+    return score_batch(tmp_path_factory, [f"P1,PHQ-9,{text},12" for text in ZONES])
+
+
+@pytest.mark.parametrize(("at", "text"), [(i + 2, text) for i, text in enumerate(ZONES)])
+def test_zone_names_and_impossible_offsets_are_rejected_not_guessed(zones, at, text):
+    [(line, column, value, reason)] = rejected_at(zones.db, "assessments.csv", at)
+    assert (line, column, value) == (at, "administered_at", text)
     assert reason.startswith("unparseable date: the time or time zone after the date cannot be read")
-    assert reconcile(report, db, "assessments.csv") == (1, 0, 0, 1)
+    n = len(ZONES)
+    assert reconcile(zones.report, zones.db, "assessments.csv") == (n, 0, 0, n)
 
 
 # ---------------------------------------------------------------- 6 whitespace and case
 
 
-@pytest.mark.parametrize(
-    ("status", "loaded"),
-    [
+STATUSES = [
         (" completed", "completed"),
         ("COMPLETED", "completed"),
         ("Aborted ", "aborted"),
         ("\u00a0cancelled\u00a0", "cancelled"),
         ("canceled", "cancelled"),  # US spelling
         ("complete", "completed"),
-    ],
-)
-def test_status_ignores_case_and_surrounding_spaces(export, db, status, loaded):
-    report = load(
-        sessions(
-            export,
-            "session_id,patient_id,protocol_id,started_at,status",
-            f"S1,P1,IND6,2026-02-02T09:00,{status}",
-        ),
-        db,
-    )
-    assert query(db, "SELECT status FROM sessions") == [(loaded,)]
-    assert reconcile(report, db, "sessions.csv") == (1, 1, 0, 0)
+]
 
 
-@pytest.mark.parametrize(
-    ("timing", "loaded"), [("PRE", "pre"), (" post ", "post"), ("Follow-up", "followup")]
-)
-def test_timing_ignores_case_spaces_and_punctuation(export, db, timing, loaded):
-    report = load(scores(export, f"P1,PHQ-9,2026-02-03,12,{timing}", header=SCORE_HEADER + ",timing"), db)
-    assert query(db, "SELECT timing FROM assessments") == [(loaded,)]
-    assert reconcile(report, db, "assessments.csv") == (1, 1, 0, 0)
+@pytest.fixture(scope="module")
+def statuses(tmp_path_factory: pytest.TempPathFactory) -> Batch:
+    return session_batch(tmp_path_factory, "session_id,patient_id,protocol_id,started_at,status",
+                         [f"S{i},P1,IND6,{day(i)}T09:00,{status}"
+                          for i, (status, _) in enumerate(STATUSES)])
 
 
-@pytest.mark.parametrize("patient", [" P1", "P1 ", "\u00a0P1\u00a0", '"\tP1\t"', "\u2003P1"])
-def test_ids_with_surrounding_whitespace_match_the_trimmed_id(export, db, patient):
-    report = load(
-        sessions(
-            export,
-            "session_id,patient_id,protocol_id,started_at",
-            f" S1 ,{patient}, IND6 ,2026-02-02T09:00",
-        ),
-        db,
-    )
-    assert query(db, "SELECT session_id, patient_id, protocol_id FROM sessions") == [
-        ("S1", "P1", "IND6")
+@pytest.mark.parametrize(("i", "status", "loaded"), [(i, *case) for i, case in enumerate(STATUSES)])
+def test_status_ignores_case_and_surrounding_spaces(statuses, i, status, loaded):
+    assert query(statuses.db, "SELECT status FROM sessions WHERE session_id = ?",
+                 [f"S{i}"]) == [(loaded,)]
+    n = len(STATUSES)
+    assert reconcile(statuses.report, statuses.db, "sessions.csv") == (n, n, 0, 0)
+
+
+TIMINGS = [("PRE", "pre"), (" post ", "post"), ("Follow-up", "followup")]
+
+
+@pytest.fixture(scope="module")
+def timings(tmp_path_factory: pytest.TempPathFactory) -> Batch:
+    return score_batch(tmp_path_factory, [f"P1,PHQ-9,{day(i)},12,{timing}"
+                                          for i, (timing, _) in enumerate(TIMINGS)],
+                       header=SCORE_HEADER + ",timing")
+
+
+@pytest.mark.parametrize(("i", "timing", "loaded"), [(i, *case) for i, case in enumerate(TIMINGS)])
+def test_timing_ignores_case_spaces_and_punctuation(timings, i, timing, loaded):
+    assert query(timings.db, "SELECT timing FROM assessments WHERE administered_at = ?",
+                 [day(i)]) == [(loaded,)]
+    n = len(TIMINGS)
+    assert reconcile(timings.report, timings.db, "assessments.csv") == (n, n, 0, 0)
+
+
+PADDED_IDS = [" P1", "P1 ", "\u00a0P1\u00a0", '"\tP1\t"', "\u2003P1"]
+
+
+@pytest.fixture(scope="module")
+def padded_ids(tmp_path_factory: pytest.TempPathFactory) -> Batch:
+    return session_batch(tmp_path_factory, "session_id,patient_id,protocol_id,started_at",
+                         [f" S{i} ,{patient}, IND6 ,{day(i)}T09:00"
+                          for i, patient in enumerate(PADDED_IDS)])
+
+
+@pytest.mark.parametrize(("i", "patient"), list(enumerate(PADDED_IDS)))
+def test_ids_with_surrounding_whitespace_match_the_trimmed_id(padded_ids, i, patient):
+    assert query(padded_ids.db, "SELECT session_id, patient_id, protocol_id FROM sessions "
+                                "WHERE session_id = ?", [f"S{i}"]) == [
+        (f"S{i}", "P1", "IND6")
     ]
-    assert reconcile(report, db, "sessions.csv") == (1, 1, 0, 0)
+    n = len(PADDED_IDS)
+    assert reconcile(padded_ids.report, padded_ids.db, "sessions.csv") == (n, n, 0, 0)
 
 
-@pytest.mark.parametrize(
-    "patient", ["P\u200b1", "P1\u200b", "\ufeffP1", "P\u00a01", "P\u20601", '"P\t1"']
-)
-def test_id_with_an_invisible_character_is_rejected_once(export, db, patient):
+INVISIBLE_IDS = ["P\u200b1", "P1\u200b", "\ufeffP1", "P\u00a01", "P\u20601", '"P\t1"']
+
+
+@pytest.fixture(scope="module")
+def invisible_ids(tmp_path_factory: pytest.TempPathFactory) -> Batch:
+    # line 2 is a good session; lines 3 on hold the ids under test
+    return session_batch(tmp_path_factory, "session_id,patient_id,protocol_id,started_at",
+                         ["S1,P1,IND6,2026-02-02T09:00"]
+                         + [f"S{i + 2},{patient},IND6,{day(i)}T09:00"
+                            for i, patient in enumerate(INVISIBLE_IDS)])
+
+
+@pytest.mark.parametrize(("line", "patient"), [(i + 3, p) for i, p in enumerate(INVISIBLE_IDS)])
+def test_id_with_an_invisible_character_is_rejected_once(invisible_ids, line, patient):
     # Reported as an invisible character, not also as an unknown patient.
-    report = load(
-        sessions(
-            export,
-            "session_id,patient_id,protocol_id,started_at",
-            "S1,P1,IND6,2026-02-02T09:00",
-            f"S2,{patient},IND6,2026-02-04T09:00",
-        ),
-        db,
-    )
-    assert rejected(db, "sessions.csv") == [(3, "patient_id", patient.strip('"'), INVISIBLE_ID)]
-    assert reconcile(report, db, "sessions.csv") == (2, 1, 0, 1)
+    batch = invisible_ids
+    assert rejected_at(batch.db, "sessions.csv", line) == [
+        (line, "patient_id", patient.strip('"'), INVISIBLE_ID)]
+    n = len(INVISIBLE_IDS)
+    assert reconcile(batch.report, batch.db, "sessions.csv") == (n + 1, 1, 0, n)
 
 
 def test_invisible_characters_in_other_id_columns_are_rejected(export, db):
@@ -666,19 +827,28 @@ def test_date_before_1900_is_rejected(export, db):
     assert reconcile(report, db, "assessments.csv") == (1, 0, 0, 1)
 
 
-@pytest.mark.parametrize("text", ["2226-03-04", "9999-12-31T23:59", "2026-11-29"])
-def test_date_after_the_day_of_the_load_is_rejected(export, db, text):
-    report = load(scores(export, f"P1,PHQ-9,{text},12"), db)
-    assert rejected(db, "assessments.csv") == [
+AFTER_LOAD_DAY = ["2226-03-04", "9999-12-31T23:59", "2026-11-29"]
+
+
+@pytest.fixture(scope="module")
+def after_load_day(tmp_path_factory: pytest.TempPathFactory) -> Batch:
+    return score_batch(tmp_path_factory, [f"P1,PHQ-9,{text},12" for text in AFTER_LOAD_DAY])
+
+
+@pytest.mark.parametrize(("line", "text"), [(i + 2, t) for i, t in enumerate(AFTER_LOAD_DAY)])
+def test_date_after_the_day_of_the_load_is_rejected(after_load_day, line, text):
+    batch = after_load_day
+    assert rejected_at(batch.db, "assessments.csv", line) == [
         (
-            2,
+            line,
             "administered_at",
             text,
             "date is later than the day of the load (2026-11-28); check the year or the clock "
             "of the exporting system",
         )
     ]
-    assert reconcile(report, db, "assessments.csv") == (1, 0, 0, 1)
+    n = len(AFTER_LOAD_DAY)
+    assert reconcile(batch.report, batch.db, "assessments.csv") == (n, 0, 0, n)
 
 
 def test_session_before_the_patients_birth_is_rejected(export, db):

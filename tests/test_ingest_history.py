@@ -21,7 +21,7 @@ from pipeline.demo import write_demo
 from pipeline.demo.revisions import revise_export
 from pipeline.errors import InputError
 from pipeline.ingest import ingest
-from pipeline.metrics import run_metrics
+from pipeline.metrics_files import run_metrics
 
 END = date(2026, 10, 31)
 LOAD_DAY = date(2026, 11, 28)
@@ -97,9 +97,9 @@ def test_a_corrected_snapshot_gives_the_metrics_of_a_fresh_load(exports, tmp_pat
 
 
 def test_load_1_rebuilds_the_outputs_made_right_after_load_1(exports, tmp_path):
-    from pipeline.reports.evidence import write_evidence_report
-    from pipeline.reports.monthly import write_monthly_report
-    from pipeline.reports.payer import write_payer_packets
+    from pipeline.reports.evidence.write import write_evidence_report
+    from pipeline.reports.monthly.write import write_monthly_report
+    from pipeline.reports.payer.write import write_payer_packets
 
     config = load_config()
     db = tmp_path / "clinic.duckdb"
@@ -181,7 +181,7 @@ def test_a_database_from_before_load_history_gets_it_on_the_next_load(exports, t
 
 
 def test_a_read_only_report_on_an_old_database_says_how_to_add_history(exports, tmp_path):
-    from pipeline.reports.evidence import evidence_context
+    from pipeline.reports.evidence.write import evidence_context
 
     config = load_config()
     db = tmp_path / "clinic.duckdb"

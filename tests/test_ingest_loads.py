@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
@@ -13,7 +11,7 @@ import pytest
 import xlsxwriter
 
 from pipeline.errors import InputError
-from tests.conftest import load, query, rejects, result, write
+from tests.conftest import cli, load, query, rejects, result, write
 
 SESSIONS = """\
 session_id,patient_id,protocol_id,started_at,status
@@ -226,34 +224,28 @@ def test_two_files_for_one_table_stop_the_load(export, db):
         load(export, db)
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", *args], capture_output=True, text=True, timeout=120
-    )
-
-
 def test_cli_bad_file_exits_1_with_message_and_no_traceback(export, db):
     write(export, "sessions.csv", "session_id,patient_id,started_at\nS1,P1,2026-02-02\n")
-    proc = run_cli("ingest", str(export), "--db", str(db))
-    assert proc.returncode == 1
+    proc = cli("ingest", export, "--db", db)
+    assert proc.exit_code == 1
     assert "sessions.csv: required column 'protocol_id' missing" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
 
 
 def test_cli_ingest_prints_reconciliation(export, db):
     write(export, "sessions.csv", SESSIONS)
-    proc = run_cli("ingest", str(export), "--db", str(db))
-    assert proc.returncode == 0, proc.stderr
+    proc = cli("ingest", export, "--db", db)
+    assert proc.exit_code == 0, proc.stderr
     rows = [line.split() for line in proc.stdout.splitlines()]
     assert ["sessions.csv", "3", "2", "0", "0", "0", "1", "0", "ok"] in rows
 
 
 def test_cli_ingest_help_documents_every_option():
-    proc = run_cli("ingest", "--help")
-    assert proc.returncode == 0
+    proc = cli("ingest", "--help")
+    assert proc.exit_code == 0
     for option in ("DATA_DIR", "--db", "--config", "--help"):
         assert option in proc.stdout
-    assert run_cli("ingest").returncode == 2  # usage error
+    assert cli("ingest").exit_code == 2  # usage error
 
 
 def test_treatment_history_loads_with_its_own_checks(export, db):

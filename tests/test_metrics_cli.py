@@ -8,10 +8,9 @@ import hashlib
 import json
 
 import duckdb
-from click.testing import CliRunner
 from outcome_fixtures import make_clinic, worked_example
 
-from pipeline.cli import main
+from tests.conftest import cli
 
 COURSE_COLUMNS = (
     "patient_id,course_id,protocol_id,instrument,course_start,course_end,infusions,"
@@ -34,7 +33,7 @@ def example_db(tmp_path):
 
 
 def invoke(*args):
-    return CliRunner().invoke(main, ["metrics", *map(str, args)])
+    return cli("metrics", *args)
 
 
 def read_csv(path):

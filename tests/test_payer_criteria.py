@@ -1,4 +1,4 @@
-"""Payer criteria verdicts (pipeline/reports/payer_criteria.py) on hand-worked cases.
+"""Payer criteria verdicts (pipeline/reports/payer/criteria.py) on hand-worked cases.
 
 Infusion 1 of every case starts 2026-02-02 09:00 (the SPEC §2 worked example's course).
 """
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import ConfigError, load_config
-from pipeline.reports.payer_criteria import (
+from pipeline.reports.payer.criteria import (
     MET,
     NOT_DOCUMENTED,
     NOT_MET,

@@ -10,20 +10,18 @@ import hmac
 import json
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from tests.conftest import cli
+
+pytestmark = pytest.mark.slow  # one `outcomes run` with every report for the whole module
+
 MONTH = "2026-09"
 AS_OF = "2026-09-30"
 KEY = b"clinic-secret-key-0123456789abcdef"
-
-
-def outcomes(*args: str | Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline", *map(str, args)],
-                          capture_output=True, text=True, timeout=600)
 
 
 def pdf_text(path: Path) -> str:
@@ -39,12 +37,12 @@ def external(tmp_path_factory) -> dict[str, object]:  # type: ignore[no-untyped-
     """`outcomes run` on a demo export with the monthly report configured for external use."""
     root = tmp_path_factory.mktemp("privacy")
     export = root / "export"
-    assert outcomes("demo", export, "--patients", "150", "--seed", "3").returncode == 0
+    assert cli("demo", export, "--patients", "80", "--seed", "3").exit_code == 0
     config = root / "external.toml"
     config.write_text("[definitions]\nsuppress_small_cells = true\n")
     out = root / "out"
-    done = outcomes("run", export, "--out", out, "--month", MONTH, "--config", config)
-    assert done.returncode == 0, done.stderr
+    done = cli("run", export, "--out", out, "--month", MONTH, "--config", config)
+    assert done.exit_code == 0, done.stderr
     con = duckdb.connect(str(out / "clinic.duckdb"), read_only=True)
     try:
         identifiers = {row[0] for row in con.execute(
@@ -81,7 +79,7 @@ def test_aggregate_reports_and_their_json_carry_no_identifier_or_birth_date(exte
 
 def test_console_output_of_a_run_carries_no_identifier(external):
     console = external["console"]
-    assert "read = loaded + duplicates + rejected" in console  # the scan saw the real output
+    assert "read = added + corrected + unchanged + duplicates + rejected" in console  # real output
     assert leaked(console, external["identifiers"]) == []
 
 
@@ -106,9 +104,9 @@ def test_pseudonymize_replaces_ids_in_row_level_outputs_with_keyed_hmacs(externa
     key_file = tmp_path / "key"
     key_file.write_bytes(KEY + b"\n")
     out = tmp_path / "metrics"
-    done = outcomes("metrics", "--db", external["out"] / "clinic.duckdb", "--as-of", AS_OF,
-                    "--out", out, "--pseudonymize", key_file)
-    assert done.returncode == 0, done.stderr
+    done = cli("metrics", "--db", external["out"] / "clinic.duckdb", "--as-of", AS_OF,
+               "--out", out, "--pseudonymize", key_file)
+    assert done.exit_code == 0, done.stderr
     plain = read_rows(external["out"] / "metrics" / "course_outcomes.csv")
     hidden = read_rows(out / "course_outcomes.csv")
     assert len(hidden) == len(plain) > 50
@@ -129,9 +127,9 @@ def test_a_short_or_missing_key_is_a_clear_error(external, tmp_path):
     short = tmp_path / "short"
     short.write_bytes(b"secret\n")
     for key in (short, tmp_path / "absent"):
-        done = outcomes("metrics", "--db", external["out"] / "clinic.duckdb", "--as-of", AS_OF,
-                        "--out", tmp_path / "m", "--pseudonymize", key)
-        assert done.returncode in (1, 2), done.stderr
+        done = cli("metrics", "--db", external["out"] / "clinic.duckdb", "--as-of", AS_OF,
+                   "--out", tmp_path / "m", "--pseudonymize", key)
+        assert done.exit_code in (1, 2), done.stderr
         assert "Traceback" not in done.stderr
         assert str(key.name) in done.stderr
     assert not (tmp_path / "m").exists()

@@ -12,19 +12,18 @@ import pytest
 from statsmodels.stats.proportion import proportion_confint
 
 from pipeline.config import ConfigError, load_config
-from pipeline.demo import write_demo
-from pipeline.evidence.compare import (
+from pipeline.formatting import Suppressed
+from pipeline.reports.evidence.claims import bound_verdict
+from pipeline.reports.evidence.compare import (
     funnel_result,
     km_at,
     mix_verdict,
     pooled_rate,
     range_verdict,
-    suppress_partition,
     wilson_from_rate,
 )
-from pipeline.formatting import Suppressed
-from pipeline.ingest import ingest
-from pipeline.reports.evidence import bound_verdict, load_inputs, rate_entry, write_evidence_report
+from pipeline.reports.evidence.rates import rate_entry
+from pipeline.reports.evidence.write import read_evidence_results, write_evidence_report
 
 AS_OF = date(2026, 10, 31)
 
@@ -102,8 +101,8 @@ def test_mix_verdict_and_withheld_bounds():
     # "<11 of 87" same-day halvings: rate <= 10/87 = 11.5%, Wilson high of 10/87 ~ 20% < 50%
     entry = rate_entry(8, 87, 10)
     assert entry["rate"] is None and entry["ceiling"] == pytest.approx(10 / 87)
-    assert bound_verdict(entry, 0.5, 1.0).text == "not supported (firm)"
-    assert bound_verdict(entry, 0.05, 0.3).verdict == "cannot be measured"
+    assert bound_verdict(entry, 0.5, 1.0, 10).text == "not supported (firm)"
+    assert bound_verdict(entry, 0.05, 0.3, 10).verdict == "cannot be measured"
 
 
 def test_small_cells_and_complementary_suppression():
@@ -114,12 +113,6 @@ def test_small_cells_and_complementary_suppression():
     assert rate_entry(3, 8, 10)["denominator"] == Suppressed(10)
     shown = rate_entry(0, 100, 10)
     assert shown["rate"] == 0 and not shown["suppressed"]
-    # response 50, partial 5, non 45 of 100: partial alone would be 100 - 50 - 45
-    assert suppress_partition({"response": 50, "partial": 5, "non": 45}, 10) == {"partial", "non"}
-    assert suppress_partition({"response": 40, "partial": 5, "non": 55}, 10,
-                              protect=("response",)) == {"partial", "non"}
-    assert suppress_partition({"a": 5, "b": 7, "c": 50}, 10) == {"a", "b"}
-    assert suppress_partition({"a": 0, "b": 20, "c": 30}, 10) == set()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -127,12 +120,10 @@ def test_small_cells_and_complementary_suppression():
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory) -> dict:
+def report(tmp_path_factory, demo_db) -> dict:
     root = tmp_path_factory.mktemp("evidence")
-    write_demo(root / "export", patients=400, seed=7, end=AS_OF)
-    db = root / "clinic.duckdb"
+    db = demo_db
     config = load_config()
-    ingest(root / "export", db, config, today=date(2026, 11, 28))
     pdf, js = write_evidence_report(db, AS_OF, root / "out", config)
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True,
                           check=True).stdout
@@ -166,7 +157,7 @@ def test_no_patient_identifier_anywhere(report):
 
 def independent_rates(report) -> pl.DataFrame:
     """Evaluable-course PHQ-9 response counts straight from the outcome rows."""
-    metrics, _, _ = load_inputs(report["db"], AS_OF, report["config"])
+    metrics = read_evidence_results(report["db"], AS_OF, report["config"]).tables
     rows = metrics["course_outcomes"].filter(
         (pl.col("instrument") == "PHQ-9") & pl.col("evaluable")
         & (pl.col("status") != "in_progress"))
@@ -263,15 +254,17 @@ def test_bad_evidence_config_stops_the_report(report, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def twin_dbs(tmp_path_factory):
-    """One demo export loaded twice, into two separate databases (two loads, two clocks)."""
+def twin_reports(tmp_path_factory, twin_dbs):
+    """The report from both twin databases (tests/conftest.py), and from the first again with
+    SOURCE_DATE_EPOCH: the evidence writer's byte-identity, checked once."""
     base = tmp_path_factory.mktemp("evidence-twins")
-    write_demo(base / "export", patients=120, seed=5, end=AS_OF)
-    dbs = {}
-    for name in ("a", "b"):
-        dbs[name] = base / f"{name}.duckdb"
-        ingest(base / "export", dbs[name], load_config(), today=date(2026, 11, 28))
-    return dbs
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+        plain = [write_evidence_report(twin_dbs[db], AS_OF, base / db, load_config())
+                 for db in "ab"]
+        monkeypatch.setenv("SOURCE_DATE_EPOCH", "1790000000")
+        epoch = write_evidence_report(twin_dbs["a"], AS_OF, base / "a-epoch", load_config())
+    return {None: plain, "1790000000": [epoch]}
 
 
 def pdf_dates(pdf):
@@ -280,23 +273,18 @@ def pdf_dates(pdf):
     return [line for line in info.splitlines() if line.startswith(("CreationDate", "ModDate"))]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("epoch", [None, "1790000000"])
-def test_same_export_gives_byte_identical_evidence_reports(twin_dbs, tmp_path, monkeypatch,
-                                                           epoch):
-    """Twice from one database and once from a second load of the same export: the same JSON
-    and PDF bytes. The PDF is dated SOURCE_DATE_EPOCH when set, else the end of the as-of day
-    (both in UTC); the JSON carries no date of the run at all."""
-    if epoch is None:
-        monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
-    else:
-        monkeypatch.setenv("SOURCE_DATE_EPOCH", epoch)
-    config = load_config()
-    runs = [write_evidence_report(twin_dbs[db], AS_OF, tmp_path / out, config)
-            for db, out in (("a", "first"), ("a", "second"), ("b", "other-load"))]
+def test_same_export_gives_byte_identical_evidence_reports(twin_reports, twin_dbs, epoch):
+    """From one load and from a second load of the same export: the same JSON and PDF bytes.
+    The PDF is dated SOURCE_DATE_EPOCH when set, else the end of the as-of day (both in UTC);
+    the JSON carries no date of the run at all (the same JSON with SOURCE_DATE_EPOCH)."""
+    runs = twin_reports[epoch]
     for pdf, js in runs[1:]:
         assert js.read_bytes() == runs[0][1].read_bytes()
         assert pdf.read_bytes() == runs[0][0].read_bytes()
     expected = ("Mon Sep 21 14:13:20 2026 UTC" if epoch else "Sat Oct 31 23:59:59 2026 UTC")
     assert pdf_dates(runs[0][0]) == [f"CreationDate:    {expected}", f"ModDate:         {expected}"]
     text = runs[0][1].read_text(encoding="utf-8")
-    assert str(tmp_path) not in text and str(twin_dbs["a"].parent) not in text
+    assert text == twin_reports[None][0][1].read_text(encoding="utf-8")
+    assert str(runs[0][1].parent) not in text and str(twin_dbs["a"].parent) not in text

@@ -1,4 +1,4 @@
-"""Monthly quality report end to end: real demo export -> ingest -> metrics -> PDF, read back.
+"""Monthly quality report end to end: real demo database -> metrics -> report -> PDF, read back.
 
 The printed figures are checked against numbers worked out here, independently, from
 course_outcomes.csv (filter outcome dates to the month, count responders / evaluable, Wilson
@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -20,14 +19,11 @@ import pytest
 from statsmodels.stats.proportion import proportion_confint
 
 from pipeline.config import load_config
-from pipeline.reports.monthly import write_monthly_report
+from pipeline.reports.monthly.write import write_monthly_report
+from tests.conftest import cli, copy_db
 
 MONTH = "2026-10"
 PATIENT_ID = re.compile(r"P\d{5}")
-
-
-def outcomes_cli(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "pipeline", *args], check=True, capture_output=True)
 
 
 def pdf_text(pdf: Path) -> str:
@@ -36,16 +32,16 @@ def pdf_text(pdf: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """demo, ingest, metrics as of 2026-10-31 and `outcomes report monthly` for 2026-10, each
-    through the CLI. (Not `outcomes run`, which also renders the evidence and payer reports.)"""
+def run(tmp_path_factory: pytest.TempPathFactory, demo_db: Path) -> dict[str, Any]:
+    """The demo database, `outcomes metrics` as of 2026-10-31 and `outcomes report monthly` for
+    2026-10 through the CLI: the report reads the results metrics stored. (Not `outcomes run`,
+    which also renders the evidence and payer reports.)"""
     base = tmp_path_factory.mktemp("monthly")
-    db = str(base / "out" / "clinic.duckdb")
-    outcomes_cli("demo", str(base / "export"), "--patients", "400", "--seed", "7")
-    outcomes_cli("ingest", str(base / "export"), "--db", db)
-    outcomes_cli("metrics", "--db", db, "--as-of", "2026-10-31", "--out", str(base / "out" / "metrics"))
-    outcomes_cli("report", "monthly", "--db", db, "--month", MONTH, "--out",
-                 str(base / "out" / "reports"))
+    db = copy_db(demo_db, base / "out" / "clinic.duckdb")
+    for args in (("metrics", "--db", db, "--as-of", "2026-10-31", "--out", base / "out" / "metrics"),
+                 ("report", "monthly", "--db", db, "--month", MONTH, "--out", base / "out" / "reports")):
+        result = cli(*args)
+        assert result.exit_code == 0, result.output
     pdf = base / "out" / "reports" / f"monthly-{MONTH}.pdf"
     return {
         "base": base,
@@ -194,11 +190,10 @@ def walk_rates(value: Any) -> list[dict[str, Any]]:
     return []
 
 
-def test_small_cells_are_suppressed_when_configured(run: dict[str, Any], tmp_path: Path) -> None:
-    config_file = tmp_path / "suppress.toml"
-    config_file.write_text("[definitions]\nsuppress_small_cells = true\nsmall_cell_max = 10\n",
-                           encoding="utf-8")
-    pdf, data = write_monthly_report(run["db"], MONTH, tmp_path, load_config(config_file))
+def test_small_cells_are_suppressed_when_configured(
+        suppressed_reports: dict[str, list[Path]]) -> None:
+    # suppress_small_cells = true, small_cell_max = 10 (tests/conftest.py)
+    pdf, data = suppressed_reports["monthly"]
     text, report = pdf_text(pdf), json.loads(data.read_text(encoding="utf-8"))
     assert "<11" in text
     rates = walk_rates(report)
@@ -229,20 +224,19 @@ def test_small_cells_are_suppressed_when_configured(run: dict[str, Any], tmp_pat
 
 
 @pytest.fixture(scope="module")
-def twin_dbs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """One demo export loaded twice, into two separate databases (two loads, two clocks)."""
-    from pipeline.demo import write_demo
-    from pipeline.ingest import ingest
-
-    base = tmp_path_factory.mktemp("twins")
-    write_demo(base / "export", patients=120, seed=5, end=date(2026, 10, 31))
-    config = base / "suppress.toml"
-    config.write_text("[definitions]\nsuppress_small_cells = true\n", encoding="utf-8")
-    dbs = {}
-    for name in ("a", "b"):
-        dbs[name] = base / f"{name}.duckdb"
-        ingest(base / "export", dbs[name], load_config(), today=date(2026, 11, 28))
-    return {**dbs, "config": config}
+def twin_reports(tmp_path_factory: pytest.TempPathFactory, twin_dbs: dict[str, Path],
+                 suppress_config: Path) -> dict[str, tuple[Path, Path]]:
+    """The report (suppressed) from both twin databases, and from the first again with
+    SOURCE_DATE_EPOCH: the monthly writer's byte-identity, checked once (README "Running
+    safely")."""
+    base = tmp_path_factory.mktemp("monthly-twins")
+    config = load_config(suppress_config)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+        reports = {db: write_monthly_report(twin_dbs[db], MONTH, base / db, config) for db in "ab"}
+        monkeypatch.setenv("SOURCE_DATE_EPOCH", "1790000000")  # 2026-09-21 14:13:20 UTC
+        reports["a-epoch"] = write_monthly_report(twin_dbs["a"], MONTH, base / "a-epoch", config)
+    return reports
 
 
 def pdf_dates(pdf: Path) -> list[str]:
@@ -251,14 +245,12 @@ def pdf_dates(pdf: Path) -> list[str]:
     return [line for line in info.splitlines() if line.startswith(("CreationDate", "ModDate"))]
 
 
+@pytest.mark.slow
 def test_same_export_gives_byte_identical_monthly_reports(
-        twin_dbs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Twice from one database, and once from a second load of the same export: the JSON and
-    the PDF are the same bytes; the PDF is dated the last second of the month (UTC)."""
-    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
-    config = load_config(twin_dbs["config"])
-    runs = [write_monthly_report(twin_dbs[db], MONTH, tmp_path / out, config)
-            for db, out in (("a", "first"), ("a", "second"), ("b", "other-load"))]
+        twin_reports: dict[str, tuple[Path, Path]], twin_dbs: dict[str, Path]) -> None:
+    """From one load and from a second load of the same export: the JSON and the PDF are the
+    same bytes; the PDF is dated the last second of the month (UTC)."""
+    runs = [twin_reports["a"], twin_reports["b"]]
     for pdf, data in runs[1:]:
         assert data.read_bytes() == runs[0][1].read_bytes()
         assert pdf.read_bytes() == runs[0][0].read_bytes()
@@ -266,21 +258,21 @@ def test_same_export_gives_byte_identical_monthly_reports(
                                      "ModDate:         Sat Oct 31 23:59:59 2026 UTC"]
     text = runs[0][1].read_text(encoding="utf-8")
     assert "run_time" not in text and "loaded_at" not in text
-    assert str(tmp_path) not in text and str(twin_dbs["a"].parent) not in text
+    assert str(runs[0][1].parent) not in text and str(twin_dbs["a"].parent) not in text
     report = json.loads(text)
     assert report["provenance"]["load_id"] == 1
     assert re.fullmatch(r"[0-9a-f]{12}", report["provenance"]["input_fingerprint"])
     assert f"load 1, inputs {report['provenance']['input_fingerprint']}" in pdf_text(runs[0][0])
 
 
+@pytest.mark.slow
 def test_source_date_epoch_dates_the_pdf_and_changes_nothing_else(
-        twin_dbs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    config = load_config(twin_dbs["config"])
-    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
-    _, plain_json = write_monthly_report(twin_dbs["a"], MONTH, tmp_path / "plain", config)
-    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1790000000")  # 2026-09-21 14:13:20 UTC
-    runs = [write_monthly_report(twin_dbs[db], MONTH, tmp_path / db, config) for db in "ab"]
-    assert runs[0][0].read_bytes() == runs[1][0].read_bytes()
+        twin_reports: dict[str, tuple[Path, Path]], twin_dbs: dict[str, Path],
+        suppress_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = load_config(suppress_config)
+    plain_pdf, plain_json = twin_reports["a"]
+    runs = [twin_reports["a-epoch"], twin_reports["b"]]
+    assert runs[0][0].read_bytes() != plain_pdf.read_bytes()  # the date reached the PDF
     assert runs[0][1].read_bytes() == runs[1][1].read_bytes() == plain_json.read_bytes()
     assert pdf_dates(runs[0][0]) == ["CreationDate:    Mon Sep 21 14:13:20 2026 UTC",
                                      "ModDate:         Mon Sep 21 14:13:20 2026 UTC"]

@@ -17,18 +17,19 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from click.testing import CliRunner
 from pypdf import PdfReader
 
-from pipeline.cli import main
 from pipeline.config import load_config
 from pipeline.demo import write_demo
 from pipeline.errors import InputError
 from pipeline.ingest import ingest
-from pipeline.metrics import run_metrics
-from pipeline.reports.payer import INDEX_COLUMNS, write_payer_packets
-from pipeline.reports.payer_context import load_packets
-from pipeline.reports.payer_criteria import entry_scores, payer_rules
+from pipeline.metrics_files import run_metrics
+from pipeline.months import parse_month
+from pipeline.reports.payer.criteria import entry_scores, payer_rules
+from pipeline.reports.payer.records import load_packets
+from pipeline.reports.payer.write import INDEX_COLUMNS, NEEDS, write_payer_packets
+from pipeline.results import read_results
+from tests.conftest import cli
 
 PATIENT = "P00002"  # one IND6 course with an evaluable PHQ-9 in the 60-patient demo (seed 7)
 SMALL_MONTH = "2025-05"  # 4 active courses in that demo
@@ -72,8 +73,8 @@ def demo(tmp_path_factory):
 def packet(demo):
     """One patient's packets via the real CLI, with --html."""
     out = demo["root"] / "patient"
-    result = CliRunner().invoke(main, ["report", "payer", "--db", str(demo["db"]), "--patient",
-                                       PATIENT, "--out", str(out), "--html", "--jobs", "1"])
+    result = cli("report", "payer", "--db", demo["db"], "--patient", PATIENT, "--out", out,
+                 "--html", "--jobs", "1")
     assert result.exit_code == 0, result.output
     rows = read_csv(out / "index.csv")
     assert len(rows) == 1
@@ -230,8 +231,7 @@ def test_unknown_patient_is_an_input_error(demo, tmp_path):
 
 
 def test_unknown_patient_exits_1_via_cli(demo, tmp_path):
-    result = CliRunner().invoke(main, ["report", "payer", "--db", str(demo["db"]), "--patient",
-                                       "NOPE", "--out", str(tmp_path)])
+    result = cli("report", "payer", "--db", demo["db"], "--patient", "NOPE", "--out", tmp_path)
     assert result.exit_code == 1
     assert "not in the database" in result.output
 
@@ -242,11 +242,9 @@ def test_unknown_patient_exits_1_via_cli(demo, tmp_path):
 def test_entry_evidence_is_the_engines_baseline_wherever_one_exists(demo):
     config = demo["config"]
     rules = payer_rules(config)
-    con = duckdb.connect(str(demo["db"]), read_only=True)
-    try:
-        _, packets = load_packets(con, config, rules, month="2026-10")
-    finally:
-        con.close()
+    month = parse_month("2026-10")
+    results = read_results(demo["db"], config, month.last, needs=NEEDS)
+    packets = load_packets(results, rules, month=month)
     checked = 0
     for p in packets:
         scores = [{**s} for s in p["scores"]]
@@ -262,6 +260,7 @@ def test_entry_evidence_is_the_engines_baseline_wherever_one_exists(demo):
 # --- batch ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_batch_output_is_identical_with_one_and_two_workers(demo):
     one = demo["root"] / "jobs1"
     two = demo["root"] / "jobs2"

@@ -36,6 +36,7 @@ from pipeline.config import load_config
 from pipeline.demo import write_demo
 from pipeline.formatting import json_ready
 from pipeline.ingest import ingest
+from tests.conftest import SUPPRESS
 
 K = 10
 SMALL, STAR = "<11", "*"
@@ -758,36 +759,32 @@ def evidence_rates(a: Audit, rates: dict[str, Any], where: str) -> dict[str, int
 # Fixtures
 
 
-def suppress_config(tmp_path: Path) -> Path:
+def write_suppress_config(tmp_path: Path) -> Path:
     path = tmp_path / "suppress.toml"
-    path.write_text("[definitions]\nsuppress_small_cells = true\nsmall_cell_max = 10\n",
-                    encoding="utf-8")
+    path.write_text(SUPPRESS, encoding="utf-8")
     return path
 
 
 def monthly_json(db: Path, month: str, config_path: Path) -> dict[str, Any]:
     """The report's JSON as written, without rendering a PDF (same function, same bytes)."""
-    from pipeline.reports.monthly import build_context, context_json, load_monthly_inputs
+    from pipeline.months import parse_month
+    from pipeline.reports.files import context_json
+    from pipeline.reports.monthly.context import build_context
+    from pipeline.reports.monthly.write import read_monthly_results
 
     config = load_config(config_path)
-    context = build_context(load_monthly_inputs(db, month, config), config)
+    report_month = parse_month(month)
+    context = build_context(read_monthly_results(db, report_month, config), report_month)
     return json.loads(context_json(context))
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def demo(demo_db: Path, suppress_config: Path,
+         suppressed_reports: dict[str, list[Path]]) -> dict[str, Any]:
     """The 400-patient demo with suppression on: monthly PDF + JSON and evidence PDF + JSON."""
-    from pipeline.reports.evidence import write_evidence_report
-    from pipeline.reports.monthly import write_monthly_report
-
-    base = tmp_path_factory.mktemp("suppression")
-    write_demo(base / "export", patients=400, seed=7, end=date(2026, 10, 31))
-    db = base / "clinic.duckdb"
-    config_path = suppress_config(base)
-    config = load_config(config_path)
-    ingest(base / "export", db, config, today=LOAD_DAY)
-    pdf, js = write_monthly_report(db, "2026-10", base / "out", config)
-    epdf, ejs = write_evidence_report(db, date(2026, 10, 31), base / "out", config)
+    db, config_path = demo_db, suppress_config
+    pdf, js = suppressed_reports["monthly"]
+    epdf, ejs = suppressed_reports["evidence"]
     return {"db": db, "config": config_path, "pdf": pdf,
             "json": json.loads(js.read_text(encoding="utf-8")),
             "text": pdftotext(pdf), "evidence": json.loads(ejs.read_text(encoding="utf-8")),
@@ -903,10 +900,13 @@ def test_suppression_off_prints_every_count(tmp_path: Path, demo: dict[str, Any]
 def test_ledger_relations_hold_and_every_leak_is_closed(demo: dict[str, Any]) -> None:
     """The report's own bookkeeping: no figure registered twice with two values, no declared
     relation that is false on the data, no leak the solver gave up on."""
-    from pipeline.reports.monthly import build_ledger_context, load_monthly_inputs
+    from pipeline.months import parse_month
+    from pipeline.reports.monthly.context import build_ledger_context
+    from pipeline.reports.monthly.write import read_monthly_results
 
     config = load_config(demo["config"])
-    _, ledger = build_ledger_context(load_monthly_inputs(demo["db"], "2026-10", config), config)
+    month = parse_month("2026-10")
+    _, ledger = build_ledger_context(read_monthly_results(demo["db"], month, config), month)
     assert ledger.conflicts == [] and ledger.violations == [] and ledger.unresolved == []
 
 
@@ -969,13 +969,13 @@ def _writer(folder: Path):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def hand(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    from pipeline.reports.monthly import write_monthly_report
+    from pipeline.reports.monthly.write import write_monthly_report
 
     base = tmp_path_factory.mktemp("hand")
     hand_export(base / "export")
     db = base / "clinic.duckdb"
     ingest(base / "export", db, load_config(), today=LOAD_DAY)
-    config = load_config(suppress_config(base))
+    config = load_config(write_suppress_config(base))
     pdf, js = write_monthly_report(db, "2026-09", base / "out", config)
     return {"json": json.loads(js.read_text(encoding="utf-8")), "text": pdftotext(pdf)}
 
@@ -1023,14 +1023,15 @@ def test_hand_built_pdf_prints_the_same_cells(hand: dict[str, Any]) -> None:
 # Property-style: the demo at several seeds and sizes
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("patients", "seed"), [(60, 1), (120, 2), (200, 3), (90, 11)])
 def test_demo_reports_pass_the_audit(tmp_path: Path, patients: int, seed: int) -> None:
-    from pipeline.reports.evidence import evidence_context
+    from pipeline.reports.evidence.write import evidence_context
 
     write_demo(tmp_path / "export", patients=patients, seed=seed, end=date(2026, 10, 31))
     db = tmp_path / "clinic.duckdb"
     ingest(tmp_path / "export", db, load_config(), today=LOAD_DAY)
-    config_path = suppress_config(tmp_path)
+    config_path = write_suppress_config(tmp_path)
     report = monthly_json(db, "2026-10", config_path)
     assert audit_monthly(report).leaks() == []
     evidence = json_ready(evidence_context(db, date(2026, 10, 31), load_config(config_path)))

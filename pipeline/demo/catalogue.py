@@ -7,7 +7,7 @@ import numpy as np
 IND6, TW4, SINGLE, MAINT = range(4)
 PROTOCOL_IDS = ("IND6", "TW4", "SINGLE", "MAINT")
 
-# The `protocols` file (SPEC §1), optional columns included.
+# The `protocols` file (README "Input"), optional columns included.
 PROTOCOLS: dict[str, list] = {
     "protocol_id": list(PROTOCOL_IDS),
     "name": [

@@ -1,4 +1,4 @@
-"""The four canonical export files (SPEC §1) as polars frames, rows in a fixed order."""
+"""The four canonical export files (README "Input") as polars frames, rows in a fixed order."""
 
 from __future__ import annotations
 
@@ -146,7 +146,8 @@ def assessments_frame(rows: Table, courses: Table, patient_count: int,
                       session_number: np.ndarray) -> pl.DataFrame:
     """Scores sorted by patient and time, numbered in that order."""
     patient = courses["patient"][rows["course"]]
-    # a date-only `post` score belongs at the end of its day (SPEC §2), other date-only first
+    # a date-only `post` score belongs at the end of its day (docs/definitions.md "Baseline"),
+    # other date-only first
     minute = np.where(rows["minute"] >= 0, rows["minute"],
                       np.where(rows["timing"] == POST, 24 * 60, -1))
     order = np.lexsort((np.arange(len(patient)), rows["instrument"], minute, rows["day"], patient))

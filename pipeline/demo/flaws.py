@@ -1,7 +1,7 @@
 """Deliberately flawed rows, as real exports have them (about 0.3% of scores, a few sessions).
 
-The validating loader must reject or count every one (SPEC §1 "Bad input"); everything
-else in the demo export is clean.
+The validating loader must reject or count every one (docs/bad-input-values.md,
+docs/bad-input-files.md); everything else in the demo export is clean.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Courses are generated in three rounds, each vectorised over all patients: a first
 induction for everyone; maintenance (MAINT) for a share of induction responders, starting
 1-4 weeks after the induction; a second induction for some (mostly relapsers), more than
-30 days after the previous course, so that the SPEC §2 course rule splits it off.
+30 days after the previous course, so that the course rule (docs/definitions.md "Course") splits it off.
 Sessions fall on weekdays between 08:00 and 15:45.
 """
 

@@ -3,7 +3,7 @@
 Each course gets a class (early / gradual / late responder, partial, non-responder, or
 maintained) and a piecewise-linear curve of the fraction of its baseline severity left after
 n infusions: (0, f0) -> (n1, v1) -> (n2, v2), flat afterwards. Responders cross 45% of
-baseline at n1 infusions, so their timing class (SPEC §2: early <= 2, gradual 3-4, late >= 5)
+baseline at n1 infusions, so their timing class (docs/definitions.md: early <= 2, gradual 3-4, late >= 5)
 is set by n1. A same-day `post` score sits `acute` lower (the transient effect), and some
 responders relapse after the course ends.
 """

@@ -1,4 +1,4 @@
-"""Validated ingest of a clinic export into DuckDB (SPEC §1)."""
+"""Validated ingest of a clinic export into DuckDB (README "Input: the canonical export")."""
 
 from pipeline.ingest.load import ingest
 from pipeline.ingest.report import FileResult, LoadReport

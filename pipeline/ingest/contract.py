@@ -1,8 +1,10 @@
-"""The input contract of SPEC §1: which files, which columns, which id makes a row unique."""
+"""The input contract (README "Input: the canonical export"): which files, which columns,
+which id makes a row unique."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,3 +166,30 @@ def map_columns(file_label: str, header: list[str], contract: TableContract) -> 
             f"a {contract.name} file needs {', '.join(contract.required)}"
         )
     return ColumnMap(positions, items, tuple(ignored))
+
+
+@dataclass(frozen=True)
+class HeaderSpec:
+    """How a reader recognises a file's header row and maps it to positions.
+
+    A canonical file's spec comes from its contract (`contract_header`); a mapped export's
+    from the mapping (pipeline/ingest/mapped.py), naming the export's own columns.
+    """
+
+    names: tuple[str, ...]  # normalized names the header row holds (the XLSX header search)
+    numeric: tuple[str, ...]  # normalized names of number columns (decimal commas in ;/tab files)
+    match: Callable[[str, list[str]], ColumnMap]  # (file label, header) -> ColumnMap
+    min_cells: int = 1  # a header row has at least this many non-empty cells
+
+    def is_header(self, names: list[str]) -> bool:
+        found = {normalize_column(n) for n in names if n and n.strip()}
+        return len(found) >= self.min_cells and set(self.names) <= found
+
+
+def contract_header(contract: TableContract) -> HeaderSpec:
+    """The header of a canonical file: the contract's column names."""
+
+    def match(label: str, header: list[str]) -> ColumnMap:
+        return map_columns(label, header, contract)
+
+    return HeaderSpec(contract.required, contract.numeric, match)

@@ -1,4 +1,5 @@
-"""One load: every file of an export validated and merged in a single transaction (SPEC §1).
+"""One load: every file of an export validated and merged in a single transaction (README
+"What ingest guarantees").
 
 Each input row ends in exactly one place: loaded, counted as an exact duplicate, or in
 `rejects`. A file-level problem (unreadable, missing required column) raises InputError and
@@ -23,15 +24,13 @@ from pipeline.config import Config
 from pipeline.db import connect, run, writer_lock
 from pipeline.errors import InputError
 from pipeline.ingest.adapters import adapter_units
-from pipeline.ingest.contract import CONTRACTS, TABLES, TableContract, discover
+from pipeline.ingest.adapters.common import default_mapping
+from pipeline.ingest.contract import CONTRACTS, TABLES, TableContract, contract_header, discover
 from pipeline.ingest.csv_rows import csv_cells
-from pipeline.ingest.merge import (
-    absent_columns,
-    merge_file,
-    retire_absent,
-    start_table,
-)
-from pipeline.ingest.readers import Staged, settle_direct, stage_csv, stage_parquet, stage_xlsx
+from pipeline.ingest.mapped import mapped_units, name_source_columns
+from pipeline.ingest.mapping_file import MAPPING_NAME
+from pipeline.ingest.merge import absent_columns, merge_file, retire_absent, start_table
+from pipeline.ingest.readers import Staged, settle_direct, stage_file
 from pipeline.ingest.report import FileResult, LoadReport
 from pipeline.ingest.units import LoadUnit
 from pipeline.instruments import alias_table
@@ -160,19 +159,13 @@ def _raw_cells(con: duckdb.DuckDBPyConnection, staged: Staged, column: str) -> N
 def _stage(
     con: duckdb.DuckDBPyConnection, work_dir: Path, *, path: Path, contract: TableContract, label: str
 ) -> Staged:
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".csv":
-            return stage_csv(con, path, contract, label, work_dir, tag=contract.name, direct=True)
-        if suffix == ".parquet":
-            return stage_parquet(con, path, contract, label)
-        return stage_xlsx(con, path, contract, label)
-    except OSError as exc:
-        raise InputError(f"{label}: cannot be read ({exc.strerror})") from exc
+    return stage_file(con, path, contract_header(contract), label, work_dir, tag=contract.name,
+                      direct=True)
 
 
 def canonical_units(data_dir: Path) -> tuple[list[LoadUnit], list[str]]:
-    """One unit per canonical file found in data_dir (SPEC §1), and the names ignored."""
+    """One unit per canonical file found in data_dir (README "Input: the canonical
+    export"), and the names ignored."""
     files, ignored = discover(data_dir)
     units = [
         LoadUnit(path.name, contract, partial(_stage, path=path, contract=contract, label=path.name))
@@ -199,10 +192,11 @@ def _load_unit(con: duckdb.DuckDBPyConnection, unit: LoadUnit, work_dir: Path,
                has_rows: bool) -> FileResult:
     label, contract = unit.label, unit.contract
     staged = unit.stage(con, work_dir)
+    id_column = staged.source_columns.get(contract.id_column, contract.id_column)
     run(
         con,
         "UPDATE settings SET file = $file, table_name = $table, id_column = $id",
-        {"file": label, "table": contract.name, "id": contract.id_column},
+        {"file": label, "table": contract.name, "id": id_column},
     )
     _type_rows(con, staged, contract)
     if staged.direct is not None:  # the CSV was read by validation: its rows settle now
@@ -210,7 +204,11 @@ def _load_unit(con: duckdb.DuckDBPyConnection, unit: LoadUnit, work_dir: Path,
         if settled is not staged:  # fields span lines: parsed exactly, typed again
             staged = settled
             _type_rows(con, staged, contract)
+    if contract.name == "sessions":
+        _check_protocols_loaded(con, label)
     _check_references(con, staged, contract)
+    if staged.source_columns:
+        name_source_columns(con, staged)
     read, offsets = (int(c) for c in con.execute(
         "SELECT (SELECT count(*) FROM typed) + (SELECT count(DISTINCT line) FROM stage_rejects), "
         "(SELECT coalesce(sum(__offsets), 0) FROM typed)"
@@ -254,15 +252,16 @@ def _value_notes(offsets: int) -> list[str]:
     ]
 
 
-def _check_sessions_have_protocols(
-    con: duckdb.DuckDBPyConnection, units: list[LoadUnit], data_dir: Path
-) -> None:
-    tables = {u.contract.name for u in units}
-    if "sessions" in tables and "protocols" not in tables:
-        if _one(con, "SELECT count(*) FROM protocols") == 0:
+def _check_protocols_loaded(con: duckdb.DuckDBPyConnection, label: str) -> None:
+    """Sessions need protocols (planned infusions); a file without a session never stops a load.
+    Run on the file's typed rows (its lines, comment and repeated header lines aside)."""
+    if _one(con, "SELECT count(*) FROM protocols") == 0:
+        sessions = int(_one(con, "SELECT count(*) FROM typed"))
+        if sessions:
             raise InputError(
-                f"{data_dir}: a sessions file needs a protocols file (planned infusions per "
-                "protocol), and none has been loaded before; add protocols.csv"
+                f"{label}: holds {sessions:,} session{'s' if sessions > 1 else ''}, but no "
+                "protocols are loaded (planned infusions per protocol), in this load or before; "
+                "add a protocols file (protocols.csv), or [[protocols]] tables to the mapping"
             )
 
 
@@ -283,13 +282,17 @@ def ingest(
     A snapshot retiring more than [ingest] max_retired_share of a table's rows stops the load
     (InputError, nothing changed) unless `allow_retire`.
 
-    source_format "canonical" reads SPEC §1 files; "redcap" and "fhir" go through an adapter
-    (pipeline/ingest/adapters) that yields the same units, so every row meets the same checks.
+    source_format "canonical" reads canonical files (README "Input: the canonical export"), or
+    an EHR export through `mapping` (default: mapping.toml in data_dir; README "Loading your
+    EHR's export"); "redcap" and "fhir" go through an adapter (pipeline/ingest/adapters) that
+    yields the same units, so every row meets the same checks.
     """
     data_dir = Path(data_dir)
     today = today or date.today()
     if source_format == "canonical":
-        units, ignored = canonical_units(data_dir)
+        mapping = mapping or default_mapping(data_dir, None, MAPPING_NAME)
+        units, ignored = (mapped_units(data_dir, config, mapping) if mapping is not None
+                          else canonical_units(data_dir))
     else:
         units, ignored = adapter_units(source_format, data_dir, config, mapping)
     order = {c.name: i for i, c in enumerate(TABLES)}
@@ -302,7 +305,6 @@ def ingest(
                 load_id = int(_one(con, "SELECT coalesce(max(load_id), 0) + 1 FROM loads"))  # type: ignore[arg-type]
                 mode = "append" if append else "snapshot"
                 _setup_session(con, config, load_id, today, mode)
-                _check_sessions_have_protocols(con, units, data_dir)
                 results = []
                 with tempfile.TemporaryDirectory(prefix="outcomes-ingest-") as work:
                     listed_checked = False

@@ -18,7 +18,7 @@ import csv
 import datetime as dt
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from pipeline.db import run
 from pipeline.errors import InputError
-from pipeline.ingest.contract import ColumnMap, TableContract, map_columns
+from pipeline.ingest.contract import ColumnMap, HeaderSpec, TableContract, map_columns
 from pipeline.ingest.csv_rows import (
     DECIMAL_NOTE,
     STRUCTURAL_REASONS,
@@ -61,6 +61,10 @@ class Staged:
     notes: list[str]
     # A CSV read by validation itself: its rows settle once typed (load.py, settle_direct).
     direct: CsvRead | None = None
+    # A mapped export (pipeline/ingest/mapped.py): canonical column -> the export's column name,
+    # and a temp table (line, column, value) of the values as the export wrote them.
+    source_columns: dict[str, str] = field(default_factory=dict)
+    source_values: str | None = None
 
 
 def _empty_stage_rejects(con: duckdb.DuckDBPyConnection) -> None:
@@ -182,18 +186,18 @@ def _read_csv_exact(con: duckdb.DuckDBPyConnection, text: CsvText, label: str) -
     _stage_rows(con, lines, rows, width, bad, view="raw_split")
 
 
-def _number_positions(columns: ColumnMap, contract: TableContract) -> list[int]:
-    """File positions of the contract's number columns (item_N included)."""
-    named = [columns.positions[c] for c in contract.numeric if c in columns.positions]
+def _number_positions(columns: ColumnMap, header: HeaderSpec) -> list[int]:
+    """File positions of the number columns (item_N included)."""
+    named = [columns.positions[c] for c in header.numeric if c in columns.positions]
     return sorted(named + list(columns.items.values()))
 
 
 def _misnamed(
-    con: duckdb.DuckDBPyConnection, path: Path, contract: TableContract, label: str, kind: str
+    con: duckdb.DuckDBPyConnection, path: Path, header: HeaderSpec, label: str, kind: str
 ) -> Staged:
     """A workbook or Parquet file saved with a .csv name: read it as what it is, and say so."""
     if kind == "parquet":
-        staged = stage_parquet(con, path, contract, label)
+        staged = stage_parquet(con, path, header, label)
         staged.notes.append("a Parquet file named .csv; read as Parquet")
         return staged
     if kind == "zip":
@@ -203,7 +207,7 @@ def _misnamed(
         except (zipfile.BadZipFile, OSError):
             workbook = False
         if workbook:
-            staged = stage_xlsx(con, path, contract, label)
+            staged = stage_xlsx(con, path, header, label)
             staged.notes.append("an XLSX workbook named .csv; read as XLSX")
             return staged
     raise not_text_error(label, kind)
@@ -212,7 +216,7 @@ def _misnamed(
 def stage_csv(
     con: duckdb.DuckDBPyConnection,
     path: Path,
-    contract: TableContract,
+    header: HeaderSpec,
     label: str,
     work_dir: Path,
     tag: str,
@@ -226,10 +230,10 @@ def stage_csv(
     """
     kind = sniff_kind(path)
     if kind not in ("text", "empty"):
-        return _misnamed(con, path, contract, label, kind)
+        return _misnamed(con, path, header, label, kind)
     text = prepare_csv(path, work_dir, label)
-    columns = map_columns(label, text.header, contract)
-    numbers = _number_positions(columns, contract) if text.delimiter in (";", "\t") else []
+    columns = header.match(label, text.header)
+    numbers = _number_positions(columns, header) if text.delimiter in (";", "\t") else []
     read = csv_view(con, text, tag, numbers)
     staged = Staged("csv", text.encoding, text.sha256, columns, list(text.notes))
     _empty_stage_rejects(con)
@@ -288,7 +292,7 @@ def _wrong_kind(label: str, expected: str, kind: str) -> InputError:
 
 
 def stage_parquet(
-    con: duckdb.DuckDBPyConnection, path: Path, contract: TableContract, label: str
+    con: duckdb.DuckDBPyConnection, path: Path, header: HeaderSpec, label: str
 ) -> Staged:
     kind = sniff_kind(path)
     if kind != "parquet":
@@ -300,7 +304,7 @@ def stage_parquet(
                 "DESCRIBE SELECT * FROM read_parquet($path)", {"path": str(path)}
             ).fetchall()
         ]
-        columns = map_columns(label, names, contract)
+        columns = header.match(label, names)
         select = ", ".join(
             f"CAST({_quote_ident(n)} AS VARCHAR) AS c{i}" for i, n in enumerate(names)
         )
@@ -343,7 +347,7 @@ def _cell_text(value: object) -> str | None:
 
 
 def stage_xlsx(
-    con: duckdb.DuckDBPyConnection, path: Path, contract: TableContract, label: str
+    con: duckdb.DuckDBPyConnection, path: Path, header: HeaderSpec, label: str
 ) -> Staged:
     from openpyxl import load_workbook  # imported here: only XLSX loads pay for it
 
@@ -362,19 +366,19 @@ def stage_xlsx(
             workbook = load_workbook(handle, read_only=True, data_only=True)
         except Exception as exc:  # openpyxl raises many types for a damaged workbook
             raise damaged(exc) from exc
-        header, columns, lines, rows, bad = _read_sheet(workbook, contract, label, damaged)
-    if header is None or columns is None:
+        names, columns, lines, rows, bad = _read_sheet(workbook, header, label, damaged)
+    if names is None or columns is None:
         raise InputError(
-            f"{label}: no header row with {', '.join(contract.required)} in the first "
-            f"{HEADER_SEARCH_ROWS} rows of the first sheet"
+            f"{label}: no header row with {', '.join(header.names) or 'column names'} in the "
+            f"first {HEADER_SEARCH_ROWS} rows of the first sheet"
         )
-    _stage_rows(con, lines, rows, len(header), bad, view="raw_split")
-    notes = _screen_rows(con, header, ", ", [], [])
+    _stage_rows(con, lines, rows, len(names), bad, view="raw_split")
+    notes = _screen_rows(con, names, ", ", [], [])
     return Staged("xlsx", None, _sha256(path), columns, notes)
 
 
 def _read_sheet(
-    workbook: Any, contract: TableContract, label: str, damaged: Callable[[Exception], InputError]
+    workbook: Any, spec: HeaderSpec, label: str, damaged: Callable[[Exception], InputError]
 ) -> tuple[
     list[str] | None,
     ColumnMap | None,
@@ -397,9 +401,9 @@ def _read_sheet(
                 names = [c or "" for c in cells]
                 while names and not names[-1].strip():  # rows are padded to the sheet's width
                     names.pop()
-                if set(contract.required) <= {n.strip().lower() for n in names}:
+                if spec.is_header(names):
                     header = names
-                    columns = map_columns(f"{label} row {number}", header, contract)
+                    columns = spec.match(f"{label} row {number}", header)
                 elif number >= HEADER_SEARCH_ROWS:
                     break
                 continue
@@ -419,6 +423,23 @@ def _read_sheet(
     finally:
         workbook.close()
     return header, columns, lines, rows, bad
+
+
+def stage_file(
+    con: duckdb.DuckDBPyConnection, path: Path, header: HeaderSpec, label: str, work_dir: Path,
+    tag: str, direct: bool = False,
+) -> Staged:
+    """Stage a .csv, .parquet or .xlsx file by its extension; an unreadable file stops the load.
+    direct: a CSV's `raw` is a view over DuckDB's reader, settled once typed (`stage_csv`)."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            return stage_parquet(con, path, header, label)
+        if suffix == ".xlsx":
+            return stage_xlsx(con, path, header, label)
+        return stage_csv(con, path, header, label, work_dir, tag=tag, direct=direct)
+    except OSError as exc:
+        raise InputError(f"{label}: cannot be read ({exc.strerror})") from exc
 
 
 # ---------------------------------------------------------------- adapters

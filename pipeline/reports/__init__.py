@@ -1,1 +1,1 @@
-"""Reports: metrics -> context (plain dicts) -> template -> PDF + JSON/CSV."""
+"""Reports: one `Results` -> context (plain dicts) -> template -> PDF + JSON/CSV, one folder each."""

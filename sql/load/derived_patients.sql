@@ -1,6 +1,6 @@
 -- Keeps the 'derived' patients equal to the patients seen in sessions, scores or trials but not
--- listed in a patients file. SPEC §1: where `patients` is absent, patients are taken from the
--- other files; README "Exports over time": one no longer referenced is retired (kept in history).
+-- listed in a patients file. README "Input": where `patients` is absent, patients are taken
+-- from the other files; README "Exports over time": one no longer referenced is retired (kept in history).
 CREATE OR REPLACE TEMP TABLE referenced AS
 SELECT patient_id FROM sessions UNION SELECT patient_id FROM assessments
 UNION SELECT patient_id FROM treatment_history;

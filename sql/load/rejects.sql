@@ -1,7 +1,7 @@
 -- Appends this file's rejects: structural (stage_rejects), value problems (typed.__problems),
--- conflicting ids. SPEC §1 "Bad input": every rejected row with its file, line, column, value and
--- reason; a rejected row whose earlier version stays current says so (table `kept`,
--- sql/merge/classify.sql).
+-- conflicting ids. README "What ingest guarantees": every rejected row with its file, line,
+-- column, value and reason; a rejected row whose earlier version stays current says so (table
+-- `kept`, sql/merge/classify.sql).
 INSERT INTO rejects
 WITH kept_lines AS (
     SELECT __line AS line, max(load_id) AS load_id FROM kept GROUP BY __line

@@ -1,5 +1,5 @@
 -- infusions: administered infusions dated on or before the as-of day, one row per session.
--- SPEC §2 "Administered infusion" (completed or aborted; cancelled kept out) and "As-of date".
+-- docs/definitions.md "Administered infusion" (completed or aborted; cancelled kept out) and "As-of date".
 with administered as (
     select sessions.*
     from sessions

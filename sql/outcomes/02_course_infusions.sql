@@ -1,5 +1,5 @@
 -- course_infusions: every administered infusion with its course_id and infusion number 1..k.
--- SPEC §2 "Course": export course_id wins; else new course on protocol change or > course_gap_days.
+-- docs/definitions.md "Course": export course_id wins; else new course on protocol change or > course_gap_days.
 with without_export_id as (
     select
         infusions.*,

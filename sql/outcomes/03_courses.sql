@@ -1,5 +1,5 @@
 -- courses: one row per course with its dates, size, plan, status as of the as-of day, outcome date.
--- SPEC §2 "Course status", "Reporting month of a course"; protocol = that of infusion 1.
+-- docs/definitions.md "Course status", "Reporting month of a course"; protocol = that of infusion 1.
 with per_course as (
     select
         patient_id,

@@ -1,5 +1,5 @@
 -- scores: assessments dated on or before the as-of day, each with the time it is compared at.
--- SPEC §2 "As-of date" and "Baseline": a date-only `post` score is placed at the end of its day.
+-- docs/definitions.md "As-of date" and "Baseline": a date-only `post` score is placed at the end of its day.
 with in_scope as (
     select assessments.*
     from assessments

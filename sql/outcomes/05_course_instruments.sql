@@ -1,5 +1,5 @@
 -- course_instruments: one row per course and per instrument that appears anywhere in the export.
--- SPEC §2 "Course": "one outcome row per course and per instrument".
+-- docs/definitions.md "Course": "one outcome row per course and per instrument".
 with instruments_seen as (
     select distinct instrument from assessments
 ),

@@ -1,5 +1,5 @@
 -- baselines: the baseline score per course and instrument (absent when none qualifies).
--- SPEC §2 "Baseline": latest score not after infusion 1, within baseline_window_days; ties -> higher.
+-- docs/definitions.md "Baseline": latest score not after infusion 1, within baseline_window_days; ties -> higher.
 with candidates as (
     select
         courses.patient_id,

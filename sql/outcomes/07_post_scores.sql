@@ -1,5 +1,5 @@
 -- post_scores: post-baseline scores per course and instrument, tagged with infusions started before.
--- SPEC §2 "Post-baseline scores": after infusion 1, <= endpoint_window_days after the last, before next course.
+-- docs/definitions.md "Post-baseline scores": after infusion 1, <= endpoint_window_days after the last, before next course.
 with in_window as (
     select
         courses.patient_id,

@@ -1,5 +1,5 @@
 -- endpoints: the endpoint score per course and instrument (absent when no post-baseline score).
--- SPEC §2 "Endpoint": the last post-baseline score; ties at the same time -> the higher score.
+-- docs/definitions.md "Endpoint": the last post-baseline score; ties at the same time -> the higher score.
 with ranked as (
     select
         post_scores.*,

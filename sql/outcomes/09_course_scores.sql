@@ -1,5 +1,5 @@
 -- course_scores: one row per course and instrument with course facts, baseline and endpoint.
--- SPEC §2 "Course", "Baseline", "Endpoint"; outcome categories are added in pipeline/outcomes.py.
+-- docs/definitions.md "Course", "Baseline", "Endpoint"; outcome categories are added in pipeline/outcomes.py.
 with final as (
     select
         courses.patient_id,

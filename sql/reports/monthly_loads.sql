@@ -1,4 +1,4 @@
--- monthly_loads: the files of the latest load with their SHA-256 and reconciliation (SPEC §1 `loads`).
+-- monthly_loads: the files of the latest load with their SHA-256 and reconciliation (the `loads` table).
 -- Provenance and data completeness of the monthly report; no loaded_at (reports carry no clock time).
 -- read = added + corrected + unchanged + duplicates + rejected; retired rows are counted apart.
 WITH latest AS (

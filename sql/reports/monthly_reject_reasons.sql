@@ -1,4 +1,4 @@
--- monthly_reject_reasons: rejects of the latest load, grouped by file, column and reason (SPEC §1 "Bad input").
+-- monthly_reject_reasons: rejects of the latest load, grouped by file, column and reason (docs/bad-input-values.md).
 -- Never selects rejects.value; line numbers inside a reason are folded so equal problems group together.
 WITH latest AS (
     SELECT max(load_id) AS load_id FROM loads

@@ -1,5 +1,5 @@
 -- monthly_sessions: every scheduled session up to the as-of day, without patient identifiers.
--- Feeds the monthly report's activity counts (SPEC §2 "Administered infusion": cancelled kept) and site/provider.
+-- Feeds the monthly report's activity counts (docs/definitions.md "Administered infusion": cancelled kept) and site/provider.
 SELECT
     session_id,
     status,

@@ -1,4 +1,4 @@
--- protocols: one row per treatment protocol (SPEC §1 `protocols`).
+-- protocols: one row per treatment protocol (README "Input" `protocols`).
 -- row_hash identifies an exact duplicate; load_id names the load that brought the row.
 CREATE TABLE IF NOT EXISTS protocols (
     protocol_id       VARCHAR NOT NULL,

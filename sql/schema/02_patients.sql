@@ -1,4 +1,4 @@
--- patients: one row per patient (SPEC §1 `patients`).
+-- patients: one row per patient (README "Input" `patients`).
 -- source = 'patients' when listed in a patients file, 'derived' when only seen in other files.
 CREATE TABLE IF NOT EXISTS patients (
     patient_id     VARCHAR NOT NULL,

@@ -1,4 +1,4 @@
--- sessions: one row per scheduled infusion session (SPEC §1 `sessions`).
+-- sessions: one row per scheduled infusion session (README "Input" `sessions`).
 -- started_date_only: the export gave a date without a time (or exactly 00:00).
 CREATE TABLE IF NOT EXISTS sessions (
     session_id        VARCHAR NOT NULL,

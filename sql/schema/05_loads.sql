@@ -1,4 +1,4 @@
--- loads: one row per file per load (SPEC §1), the audit log of what was read and where it went.
+-- loads: one row per file per load (README "Input"), the audit log of what was read and where it went.
 -- rows_read = rows_loaded + duplicates + rejected for every row.
 CREATE SEQUENCE IF NOT EXISTS load_ids START 1;
 CREATE TABLE IF NOT EXISTS loads (

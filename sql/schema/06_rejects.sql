@@ -1,4 +1,4 @@
--- rejects: every input row that was not loaded, with where it is and why (SPEC §1 "Bad input").
+-- rejects: every input row that was not loaded, with where it is and why (README "What ingest guarantees").
 -- One row per problem; a line with two problems appears twice, and counts once as rejected.
 CREATE TABLE IF NOT EXISTS rejects (
     load_id INTEGER NOT NULL,

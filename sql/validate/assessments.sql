@@ -1,5 +1,6 @@
 -- typed for a staged assessments (items_raw = item_1..N) file (view stg, all text) -> canonical types.
--- SPEC §1 assessments and §2 instrument registry: range, items, item sum (QIDS-SR16 by domain).
+-- README "Input" (assessments) and the instrument registry (docs/definitions.md "Instruments"):
+-- range, items, item sum (QIDS-SR16 by domain).
 -- Every value is parsed once and every rule of a row judged in the same pass; the failing ones
 -- are listed in __problems (column, value as written, reason), NULL for a row without any: the
 -- text as written is kept only there. Only projections, no join: typed keeps the order stg is

@@ -1,4 +1,4 @@
--- Parsing and problem-text macros shared by every validation file (SPEC §1 "Bad input").
+-- Parsing and problem-text macros shared by every validation file (docs/bad-input-values.md).
 -- A *_problem / *_reason macro returns NULL when the value is fine, else a reason an analyst can
 -- act on. The value-level choices are listed in docs/bad-input-values.md.
 
@@ -137,7 +137,7 @@ CREATE OR REPLACE TEMP MACRO split_codes(s) AS
 
 -- ---------------------------------------------------------------- dates and times
 
--- ISO 8601 in clinic-local time (SPEC §1): 2026-02-02, 2026-02-02T09:00, 2026-02-02 09:00:00(.f).
+-- ISO 8601 in clinic-local time (README "Input"): 2026-02-02, 2026-02-02T09:00, 2026-02-02 09:00:00(.f).
 -- Checked before the cast because DuckDB's cast also reads 2026/03/04 and ignores any trailing
 -- word ("2026-03-04 09:00 foo").
 CREATE OR REPLACE TEMP MACRO ts_plain(t) AS
@@ -165,7 +165,7 @@ CREATE OR REPLACE TEMP MACRO parse_ts(s) AS
 CREATE OR REPLACE TEMP MACRO ts_offset(s) AS
     CASE WHEN s IS NULL OR ts_plain(s) THEN 0 WHEN ts_zoned(strip(s)) THEN 1 ELSE 0 END;
 
--- Date-only: no time written, or exactly 00:00 (SPEC §2 baseline rule). Takes the parsed value.
+-- Date-only: no time written, or exactly 00:00 (docs/definitions.md "Baseline"). Takes the parsed value.
 CREATE OR REPLACE TEMP MACRO is_date_only(ts) AS ts = date_trunc('day', ts);
 
 -- "4 March 2026", or NULL when there is no such day.
@@ -231,7 +231,7 @@ CREATE OR REPLACE TEMP MACRO ts_text_problem(t) AS
     END;
 
 -- raw: the cell; parsed: parse_ts(raw). Dates before 1900 and after the day of the load are
--- implausible (SPEC §1).
+-- implausible (docs/bad-input-values.md).
 CREATE OR REPLACE TEMP MACRO ts_problem(raw, parsed, load_date) AS
     CASE WHEN blank(raw) THEN NULL
          WHEN parsed IS NULL

@@ -1,5 +1,5 @@
 -- Adds to ref_problems: rows of this file (typed) naming a patient that is not loaded.
--- SPEC §1: where a patients file is present, a session or score of a patient it does not list is rejected.
+-- README "What ingest guarantees": where a patients file is present, a session or score of a patient it does not list is rejected.
 -- A patient_id already rejected on its line (empty, invisible character) is not reported twice.
 INSERT INTO ref_problems
 SELECT t.__line, 'patient_id', t.patient_id,

@@ -1,5 +1,5 @@
 -- typed for a staged patients file (view stg, all text) -> canonical types.
--- SPEC §1 patients: patient_id required; birth_date, sex, diagnosis_code (ICD-10), payer, ... optional.
+-- README "Input", patients: patient_id required; birth_date, sex, diagnosis_code (ICD-10), payer, ... optional.
 -- Every value is parsed once and every rule of a row judged in the same pass; the failing ones
 -- are listed in __problems (column, value as written, reason), NULL for a row without any: the
 -- text as written is kept only there. Only projections, no join: typed keeps the order stg is

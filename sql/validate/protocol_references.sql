@@ -1,5 +1,5 @@
--- Adds to ref_problems: sessions (typed) naming a protocol that is not loaded (SPEC §1). A
--- protocol_id with an invisible character is already rejected on its line.
+-- Adds to ref_problems: sessions (typed) naming a protocol that is not loaded (README "What
+-- ingest guarantees"). A protocol_id with an invisible character is already rejected on its line.
 INSERT INTO ref_problems
 SELECT t.__line, 'protocol_id', t.protocol_id,
        CASE WHEN r.line IS NOT NULL

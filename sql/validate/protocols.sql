@@ -1,5 +1,5 @@
 -- typed for a staged protocols file (view stg, all text) -> canonical types.
--- SPEC §1 protocols: protocol_id, name, planned_infusions, planned_days required.
+-- README "Input", protocols: protocol_id, name, planned_infusions, planned_days required.
 -- Every value is parsed once and every rule of a row judged in the same pass; the failing ones
 -- are listed in __problems (column, value as written, reason), NULL for a row without any: the
 -- text as written is kept only there. Only projections, no join: typed keeps the order stg is

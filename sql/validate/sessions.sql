@@ -1,5 +1,5 @@
 -- typed for a staged sessions file (view stg, all text) -> canonical types.
--- SPEC §1 sessions: session_id, patient_id, protocol_id, started_at required; status defaults to completed.
+-- README "Input", sessions: session_id, patient_id, protocol_id, started_at required; status defaults to completed.
 -- Every value is parsed once and every rule of a row judged in the same pass; the failing ones
 -- are listed in __problems (column, value as written, reason), NULL for a row without any: the
 -- text as written is kept only there. Only projections, no join: typed keeps the order stg is

@@ -1,5 +1,5 @@
 -- Adds to stage_rejects: lines DuckDB's CSV reader could not split into the header's columns,
--- one per line. SPEC §1 "Bad input"; reads the reader's rejects (csv_rejects: the first error
+-- one per line. docs/bad-input-files.md; reads the reader's rejects (csv_rejects: the first error
 -- of each line), header_names and structural_reasons (pipeline/ingest/csv_rows.py).
 INSERT INTO stage_rejects
 SELECT s.line,

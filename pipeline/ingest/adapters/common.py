@@ -20,9 +20,9 @@ import duckdb
 import pyarrow as pa
 
 from pipeline.errors import InputError
-from pipeline.ingest.contract import CONTRACTS, FORMATS, TableContract
+from pipeline.ingest.contract import CONTRACTS, FORMATS, TableContract, contract_header
 from pipeline.ingest.csv_text import _sha256
-from pipeline.ingest.readers import Staged, stage_arrow, stage_csv, stage_parquet, stage_xlsx
+from pipeline.ingest.readers import Staged, stage_arrow, stage_file
 from pipeline.ingest.units import LoadUnit
 
 Reject = tuple[int, str | None, str | None, str]  # line, column, value, reason
@@ -135,15 +135,8 @@ PROTOCOL_KEYS = ("protocol_id", "name", "planned_infusions", "planned_days", "do
 def _stage_file(
     con: duckdb.DuckDBPyConnection, work_dir: Path, *, path: Path, contract: TableContract
 ) -> Staged:
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".csv":
-            return stage_csv(con, path, contract, path.name, work_dir, tag=contract.name)
-        if suffix == ".parquet":
-            return stage_parquet(con, path, contract, path.name)
-        return stage_xlsx(con, path, contract, path.name)
-    except OSError as exc:
-        raise InputError(f"{path.name}: cannot be read ({exc.strerror})") from exc
+    return stage_file(con, path, contract_header(contract), path.name, work_dir, tag=contract.name,
+                      direct=True)
 
 
 def protocols_file(data_dir: Path) -> Path | None:

@@ -13,8 +13,6 @@ instance 1 for non-repeating rows), unless the mapping names an id field.
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,161 +29,24 @@ from pipeline.ingest.adapters.common import (
     load_mapping,
     protocol_units,
 )
-from pipeline.ingest.contract import CONTRACTS, normalize_column
-from pipeline.ingest.csv_text import _sha256, detect_encoding, sniff_delimiter
-from pipeline.ingest.readers import STRUCTURAL_REASONS
+from pipeline.ingest.adapters.redcap_files import (
+    Export,
+    Field,
+    find_files,
+    read_dictionary,
+    read_export,
+)
+from pipeline.ingest.contract import CONTRACTS
 from pipeline.ingest.units import LoadUnit
 from pipeline.instruments import normalize_key
 
 MAPPING_NAME = "redcap_mapping.toml"
 FORMAT = "redcap"
-CHOICE_TYPES = {"dropdown", "radio", "checkbox", "yesno", "truefalse"}
-BUILTIN_CHOICES = {"yesno": {"1": "Yes", "0": "No"}, "truefalse": {"1": "True", "0": "False"}}
 COMPLETE_LABELS = {"0": "Incomplete", "1": "Unverified", "2": "Complete"}
-DICTIONARY_COLUMNS = {
-    "field": "variable / field name",
-    "form": "form name",
-    "type": "field type",
-    "choices": "choices, calculations, or slider labels",
-}
 # Keys of a table section that are not canonical columns.
 SECTION_KEYS = {"form", "codes", "keep_codes", "complete"}
 ASSESSMENT_KEYS = SECTION_KEYS | {"instrument", "items", "session_instance"}
 LINK_COLUMNS = {"assessments": ("session_id",)}
-
-
-@dataclass(frozen=True)
-class Field:
-    name: str
-    form: str
-    type: str
-    choices: dict[str, str]  # raw code -> label
-
-
-@dataclass(frozen=True)
-class Export:
-    path: Path
-    frame: pl.DataFrame  # __line + every export column as text (None for an empty cell)
-    malformed: list[Reject]
-    sha256: str
-
-
-# ---------------------------------------------------------------- files
-
-
-def _read_csv_text(path: Path) -> tuple[str, str]:
-    encoding = detect_encoding(path)
-    data = path.read_bytes().decode(encoding)
-    return data.lstrip("\ufeff"), encoding
-
-
-def _header(path: Path) -> list[str]:
-    with path.open(encoding="utf-8-sig", errors="replace", newline="") as f:
-        first = f.readline().rstrip("\r\n")
-    return [normalize_column(h) for h in next(csv.reader([first], delimiter=sniff_delimiter(first)))]
-
-
-def _parse_choices(raw: str | None, field_type: str) -> dict[str, str]:
-    """`1, Completed | 2, Aborted` -> {"1": "Completed", "2": "Aborted"} (labels may hold commas)."""
-    if field_type in BUILTIN_CHOICES:
-        return dict(BUILTIN_CHOICES[field_type])
-    choices: dict[str, str] = {}
-    for part in (raw or "").split("|"):
-        if part.strip():
-            code, _, label = part.partition(",")
-            choices[code.strip()] = label.strip() or code.strip()
-    return choices
-
-
-def read_dictionary(path: Path) -> dict[str, Field]:
-    text, _ = _read_csv_text(path)
-    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=sniff_delimiter(text.split("\n")[0])))
-    if not rows:
-        raise InputError(f"{path.name}: the data dictionary is empty")
-    header = [normalize_column(h) for h in rows[0]]
-    missing = [v for k, v in DICTIONARY_COLUMNS.items() if v not in header and k != "choices"]
-    if missing:
-        raise InputError(f"{path.name}: not a REDCap data dictionary; missing column(s) "
-                         f"{', '.join(repr(m) for m in missing)}")
-    at = {k: header.index(v) if v in header else None for k, v in DICTIONARY_COLUMNS.items()}
-    fields: dict[str, Field] = {}
-    for row in rows[1:]:
-        if not any(c.strip() for c in row):
-            continue
-        cell = {k: (row[i].strip() if i is not None and i < len(row) else "") for k, i in at.items()}
-        kind = cell["type"].lower()
-        fields[cell["field"].lower()] = Field(
-            cell["field"].lower(), cell["form"].lower(), kind,
-            _parse_choices(cell["choices"], kind) if kind in CHOICE_TYPES else {},
-        )
-    if not fields:
-        raise InputError(f"{path.name}: the data dictionary lists no fields")
-    return fields
-
-
-def read_export(path: Path) -> Export:
-    """Every cell as text with the physical line each record starts on (header = line 1)."""
-    text, _ = _read_csv_text(path)
-    first = text.split("\n", 1)[0].rstrip("\r")
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sniff_delimiter(first), strict=True)
-    try:
-        header = [normalize_column(h) for h in next(reader)]
-    except StopIteration as exc:
-        raise InputError(f"{path.name}: the export is empty; export it again with its header") from exc
-    width = len(header)
-    lines: list[int] = []
-    rows: list[list[str | None]] = []
-    malformed: list[Reject] = []
-    start = reader.line_num + 1
-    try:
-        for row in reader:
-            if row:
-                if len(row) == width:
-                    lines.append(start)
-                    rows.append([v if v.strip() != "" else None for v in row])
-                else:
-                    kind = "MISSING COLUMNS" if len(row) < width else "TOO MANY COLUMNS"
-                    malformed.append((start, None, ",".join(row)[:200], STRUCTURAL_REASONS[kind]))
-            start = reader.line_num + 1
-    except csv.Error as exc:
-        raise InputError(f"{path.name}: line {start}: {exc}; a quoted field that opens here is "
-                         "never closed, so every later line would be lost") from exc
-    columns = {"__line": pl.Series(lines, dtype=pl.Int64)}
-    for i, name in enumerate(header):
-        columns[name] = pl.Series([r[i] for r in rows], dtype=pl.String)
-    return Export(path, pl.DataFrame(columns), malformed, _sha256(path))
-
-
-def _find_files(data_dir: Path, settings: dict[str, Any], mapping_path: Path) -> tuple[Path, Path]:
-    def named(key: str) -> Path | None:
-        if key not in settings:
-            return None
-        path = data_dir / str(settings[key])
-        if not path.is_file():
-            raise InputError(f"{mapping_path}: [redcap] {key} = {settings[key]!r} is not a file in "
-                             f"{data_dir}")
-        return path
-
-    csvs = [p for p in sorted(data_dir.iterdir()) if p.is_file() and p.suffix.lower() == ".csv"]
-    dictionary = named("dictionary")
-    if dictionary is None:
-        found = [p for p in csvs if DICTIONARY_COLUMNS["field"] in _header(p)]
-        if len(found) != 1:
-            raise InputError(f"{data_dir}: {'no' if not found else 'more than one'} REDCap data "
-                             "dictionary (a CSV with a 'Variable / Field Name' column); name it "
-                             "as dictionary under [redcap] in the mapping")
-        dictionary = found[0]
-    export = named("export")
-    if export is None:
-        found = [p for p in csvs if p != dictionary and p.stem.lower() != "protocols"
-                 and DICTIONARY_COLUMNS["field"] not in _header(p)
-                 and ({"redcap_event_name", "redcap_repeat_instrument"} & set(_header(p))
-                      or _header(p)[:1] == [next(iter(read_dictionary(dictionary)))])]
-        if len(found) != 1:
-            raise InputError(f"{data_dir}: {'no' if not found else 'more than one'} REDCap export "
-                             "CSV found; name it as export under [redcap] in the mapping")
-        export = found[0]
-    return dictionary, export
 
 
 # ---------------------------------------------------------------- one form -> one unit
@@ -317,11 +178,24 @@ def _decode(project: Project, plan: FormPlan, column: str, source: Any) -> tuple
     return decoded, pl.col(f.name).is_not_null() & decoded.is_null(), f.name
 
 
+def _records_without(project: Project, form: str) -> pl.DataFrame:
+    """One row per record that has no row of `form`: the record's first line, and each column's
+    first value among the record's rows (patient fields are record-level, as the record id)."""
+    frame, record = project.export.frame, project.record
+    has_form = frame.filter(project.present(form))[record].unique().to_list()
+    rest = frame.filter(pl.col(record).is_not_null() & ~pl.col(record).is_in(has_form))
+    return (rest.sort("__line").group_by(record, maintain_order=True)
+            .agg(pl.all().drop_nulls().first()).select(frame.columns))
+
+
 def _form_unit(project: Project, plan: FormPlan, config: Config) -> tuple[LoadUnit, pl.Series]:
     contract = CONTRACTS[plan.table]
     section = plan.section
     frame = project.export.frame
-    in_form = frame.filter(project.present(plan.form))
+    in_form = frame.filter(project.present(plan.form)).with_columns(__derived=pl.lit(False))
+    derived = _records_without(project, plan.form) if plan.table == "patients" else None
+    if derived is not None:
+        in_form = pl.concat([in_form, derived.with_columns(__derived=pl.lit(True))])
     columns: dict[str, pl.Expr] = {}
     flags: list[tuple[pl.Expr, str, str]] = []  # (unknown-code flag, source field, canonical)
     for column in contract.columns:
@@ -354,6 +228,7 @@ def _form_unit(project: Project, plan: FormPlan, config: Config) -> tuple[LoadUn
     complete = {str(c) for c in section.get("complete", project.complete)}
     built = in_form.select(
         pl.col("__line"),
+        pl.col("__derived"),
         project.col(status_col).alias("__status"),
         *(flag.alias(f"__unknown_{i}") for i, (flag, _, _) in enumerate(flags)),
         *(pl.col(src).alias(f"__raw_{i}") if src in project.columns else pl.lit(None).alias(f"__raw_{i}")
@@ -362,7 +237,8 @@ def _form_unit(project: Project, plan: FormPlan, config: Config) -> tuple[LoadUn
     )
     rejects: list[Reject] = []
     if status_col in project.columns:
-        bad = built.filter(~pl.col("__status").is_in(sorted(complete)).fill_null(False))
+        bad = built.filter(~pl.col("__derived")
+                           & ~pl.col("__status").is_in(sorted(complete)).fill_null(False))
         for line, status in bad.select("__line", "__status").iter_rows():
             label = COMPLETE_LABELS.get(status or "", "without a completion status")
             state = f"marked {label} ({status})" if status else label
@@ -382,10 +258,15 @@ def _form_unit(project: Project, plan: FormPlan, config: Config) -> tuple[LoadUn
     )
     notes = [f"form {plan.form} -> {plan.table}"
              + (f" ({section['instrument']})" if plan.table == "assessments" else "")
-             + f": {in_form.height} rows of the form"]
+             + f": {in_form.height - (derived.height if derived is not None else 0)} rows of "
+             "the form"]
     if status_col not in project.columns:
         notes.append(f"no {status_col} column in the export: every row of form {plan.form} counted "
                      "as complete")
+    if derived is not None and derived.height:
+        notes.append(f"{derived.height} records have no row of form {plan.form}: patients made from "
+                     "their record ids (with mapped fields found in the record's other rows), at "
+                     "each record's first line")
     unit = arrow_unit(project.export.path.name, contract, rows.to_arrow(), FORMAT,
                       project.export.sha256, rejects, notes)
     return unit, in_form["__line"]
@@ -435,7 +316,7 @@ def units(data_dir: Path, config: Config, mapping: Path | None) -> tuple[list[Lo
                mapping_path)
     settings = spec.get("redcap", {})
     check_keys(settings, {"export", "dictionary", "complete", "patient_id"}, "[redcap]", mapping_path)
-    dictionary_path, export_path = _find_files(data_dir, settings, mapping_path)
+    dictionary_path, export_path = find_files(data_dir, settings, mapping_path)
     project = Project(read_export(export_path), read_dictionary(dictionary_path), settings,
                       mapping_path)
     plans = _plans(spec, mapping_path, config)
@@ -455,14 +336,12 @@ def units(data_dir: Path, config: Config, mapping: Path | None) -> tuple[list[Lo
     frame = project.export.frame
     seen = pl.concat(covered).unique() if covered else pl.Series([], dtype=pl.Int64)
     unmapped_rows = frame.filter(~pl.col("__line").is_in(seen.to_list())).height
-    mapped = {p.form for p in plans}
-    unmapped_forms = sorted(f for f in forms - mapped
-                            if frame.select(project.present(f).any()).item())
+    unmapped = _unmapped_fields(project, plans)
     extra = []
     if unmapped_rows:
         extra.append(f"{unmapped_rows} rows hold no mapped form; not loaded")
-    if unmapped_forms:
-        extra.append(f"data of forms not in the mapping, not loaded: {', '.join(unmapped_forms)}")
+    if unmapped:
+        extra.append(f"data in fields the mapping does not name, not loaded: {'; '.join(unmapped)}")
     if project.export.malformed:
         extra.append("lines that cannot be split into the header's columns are rejected here")
     first = result[0]
@@ -476,6 +355,30 @@ def units(data_dir: Path, config: Config, mapping: Path | None) -> tuple[list[Lo
                if p.is_file() and not p.name.startswith(".")
                and p not in used and p.resolve() not in used]
     return protocols + result, ignored
+
+
+def _unmapped_fields(project: Project, plans: list[FormPlan]) -> list[str]:
+    """Per form, the fields holding data that no mapping key names (a form is not "unmapped"
+    when one of its fields fills a column of another form's table)."""
+    named = {project.record, project.patient_field}
+    for plan in plans:
+        for key, value in plan.section.items():
+            if key not in ("form", "codes", "keep_codes", "complete", "instrument"):
+                named |= {str(v).lower() for v in (value if isinstance(value, list) else [value])}
+    frame = project.export.frame
+    out = []
+    for form in dict.fromkeys(f.form for f in project.fields.values()):
+        columns = [c for c in project.data_columns(form) if c.split("___")[0] not in named]
+        if not columns:
+            continue
+        held = frame.select(
+            ((pl.col(c).is_not_null() & (pl.col(c) != "0")) if c in project.checkboxes
+             else pl.col(c).is_not_null()).any().alias(c) for c in columns).row(0)
+        fields = list(dict.fromkeys(c.split("___")[0] for c, h in zip(columns, held, strict=True) if h))
+        if fields:
+            more = f" and {len(fields) - 5} more" if len(fields) > 5 else ""
+            out.append(f"{form} ({', '.join(fields[:5])}{more})")
+    return out
 
 
 def _with(unit: LoadUnit, notes: list[str], rejects: list[Reject]) -> LoadUnit:

@@ -1,1 +1,0 @@
-"""Published evidence: the curated study registry and the protocol -> study-family mapping."""

@@ -1,0 +1,1 @@
+"""Monthly quality report: results -> context (plain dicts) -> template -> PDF + JSON."""

@@ -1,0 +1,198 @@
+"""Periods of the monthly report and the outcome counts of each (docs/definitions.md
+"Reporting month").
+
+"month" = courses whose outcome date falls in M; "previous" = the same for M-1; "rolling" =
+outcome dates in the 12 months ending with M; all from the one computation as of the last day
+of M. Safety and activity count infusions and scores dated in the period. A period's metrics
+are `compute_metrics` over the outcome frames restricted to it, so every figure uses the same
+definitions as metrics.json.
+
+Every count goes through one `Ledger` (pipeline/reports/suppression.py) under a key naming the
+quantity — (what, period, [instrument,] unit) — so a figure printed in two sections is one cell.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from datetime import date
+from typing import Any
+
+import polars as pl
+
+from pipeline.config import Config
+from pipeline.metrics import compute_metrics, protocol_summary
+from pipeline.outcomes import OutcomeFrames
+from pipeline.reports.suppression import CountRef, Ledger, RateRef
+
+ALL = "All protocols"
+PREFERRED_INSTRUMENT = "PHQ-9"  # the main instrument when any course has it evaluable
+# keep: the higher, the later a cell is chosen for complementary suppression
+KEEP_TOTAL, KEEP_DENOMINATOR, KEEP_HEADLINE = 3, 2, 1
+
+
+def per_key(start: date, end: date) -> str:
+    """The period part of a cell key: the same dates give the same cell in every section."""
+    return f"{start.isoformat()}..{end.isoformat()}"
+
+
+def ended_courses(course_outcomes: pl.DataFrame, start: date, end: date) -> pl.DataFrame:
+    """docs/definitions.md "Reporting month": non-in-progress courses with outcome date in range."""
+    return course_outcomes.filter(
+        (pl.col("status") != "in_progress")
+        & pl.col("course_outcome_date").is_between(start, end)
+    )
+
+
+def period_frames(frames: OutcomeFrames, start: date, end: date) -> OutcomeFrames:
+    """The outcome frames restricted to one period, so compute_metrics yields period metrics.
+
+    Courses: outcome date in the period; infusions and scores: dated in the period.
+    """
+    return replace(
+        frames,
+        course_outcomes=ended_courses(frames.course_outcomes, start, end),
+        courses=ended_courses(frames.courses, start, end),
+        course_infusions=frames.course_infusions.filter(
+            pl.col("infusion_day").is_between(start, end)),
+        scores=frames.scores.filter(pl.col("score_day").is_between(start, end)),
+    )
+
+
+@dataclass(frozen=True)
+class Period:
+    key: str
+    label: str
+    start: date
+    end: date
+    frames: OutcomeFrames  # restricted to the period
+    metrics: dict[str, pl.DataFrame]  # compute_metrics over the restricted frames
+
+    @property
+    def per(self) -> str:
+        return per_key(self.start, self.end)
+
+
+def make_period(key: str, label: str, frames: OutcomeFrames, start: date, end: date,
+                config: Config) -> Period:
+    restricted = period_frames(frames, start, end)
+    return Period(key, label, start, end, restricted, compute_metrics(restricted, config))
+
+
+def course_keys(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.select("patient_id", "course_id").unique().sort("patient_id", "course_id")
+
+
+def clinic_summary(course_outcomes: pl.DataFrame) -> pl.DataFrame:
+    """protocol_summary with every protocol pooled: the same definitions, clinic-wide."""
+    if course_outcomes.height == 0:
+        return pl.DataFrame()
+    return protocol_summary(course_outcomes.with_columns(protocol_id=pl.lit(ALL)))
+
+
+def summary_row(summary: pl.DataFrame, instrument: str | None) -> dict[str, Any] | None:
+    if instrument is None or summary.height == 0:
+        return None
+    rows = summary.filter(pl.col("instrument") == instrument).to_dicts()
+    return rows[0] if rows else None
+
+
+def headline_instrument(course_outcomes: pl.DataFrame) -> str | None:
+    """PHQ-9 when any course in the period has it evaluable; else the most evaluated instrument."""
+    rated = course_outcomes.filter(pl.col("evaluable"))
+    if rated.height == 0:
+        present = sorted(course_outcomes["instrument"].unique().to_list())
+        return PREFERRED_INSTRUMENT if PREFERRED_INSTRUMENT in present else (
+            present[0] if present else None)
+    if rated.filter(pl.col("instrument") == PREFERRED_INSTRUMENT).height:
+        return PREFERRED_INSTRUMENT
+    counts = rated.group_by("instrument").agg(n=pl.len()).sort(["n", "instrument"],
+                                                                 descending=[True, False])
+    return str(counts["instrument"][0])
+
+
+def clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Outcome counts as ledger cells (one protocol_summary row = one protocol x instrument x period)
+
+OUTCOME_COUNTS = [("evaluable", "evaluable"), ("responders", "responders"),
+                  ("partial", "partial_responders"), ("non_responders", "non_responders"),
+                  ("remitters", "remitters"), ("remission_evaluable", "remission_evaluable"),
+                  ("itt", "itt_courses"), ("not_evaluable", "not_evaluable")]
+
+
+OutcomeCells = dict[str, CountRef]
+
+
+def register_outcomes(cells: Ledger, per: str, row: dict[str, Any], protocol: str) -> OutcomeCells:
+    """The counts of one protocol_summary row with the relations among them:
+    evaluable = responders + partial + non-responders; courses = evaluable + not evaluable;
+    ITT = evaluable + no follow-up score; evaluable = remission-evaluable + baseline at or
+    below the remission cutoff."""
+    instrument = row["instrument"]
+    out = {name: cells.virtual((name, per, instrument, protocol), int(row[column]))
+           for name, column in OUTCOME_COUNTS}
+    out["courses"] = cells.virtual(("courses", per, protocol), int(row["courses"]))
+    cells.add(out["evaluable"], [out["responders"], out["partial"], out["non_responders"]])
+    cells.add(out["courses"], [out["evaluable"], out["not_evaluable"]])
+    cells.split(out["itt"], [out["evaluable"]],
+                ("not_evaluable_reason", per, instrument, protocol, "no follow-up score"))
+    cells.split(out["evaluable"], [out["remission_evaluable"]],
+                ("baseline_at_or_below_remission", per, instrument, protocol))
+    return out
+
+
+def register_period(cells: Ledger, period: Period) -> dict[tuple[str, str], OutcomeCells]:
+    """Outcome cells of a period per (protocol, instrument) and clinic-wide ((ALL, instrument)),
+    with the protocol rows adding up to the clinic's."""
+    per = period.per
+    out: dict[tuple[str, str], OutcomeCells] = {}
+    summary = period.metrics["protocol_summary"].sort("protocol_id", "instrument").to_dicts()
+    for row in summary:
+        out[(row["protocol_id"], row["instrument"])] = register_outcomes(
+            cells, per, row, row["protocol_id"])
+    clinic = clinic_summary(period.frames.course_outcomes)
+    for row in clinic.sort("instrument").to_dicts() if clinic.height else []:
+        instrument = row["instrument"]
+        total = out[(ALL, instrument)] = register_outcomes(cells, per, row, ALL)
+        parts = [c for (p, i), c in out.items() if i == instrument and p != ALL]
+        for name, _ in OUTCOME_COUNTS:
+            cells.add(total[name], [c[name] for c in parts])
+        cells.add(total["courses"], [c["courses"] for c in parts])
+    return out
+
+
+def zero(cells: Ledger) -> CountRef:
+    return cells.count(None, 0)
+
+
+def outcome_rates(cells: Ledger, counts: OutcomeCells | None,
+                  row: dict[str, Any] | None) -> dict[str, RateRef]:
+    """Response, partial, non-response, remission and ITT response of one protocol_summary row,
+    each printed with its counts (so the complementary cells are the ledger's to protect)."""
+    if counts is None or row is None:
+        empty = cells.rate(zero(cells), zero(cells))
+        return {key: empty for key in ("response", "partial_response", "non_response",
+                                       "remission", "itt_response")}
+
+    def one(name: str, numerator: str, denominator: str) -> RateRef:
+        # responders and evaluable courses are withheld last; ITT and remission give way first
+        keep = KEEP_HEADLINE if numerator == "responders" else 0
+        denominator_keep = KEEP_DENOMINATOR if denominator == "evaluable" else KEEP_HEADLINE
+        return cells.rate(cells.show(counts[numerator], keep),
+                          cells.show(counts[denominator], denominator_keep),
+                          value=clean(row[f"{name}_rate"]), low=clean(row[f"{name}_ci_low"]),
+                          high=clean(row[f"{name}_ci_high"]))
+
+    return {
+        "response": one("response", "responders", "evaluable"),
+        "partial_response": one("partial_response", "partial", "evaluable"),
+        "non_response": one("non_response", "non_responders", "evaluable"),
+        "remission": one("remission", "remitters", "remission_evaluable"),
+        "itt_response": one("itt_response", "responders", "itt"),
+    }

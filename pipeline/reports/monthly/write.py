@@ -1,0 +1,59 @@
+"""Writing the monthly quality report: monthly-YYYY-MM.pdf and monthly-YYYY-MM.json.
+
+`write_monthly` renders a `Results` as of the month's last day (what `outcomes run` hands it);
+`write_monthly_report` is `outcomes report monthly`: it reads the results first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pipeline
+from pipeline.config import Config
+from pipeline.months import Month, parse_month
+from pipeline.reports.files import pdf_document, report_timestamp, w3c, write_pdf_and_json
+from pipeline.reports.monthly.charts import chart_svgs
+from pipeline.reports.monthly.context import build_context
+from pipeline.reports.monthly.view import build_view
+from pipeline.results import Results, read_results
+
+TEMPLATE = "monthly.html.j2"
+# the rows of the canonical tables the report prints (pipeline/results.py INPUTS)
+NEEDS = ("monthly_sessions", "protocols", "monthly_loads", "monthly_reject_reasons")
+
+
+def read_monthly_results(db_path: str | Path, month: Month, config: Config,
+                         load: int | None = None) -> Results:
+    """The results the report for `month` is built from: as of its last day."""
+    return read_results(db_path, config, month.last, load=load, needs=NEEDS)
+
+
+def write_monthly(results: Results, month: Month, out_dir: Path) -> list[Path]:
+    """Write monthly-YYYY-MM.pdf and .json to out_dir from `results`; returns [pdf, json]."""
+    config = results.config
+    context = build_context(results, month)
+    created = report_timestamp(month.last)
+    label, provenance = context["month_label"], context["provenance"]
+    version = pipeline.__version__
+    doc = pdf_document(
+        title=f"Monthly quality report — {label}",
+        subject=f"Outcomes, attrition and safety of courses ending in {label}",
+        keywords="ketamine, outcomes, quality, monthly",
+        created=w3c(created),
+        clinic_name=config.clinic.name,
+        header_right=f"Monthly quality report · {label}",
+        footer=f"As of {context['as_of']} · ketamine-outcomes {version}"
+               + (f" · load {provenance['load_id']}, inputs {provenance['input_fingerprint']}"
+                  if provenance["load_id"] is not None else ""),
+    )
+    return write_pdf_and_json(out_dir, f"monthly-{month.text}", context, TEMPLATE,
+                              config.clinic.page_size, created, doc, r=context,
+                              view=build_view(context, config), charts=chart_svgs(context))
+
+
+def write_monthly_report(db_path: str | Path, month: str, out_dir: Path,
+                         config: Config, load: int | None = None) -> list[Path]:
+    """`outcomes report monthly`: monthly-YYYY-MM.pdf and .json in out_dir; returns [pdf, json]."""
+    report_month = parse_month(month)
+    results = read_monthly_results(db_path, report_month, config, load=load)
+    return write_monthly(results, report_month, out_dir)

@@ -1,0 +1,1 @@
+"""Payer documentation packets: results -> one packet per course -> PDF/A-3 + index.csv."""

@@ -1,0 +1,258 @@
+"""Rendering payer packets: one PDF/A-3b per packet, in parallel worker processes.
+
+Workers are spawned (`multiprocessing.get_context("spawn").Pool(..., maxtasksperchild=50)`,
+ProcessPoolExecutor(max_tasks_per_child) hangs on Python 3.11) and each builds its Renderer
+once in the initializer. A task is a plain dict built in the parent; the worker draws the
+charts, renders HTML and PDF, writes the files and returns (file, pages, sha256).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import multiprocessing
+import os
+import re
+import sys
+import zlib
+from pathlib import Path
+from typing import Any
+
+import pipeline
+from pipeline.reports.files import pdf_document
+
+HEADER_ID_CHARS = 40  # ids longer than this are cut with "…" in the running header
+PDF_VARIANT = "pdf/a-3b"  # PDF/A-3 keeps attachments; never a-1/a-2 with patient data
+TEMPLATE = "payer.html.j2"
+MAX_TASKS_PER_CHILD = 50
+
+SOURCE_COLUMNS = [
+    "record", "patient_id", "course_id", "record_id", "at", "protocol_id", "status",
+    "infusion_number", "dose_mg_per_kg", "weight_kg", "dose_mg", "duration_minutes", "cpt_codes",
+    "bp_systolic_max", "bp_diastolic_max", "adverse_events", "provider", "site", "instrument",
+    "total_score", "timing", "infusions_before", "used_as", "medication", "drug_class",
+    "start_date", "end_date", "adequate_dose", "improvement_pct", "episode", "counts_toward_resistance",
+]
+OUTCOME_COLUMNS = [
+    "patient_id", "course_id", "protocol_id", "instrument", "course_start", "course_end",
+    "infusions", "planned_infusions", "status", "baseline_score", "baseline_at", "endpoint_score",
+    "endpoint_at", "pct_change", "category", "remission", "reliable_improvement",
+    "reliable_deterioration", "infusions_to_response", "response_timing", "not_evaluable_reason",
+]
+
+_renderer: Any = None  # one per worker process, built by init_worker
+# What names.file_stem can produce: no '/', '\\', '..', control or non-ASCII character.
+SAFE_STEM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,199}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Small pure helpers
+
+
+def fmt_score(value: Any) -> str:
+    """A scale score as written: 18.0 -> '18', 18.5 -> '18.5'."""
+    if value is None:
+        return "–"
+    return f"{float(value):g}"
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dt.datetime):
+        return value.isoformat(timespec="seconds")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float):
+        return f"{value:g}" if value.is_integer() else repr(value)
+    return str(value)
+
+
+def _cut(text: str, limit: int = HEADER_ID_CHARS) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _csv(columns: list[str], rows: list[dict[str, Any]]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_cell(row.get(c)) for c in columns])
+    return buffer.getvalue().encode("utf-8")
+
+
+def source_csv(packet: dict[str, Any]) -> bytes:
+    """The packet's own source rows: its sessions, its scores, the patient's trials."""
+    pid, cid = packet["patient"]["patient_id"], packet["course"]["course_id"]
+    rows: list[dict[str, Any]] = []
+    for s in packet["sessions"]:
+        rows.append({**s, "record": "session", "patient_id": pid, "course_id": cid,
+                     "record_id": s["session_id"], "at": s["started_at"],
+                     "protocol_id": packet["course"]["protocol_id"]})
+    for s in packet["scores"]:
+        rows.append({**s, "record": "score", "patient_id": pid, "course_id": cid,
+                     "record_id": s["assessment_id"], "at": s["administered_at"],
+                     "used_as": s["role"]})
+    for t in packet["trials"]:
+        rows.append({**t, "record": "trial", "patient_id": pid, "course_id": "",
+                     "record_id": t.get("trial_id"), "at": t["start_date"],
+                     "counts_toward_resistance": t["qualifies"]})
+    return _csv(SOURCE_COLUMNS, rows)
+
+
+def outcomes_csv(packet: dict[str, Any]) -> bytes:
+    return _csv(OUTCOME_COLUMNS, packet["outcomes"])
+
+
+_STREAM = re.compile(rb"<<(?:(?!>>\s*stream).)*?/Type\s*/ObjStm.*?>>\s*stream\r?\n", re.S)
+
+
+def count_pages(pdf: bytes) -> int:
+    """Pages in a PDF written by WeasyPrint (page objects may sit in compressed object streams).
+
+    Renderer.pdf does not return the laid-out document, so count `/Type /Page` objects.
+    """
+    texts = [pdf]
+    for match in _STREAM.finditer(pdf):
+        start = match.end()
+        try:
+            texts.append(zlib.decompressobj().decompress(pdf[start:start + 50_000_000]))
+        except zlib.error:
+            continue
+    return sum(len(re.findall(rb"/Type\s*/Page(?![A-Za-z])", t)) for t in texts)
+
+
+# ---------------------------------------------------------------------------------------------
+# Worker side
+
+
+def make_renderer(page_size: str) -> Any:
+    from pipeline.render import Renderer  # imports weasyprint: once per process
+
+    renderer = Renderer(page_size=page_size)
+    renderer.env.filters["score"] = fmt_score  # this Renderer's own environment only
+    return renderer
+
+
+def init_worker(page_size: str) -> None:
+    global _renderer
+    _renderer = make_renderer(page_size)
+
+
+def charts_for(packet: dict[str, Any]) -> list[dict[str, Any]]:
+    from pipeline.reports.payer.charts import score_chart
+
+    infusion_days = sorted({
+        (s["started_at"].date() if isinstance(s["started_at"], dt.datetime) else s["started_at"])
+        for s in packet["sessions"] if s["infusion_number"] is not None
+    })
+    charts = []
+    for instrument, spec in packet["instruments"].items():
+        scores = [s for s in packet["scores"] if s["instrument"] == instrument]
+        if not scores:
+            continue
+        band_text = ", ".join(f"{b['label']} {b['low']:g}–{b['high']:g}" for b in spec["bands"])
+        caption = (f"{instrument} scores of this course over time (higher = more severe); "
+                   f"triangles: infusion days."
+                   + (f" Shaded severity bands: {band_text}." if band_text else ""))
+        charts.append({"instrument": instrument, "caption": caption,
+                       "svg": score_chart(instrument, spec, scores, infusion_days)})
+    return charts
+
+
+def packet_html(renderer: Any, packet: dict[str, Any]) -> str:
+    from pipeline.render import isolate_bidi
+
+    # ids are export text: isolated, a bidi override in one cannot reorder the words around it
+    raw_pid, raw_cid = packet["patient"]["patient_id"], packet["course"]["course_id"]
+    pid, cid = isolate_bidi(raw_pid), isolate_bidi(raw_cid)
+    # the running header is one line in the top margin: long ids are cut there (full in the body)
+    header_pid, header_cid = isolate_bidi(_cut(raw_pid)), isolate_bidi(_cut(raw_cid))
+    doc = pdf_document(
+        title=f"Payer documentation packet – patient {pid} – course {cid}",
+        subject=(f"Dates of service, scale scores, outcomes and payer criteria for patient {pid}, "
+                 f"course {cid}, as of {packet['as_of'].isoformat()}"),
+        keywords="payer documentation, ketamine infusion, PHQ-9, treatment-resistant depression",
+        created=packet["as_of"].isoformat(),  # W3C date: the as-of day, never "now"
+        clinic_name=packet["clinic_name"],
+        header_right=f"Patient {header_pid} · course {header_cid}",
+        footer=(f"ketamine-outcomes {pipeline.__version__} · records as of "
+                f"{packet['as_of'].isoformat()} · source rows attached as CSV"),
+    )
+    return renderer.html(TEMPLATE, {"doc": doc, "lang": "en", "p": packet,
+                                    "charts": charts_for(packet)})
+
+
+def render_packet(task: dict[str, Any], renderer: Any = None) -> dict[str, Any]:
+    """Write one packet's PDF (and HTML when asked); return file name, pages and SHA-256."""
+    renderer = renderer or _renderer
+    packet = task["packet"]
+    out_dir = Path(task["out_dir"])
+    stem = packet["stem"]
+    if not SAFE_STEM.fullmatch(stem):  # names.file_stem makes these; never trust blindly
+        raise ValueError(f"unsafe packet file name {stem!r}")
+    html = packet_html(renderer, packet)
+    if task["html"]:
+        (out_dir / f"{stem}.html").write_text(html, encoding="utf-8")
+    target = out_dir / f"{stem}.pdf"
+    created = dt.datetime.combine(packet["as_of"], dt.time())
+    renderer.pdf(html, target, created=created, pdf_variant=PDF_VARIANT, attachments=[
+        (f"{stem}_source.csv", source_csv(packet),
+         "Source rows of this packet: sessions and scores of the course, antidepressant trials"),
+        (f"{stem}_outcomes.csv", outcomes_csv(packet),
+         "Course outcome rows of the outcomes engine for this course"),
+    ])
+    data = target.read_bytes()
+    return {"file": target.name, "pages": count_pages(data),
+            "sha256": hashlib.sha256(data).hexdigest()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Parent side
+
+
+def _progress(total: int) -> Any:
+    """A rich progress bar on a terminal; None (silent) otherwise — no ids are ever printed."""
+    if not sys.stderr.isatty():
+        return None
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    progress = Progress("payer packets", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                        console=Console(stderr=True), transient=False)
+    progress.start()
+    progress.add_task("render", total=total)
+    return progress
+
+
+def render_all(packets: list[dict[str, Any]], out_dir: Path, html: bool, jobs: int | None,
+               page_size: str) -> list[dict[str, Any]]:
+    """Render every packet (in the order given); results in the same order."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tasks = [{"packet": p, "out_dir": str(out_dir), "html": html} for p in packets]
+    workers = max(1, min(jobs or os.cpu_count() or 1, len(tasks)))
+    progress = _progress(len(tasks))
+    results: list[dict[str, Any]] = []
+    try:
+        if workers == 1:
+            renderer = make_renderer(page_size)  # no pool for one worker: no spawn cost
+            for task in tasks:
+                results.append(render_packet(task, renderer))
+                if progress:
+                    progress.advance(progress.task_ids[0])
+        else:
+            context = multiprocessing.get_context("spawn")
+            with context.Pool(workers, initializer=init_worker, initargs=(page_size,),
+                              maxtasksperchild=MAX_TASKS_PER_CHILD) as pool:
+                for result in pool.imap(render_packet, tasks, chunksize=1):
+                    results.append(result)
+                    if progress:
+                        progress.advance(progress.task_ids[0])
+    finally:
+        if progress:
+            progress.stop()
+    return results

@@ -1,0 +1,74 @@
+"""Payer documentation packets (`outcomes report payer`): one PDF/A-3 per patient course.
+
+Flow: one `Results` (pipeline/results.py) -> the records of each course and the criteria
+verdicts (records, packet, criteria) -> packets as plain dicts -> parallel render (batch) ->
+index.csv of what was written. A packet holds one patient's data only; its outcome values are
+the outcomes engine's course rows, unchanged.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from pipeline.config import Config
+from pipeline.months import Month, parse_month
+from pipeline.outputs import atomic_path
+from pipeline.reports.payer.batch import render_all
+from pipeline.reports.payer.criteria import PayerRules, payer_rules
+from pipeline.reports.payer.records import load_packets, packets_as_of
+from pipeline.results import Results, read_results
+
+INDEX_COLUMNS = ["file", "patient_id", "course_id", "protocol_id", "course_start", "course_end",
+                 "status", "pages", "sha256"]
+# the rows of the canonical tables a packet prints (pipeline/results.py INPUTS)
+NEEDS = ("patients", "payer_sessions", "treatment_history", "protocols")
+
+
+def write_payer(results: Results, out_dir: Path, rules: PayerRules | None = None,
+                patient: str | None = None, month: Month | None = None, html: bool = False,
+                jobs: int | None = None) -> Path:
+    """Render the packets of `results` (as of the month's last day, or of the latest data day
+    for a patient) and write index.csv; returns its path."""
+    config = results.config
+    packets = load_packets(results, rules or payer_rules(config), patient=patient, month=month)
+    out_dir = Path(out_dir)
+    written = render_all(packets, out_dir, html=html, jobs=jobs, page_size=config.clinic.page_size)
+    index = out_dir / "index.csv"
+    with atomic_path(index) as partial, open(partial, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(INDEX_COLUMNS)
+        for packet, result in zip(packets, written, strict=True):
+            course = packet["course"]
+            writer.writerow([
+                result["file"], course["patient_id"], course["course_id"], course["protocol_id"],
+                course["first_infusion_day"].isoformat(), course["last_infusion_day"].isoformat(),
+                course["status"], result["pages"], result["sha256"],
+            ])
+    return index
+
+
+def write_payer_packets(
+    db_path: str | Path,
+    out_dir: Path,
+    config: Config,
+    patient: str | None = None,
+    month: str | None = None,
+    html: bool = False,
+    jobs: int | None = None,
+    load: int | None = None,
+) -> Path:
+    """`outcomes report payer`: one packet per course (every course of `patient` as of the
+    latest data day, or every course active in `month` as of its last day); returns the path
+    of index.csv.
+
+    Active in a month: an administered infusion or a course score dated in it. A month without
+    active courses writes an index with no rows; an unknown patient, or one without a course,
+    is an InputError.
+    """
+    rules = payer_rules(config)  # config errors before any work
+    report_month = parse_month(month) if month is not None else None
+    as_of = packets_as_of(patient, report_month)
+    results = read_results(db_path, config, as_of, load=load, needs=NEEDS)
+    return write_payer(results, out_dir, rules, patient=patient, month=report_month, html=html,
+                       jobs=jobs)
