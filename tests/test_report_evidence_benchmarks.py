@@ -26,11 +26,12 @@ from statsmodels.stats.meta_analysis import combine_effects
 import pipeline
 from pipeline.config import ConfigError, load_config
 from pipeline.demo import write_demo
-from pipeline.formatting import Suppressed, Withheld, json_ready
+from pipeline.formatting import Suppressed, Withheld
 from pipeline.ingest import ingest
 from pipeline.reports.evidence.charts import funnel_lines
 from pipeline.reports.evidence.families import DEFAULT_FAMILIES
 from pipeline.reports.evidence.studies import place
+from pipeline.reports.evidence.view import build_view
 from pipeline.reports.evidence.write import (
     evidence_context,
     read_evidence_results,
@@ -293,10 +294,16 @@ def config_file(folder: Path, text: str) -> Path:
 def test_small_cell_max_zero_still_suppresses_1_to_10(tmp_path, demo_db):
     config = load_config(config_file(tmp_path, "[definitions]\nsmall_cell_max = 0\n"
                                                "suppress_small_cells = true\n"))
-    report = json_ready(evidence_context(demo_db, AS_OF, config))
+    pdf, js = write_evidence_report(demo_db, AS_OF, tmp_path / "out", config)
+    report = json.loads(js.read_text(encoding="utf-8"))
     assert audit_evidence(report).leaks() == []
     text = json.dumps(report, ensure_ascii=False)
     assert '"<11"' in text and '"<1"' not in text and "1 to 0" not in text
+    # the PDF says the same: the box on page 1, the footer and the methods table
+    printed = " ".join(pdftotext(pdf).split())
+    assert 'counts from 1 to 10 print as "<11"' in printed
+    assert "counts of 1–10 are printed as <11" in printed
+    assert not re.search(r"1 to 0|1–0 |<1\b|\"<1\"", printed)
     assert report["small_cell_max"] == K
     small = next(m for m in report["evidence_methods"] if m["definition"] == "Small cells")
     assert "counts from 1 to 10 print as \"<11\"" in small["text"]
@@ -335,7 +342,9 @@ def test_without_phq9_the_report_uses_the_instrument_with_most_evaluable_courses
     export = tmp_path / "export"
     write_demo(export, patients=120, seed=5, end=AS_OF)
     scores = pl.read_csv(export / "assessments.csv", infer_schema_length=0)
-    scores.filter(pl.col("instrument") != "PHQ-9").write_csv(export / "assessments.csv")
+    # every spelling ingest reads as PHQ-9 ("phq-9", "PHQ9") goes too
+    scores.filter(pl.col("instrument").str.to_lowercase().str.replace_all("[^a-z0-9]", "")
+                  != "phq9").write_csv(export / "assessments.csv")
     db = tmp_path / "clinic.duckdb"
     ingest(export, db, load_config(), today=date(2026, 11, 28))
     rows = read_evidence_results(db, AS_OF, load_config()).tables["course_outcomes"]
@@ -345,7 +354,36 @@ def test_without_phq9_the_report_uses_the_instrument_with_most_evaluable_courses
     assert expected != "PHQ-9" and evaluable["n"][0] > evaluable["n"][1]
     report = evidence_context(db, AS_OF, load_config())
     assert report["primary_instrument"] == expected
+    assert expected == "GAD-7"  # in this demo; the caveat says the studies measured depression
+    assert any("the GAD-7, which measures anxiety, not depression as the studies did" in c
+               for c in report["caveats"])
     sections = [s for s in report["protocols"] if s["rates"]]
     assert sections and all(s["instrument"] == expected for s in sections)
     assert any(isinstance(s["rates"]["evaluable"], int) and s["rates"]["evaluable"] > 0
                for s in sections)
+
+
+def test_secondary_instruments_note_names_those_scored_on_fewer_courses(demo, demo_db):
+    """The note under "Other instrument" lists the instruments with fewer evaluable courses than
+    the compared one, counted here from the course rows, and calls the GAD-7 an anxiety scale
+    only where it is listed."""
+    config = load_config()
+    rows = read_evidence_results(demo_db, AS_OF, config).tables["course_outcomes"]
+    counts = {(r["protocol_id"], r["instrument"]): r["n"] for r in rows.filter(
+        pl.col("evaluable") & (pl.col("status") != "in_progress")).group_by(
+        "protocol_id", "instrument").agg(n=pl.len()).to_dicts()}
+    view = build_view(evidence_context(demo_db, AS_OF, config), config)
+    text, listed = demo["text"], 0
+    for protocol in EXPECTED_FAMILIES:
+        primary = counts[(protocol, "PHQ-9")]
+        expected = [i for i in config.instruments if i != "PHQ-9"
+                    and 0 < counts.get((protocol, i), 0) < primary]
+        assert view["protocols"][protocol]["fewer_scored"] == expected, protocol
+        assert view["protocols"][protocol]["not_depression"] == (
+            ["The GAD-7 measures anxiety, not depression."] if (protocol, "GAD-7") in counts
+            else [])
+        listed += len(expected)
+        if expected:
+            assert flat(f"({', '.join(expected)} scored on fewer courses than the PHQ-9)") in text
+    assert listed >= 4  # GAD-7 and MADRS under IND6, SINGLE and TW4 in the demo
+    assert flat("The GAD-7 measures anxiety, not depression.") in text

@@ -62,7 +62,8 @@ def forest_rows(section: dict[str, Any], not_comparable: str | None) -> list[dic
     response = section["rates"]["rows"][0]["evaluable"] if section["rates"] else None
     name = f"This clinic, {section['protocol_id']} ({section['instrument']})"
     if not_comparable:
-        rows.append({"label": f"{name}: {not_comparable}", "rate": None, "kind": "clinic"})
+        # not drawn; the reason is in the caption (a long label would squeeze the plot)
+        rows.append({"label": f"{name}: not comparable", "rate": None, "kind": "clinic"})
     elif response and response["rate"] is not None:
         rows.append({"label": f"{name} · n {response['denominator']:,}",
                      "rate": response["rate"], "low": response["low"], "high": response["high"],
@@ -171,19 +172,13 @@ def _funnel_panel(ax: Any, family: dict[str, Any], response: dict[str, Any] | No
         ax.annotate(f"[{s['ref']}]", (s["n"], s["rate"]), xytext=(3, 2),
                     textcoords="offset points", fontsize=6, color="#444")
     if not_comparable:
-        ax.text(0.5, 0.04, f"clinic not drawn:\n{not_comparable}", transform=ax.transAxes,
-                ha="center", fontsize=6.5, style="italic")
+        title += f"\nclinic not drawn ({not_comparable})"
     elif response is not None and clinic_n:
         ax.plot([clinic_n], [response["rate"]], marker="s", linestyle="none", color="#000",
                 markersize=6, label="this clinic")
+        # in the title, not next to the square: there it would cover studies or limit lines
         text = family["position_text"] if family["position"] else "not placed"
-        below = response["rate"] < (family["p0"] if family["single_benchmark"] else 0.5)
-        ax.annotate(f"clinic: {text}", (clinic_n, response["rate"]),
-                    xytext=(0, -14 if below and response["rate"] > 0.15 else 9),
-                    textcoords="offset points", fontsize=6.5, fontweight="bold",
-                    ha="right" if int(clinic_n) > 0.6 * n_max else "center",
-                    bbox={"boxstyle": "square,pad=0.15", "facecolor": "white",
-                          "edgecolor": "none", "alpha": 0.85})
+        title += f"\nclinic (n = {clinic_n:,}): {text}"
     ax.set_ylim(0, 1)
     ax.set_xlim(0, n_max)
     ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))

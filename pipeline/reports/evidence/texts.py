@@ -16,6 +16,8 @@ from pipeline.reports.evidence.pooling import I2_LIMIT, METHOD_NAMES
 from pipeline.reports.evidence.rates import SMALL_CELL_FLOOR
 
 STUDIES_RESPONSE = "a score at least halved"  # how the studies define response, in words
+# instruments that do not measure depression (every study compared did), and what they measure
+NOT_DEPRESSION = {"GAD-7": "anxiety", "PCL-5": "post-traumatic stress symptoms"}
 
 
 def caveats(settings: EvidenceSettings, refs: dict[str, int], config: Config, labels: Labels,
@@ -23,6 +25,9 @@ def caveats(settings: EvidenceSettings, refs: dict[str, int], config: Config, la
     """What limits every comparison, first the definitions."""
     reg = settings.registry
     primary_text = "the self-rated PHQ-9" if instrument == "PHQ-9" else f"the {instrument}"
+    if instrument in NOT_DEPRESSION:
+        primary_text += (f", which measures {NOT_DEPRESSION[instrument]}, not depression as "
+                         "the studies did")
     rp = labels.response_pct
     if why_not is None:
         response = (f"Response (≥{rp}% reduction, {STUDIES_RESPONSE}) is defined the same way, "
@@ -117,7 +122,8 @@ def evidence_methods(labels: Labels, config: Config, settings: EvidenceSettings
          "those below caseness = all; early + gradual + late = responders by infusions to "
          "response; a Kaplan–Meier estimate gives away the events and censored courses up to its "
          "time; completion within the planned days is part of completion. When a small count "
-         "could be derived, a further rate is withheld (the smallest that closes the gap), and "
+         "could be derived, a further rate is withheld (the smallest that closes the gap; its "
+         "count prints as \"*\"), and "
          "this repeats until none can. Funnel limits are printed only for a printed n, and a "
          "clinic whose responders are withheld is placed only when every count its marker allows "
          "gets the same position."},

@@ -11,11 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.config import Config
+from pipeline.formatting import Suppressed
 from pipeline.reports.evidence.benchmarks import PUBLISHED
 from pipeline.reports.evidence.rates import evidence_labels
+from pipeline.reports.evidence.texts import NOT_DEPRESSION
 
 RESTRICTED_ROWS = 3  # response, remission, non-response: the rates restricted to caseness
-FEWER_SCORED = "MADRS"  # a secondary instrument scored on fewer courses than the primary
 
 
 def pct(value: float | None, digits: int = 1) -> str:
@@ -60,16 +61,18 @@ def limits_sentence(placement: dict[str, Any]) -> str | None:
 
 
 def rate_text(rate: float | None, low: float | None, high: float | None,
-              published: bool = False) -> str:
-    """'70.8% (50.8–85.1)', with † for the paper's own CI; '50.0%' without an interval."""
+              published: bool = False) -> dict[str, str]:
+    """{'rate': '70.8%', 'interval': '(50.8–85.1)'}, with † for the paper's own CI; the
+    interval is empty without one (the template keeps it on one line below the rate)."""
     if rate is None:
-        return "–"
+        return {"rate": "–", "interval": ""}
     if low is None or high is None:
-        return pct(rate)
-    return f"{pct(rate)} ({100 * low:.1f}–{100 * high:.1f}){' †' if published else ''}"
+        return {"rate": pct(rate), "interval": ""}
+    return {"rate": pct(rate),
+            "interval": f"({100 * low:.1f}–{100 * high:.1f}){' †' if published else ''}"}
 
 
-def _study(study: dict[str, Any]) -> dict[str, str]:
+def _study(study: dict[str, Any]) -> dict[str, dict[str, str]]:
     remission = study["remission_interval"] or {}
     return {"response": rate_text(study["rate"], study["ci_low"], study["ci_high"],
                                   study["ci_source"] == PUBLISHED),
@@ -84,12 +87,28 @@ def _family(family: dict[str, Any]) -> dict[str, Any]:
             "studies": {s["study_id"]: _study(s) for s in family["studies"]}}
 
 
+def fewer(count: Any, than: Any) -> bool:
+    """Whether a printed count is known to be below another printed count: both numbers, or a
+    small-cell marker ("<11") against a number above its range; unknown otherwise."""
+    if not isinstance(than, int):
+        return False
+    if isinstance(count, Suppressed):
+        return than > count.small_cell_max
+    return isinstance(count, int) and count < than
+
+
 def _protocol(section: dict[str, Any]) -> dict[str, Any]:
     case_mix = section["case_mix"]
     first = section["families"][0] if section["families"] else None
+    primary = section["rates"]["evaluable"] if section["rates"] else None
     return {
-        "fewer_scored": any(o["instrument"] == FEWER_SCORED
-                            for o in section["other_instruments"]),
+        # secondary instruments with fewer evaluable courses than the compared one (as printed)
+        "fewer_scored": [o["instrument"] for o in section["other_instruments"]
+                         if fewer(o["evaluable"], primary)],
+        # "The GAD-7 measures anxiety, not depression." for each such secondary instrument
+        "not_depression": [f"The {o['instrument']} measures {NOT_DEPRESSION[o['instrument']]}, "
+                           "not depression." for o in section["other_instruments"]
+                           if o["instrument"] in NOT_DEPRESSION],
         "restricted_rows": case_mix["restricted"]["rows"][:RESTRICTED_ROWS] if case_mix else [],
         "case_comparison": {"label": first["label"], "p0": first["p0"], **first["case"]}
         if first and first["case"] else None,
@@ -104,7 +123,6 @@ def build_view(ctx: dict[str, Any], config: Config) -> dict[str, Any]:
         "fewer_than": printed.fewer_than(),
         "response_pct": printed.response_pct,
         "withheld_courses": f"withheld ({printed.fewer_than()} courses)",
-        "fewer_scored": FEWER_SCORED,
         "non_response_note": (
             f"Non-response (<{printed.partial_pct}% improvement) leaves out partial responders "
             f"({printed.partial_pct}–{printed.partial_top}%), who also did not reach response"),

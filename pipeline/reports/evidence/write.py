@@ -49,8 +49,7 @@ def write_evidence(results: Results, out_dir: Path) -> list[Path]:
     context = finite(build_context(results, evidence_settings(config)))
     printed = evidence_labels(config)
     why_not = context["not_comparable"]
-    axis = ("Response rate with 95% interval\n(studies: score at least halved; clinic: "
-            f"≥{printed.response_pct}% reduction)" if why_not else
+    axis = ("Published response rate (score at least halved) with 95% interval" if why_not else
             f"Response rate (≥{printed.response_pct}% reduction) with 95% interval")
     charts = {}
     for section in context["protocols"]:
