@@ -1,8 +1,8 @@
 """Pure statistical functions: plain inputs in, plain outputs out, so a test can hand-work them.
 
 docs/definitions.md "Rates" (Wilson score interval), "Cumulative response by infusion number" and
-"Durability" (Kaplan-Meier), "Comparison with published evidence" (funnel limits: the normal
-approximation and the exact limits of docs/benchmarks.md), and a p-chart for the monthly report.
+"Durability" (Kaplan-Meier), "Comparison with published evidence" (the exact funnel limits of
+docs/benchmarks.md), and a p-chart for the monthly report.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import numpy as np
 from scipy import stats
 
 Z95 = 1.959964
-Z998 = 3.090232
 
 
 def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float] | None:
@@ -95,32 +94,6 @@ def km_median(steps: Sequence[KMStep]) -> float | None:
 def cumulative_incidence(steps: Sequence[KMStep]) -> list[tuple[float, float]]:
     """(time, 1 - S(t)) pairs: the share with the event by each time (e.g. responded)."""
     return [(step.time, 1 - step.survival) for step in steps]
-
-
-def funnel_limits(p0: float, n: int, z: float = Z95) -> tuple[float, float] | None:
-    """Funnel-plot control limits around benchmark p0 for a unit of size n (normal approximation).
-
-    Clipped to [0, 1]; None when n is 0.
-    """
-    if n <= 0:
-        return None
-    if not 0 <= p0 <= 1:
-        raise ValueError(f"p0 must be a proportion, got {p0}")
-    half = z * math.sqrt(p0 * (1 - p0) / n)
-    return max(p0 - half, 0.0), min(p0 + half, 1.0)
-
-
-def funnel_position(successes: int, n: int, p0: float, z: float = Z95) -> str | None:
-    """'above', 'within' or 'below' the funnel limits; None when n is 0."""
-    limits = funnel_limits(p0, n, z)
-    if limits is None:
-        return None
-    observed = successes / n
-    if observed > limits[1]:
-        return "above"
-    if observed < limits[0]:
-        return "below"
-    return "within"
 
 
 TAIL95, TAIL998 = 0.025, 0.001  # each side of the 95% and 99.8% funnel limits

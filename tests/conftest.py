@@ -119,6 +119,16 @@ def suppressed_reports(tmp_path_factory: pytest.TempPathFactory, demo_db: Path,
     return {"monthly": write_monthly_report(demo_db, "2026-10", out, config),
             "evidence": write_evidence_report(demo_db, DEMO_END, out, config)}
 
+@pytest.fixture(scope="session")
+def evidence_report(tmp_path_factory: pytest.TempPathFactory, demo_db: Path) -> list[Path]:
+    """The demo's evidence report as of 2026-10-31 with the default config ([pdf, json]),
+    rendered once for the modules that read it."""
+    from pipeline.reports.evidence.write import write_evidence_report
+
+    return write_evidence_report(demo_db, DEMO_END, tmp_path_factory.mktemp("evidence"),
+                                 load_config())
+
+
 PROTOCOLS = """\
 protocol_id,name,planned_infusions,planned_days,dose_mg_per_kg,infusion_minutes,phase
 IND6,6 infusions over 12 days,6,12,0.5,40,induction

@@ -15,10 +15,8 @@ from pipeline.config import ConfigError, load_config
 from pipeline.formatting import Suppressed
 from pipeline.reports.evidence.claims import bound_verdict
 from pipeline.reports.evidence.compare import (
-    funnel_result,
     km_at,
     mix_verdict,
-    pooled_rate,
     range_verdict,
     wilson_from_rate,
 )
@@ -29,29 +27,6 @@ AS_OF = date(2026, 10, 31)
 
 # ---------------------------------------------------------------------------------------------
 # Hand-worked pure functions
-
-
-def test_pooled_rate_is_n_weighted():
-    # Murrough 2013 70.8% of 24 and Phillips 2019 59% of 41:
-    # (0.708*24 + 0.59*41) / 65 = (16.992 + 24.19) / 65 = 41.182 / 65 = 0.633569...
-    p0, n = pooled_rate([(0.708, 24), (0.59, 41)])
-    assert n == 65
-    assert p0 == pytest.approx(0.6335692, abs=1e-7)
-    assert pooled_rate([]) is None
-
-
-def test_funnel_limits_and_labels():
-    # p0 = 0.5, n = 100: se = sqrt(0.25/100) = 0.05
-    # 95%: 0.5 ± 1.959964*0.05 = 0.5 ± 0.0979982 -> 0.4020018 .. 0.5979982
-    # 99.8%: 0.5 ± 3.090232*0.05 = 0.5 ± 0.1545116 -> 0.3454884 .. 0.6545116
-    result = funnel_result(61, 100, 0.5)
-    assert result.limits95 == pytest.approx((0.4020018, 0.5979982), abs=1e-7)
-    assert result.limits998 == pytest.approx((0.3454884, 0.6545116), abs=1e-7)
-    assert (result.position, result.beyond_998, result.label) == ("above", False, "above")
-    assert funnel_result(70, 100, 0.5).label == "above (outside 99.8%)"  # 0.70 > 0.6545
-    assert funnel_result(45, 100, 0.5).label == "within"
-    assert funnel_result(40, 100, 0.5).label == "below"  # 0.40 < 0.4020 but > 0.3455
-    assert funnel_result(30, 100, 0.5).label == "below (outside 99.8%)"
 
 
 def test_published_interval_is_wilson_from_rate_and_n():
@@ -120,14 +95,11 @@ def test_small_cells_and_complementary_suppression():
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory, demo_db) -> dict:
-    root = tmp_path_factory.mktemp("evidence")
-    db = demo_db
-    config = load_config()
-    pdf, js = write_evidence_report(db, AS_OF, root / "out", config)
+def report(evidence_report, demo_db) -> dict:
+    pdf, js = evidence_report
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True,
                           check=True).stdout
-    return {"root": root, "db": db, "pdf": pdf, "json": js, "config": config,
+    return {"db": demo_db, "pdf": pdf, "json": js, "config": load_config(),
             "text": text, "flat": " ".join(text.split()),
             "data": json.loads(js.read_text(encoding="utf-8"))}
 
@@ -198,13 +170,6 @@ def test_every_published_figure_has_a_reference_and_references_end_the_report(re
                 assert f"{study['label']}" in flat
     assert flat.rfind("References") > flat.rfind("Methods")
     assert "doi:10.1016/j.jad.2021.12.097" in flat  # McInnes 2022
-
-
-def test_pooled_p0_printed_and_matches_registry(report):
-    ind6 = next(s for s in report["data"]["protocols"] if s["protocol_id"] == "IND6")
-    family = next(f for f in ind6["families"] if f["key"] == "series_6_in_2wk")
-    assert family["p0"] == pytest.approx(0.6335692, abs=1e-7)  # worked out above
-    assert "63.4%" in report["flat"]
 
 
 def test_small_cells_never_printed(report):

@@ -13,8 +13,6 @@ from statsmodels.stats.proportion import proportion_confint
 
 from pipeline.stats import (
     cumulative_incidence,
-    funnel_limits,
-    funnel_position,
     kaplan_meier,
     km_median,
     p_chart,
@@ -98,17 +96,6 @@ def test_kaplan_meier_matches_lifelines_on_random_data():
         ours = km_median(steps)
         theirs = kmf.median_survival_time_
         assert (ours is None and math.isinf(theirs)) or ours == theirs
-
-
-def test_funnel_limits_hand_worked():
-    # p0 = 0.5, n = 100: half = 1.959964 * 0.05 = 0.0979982
-    low, high = funnel_limits(0.5, 100)
-    assert (low, high) == (pytest.approx(0.4020018), pytest.approx(0.5979982))
-    assert funnel_limits(0.5, 0) is None
-    assert funnel_limits(0.01, 4)[0] == 0.0  # clipped
-    assert funnel_position(70, 100, 0.5) == "above"
-    assert funnel_position(50, 100, 0.5) == "within"
-    assert funnel_position(30, 100, 0.5) == "below"
 
 
 def test_p_chart_hand_worked():

@@ -661,13 +661,15 @@ def audit_evidence(report: dict[str, Any]) -> Audit:
             share, evaluable = a.rate(cm["share_caseness"], f"{p} share at caseness")
             a.equal(evaluable, counts["evaluable"])
             below = a.part(evaluable, share, f"{p} below caseness")
-            s15, e15 = a.rate(cm["share_15"], f"{p} share >= 15")
-            s20, e20 = a.rate(cm["share_20"], f"{p} share >= 20")
-            a.equal(e15, evaluable)
-            a.equal(e20, evaluable)
-            a.part(s15, s20, f"{p} 15-19")
-            if (cm["caseness"] or 0) <= 15:
-                a.part(share, s15, f"{p} caseness-14")
+            higher = None  # the severity bands' limits rise (PHQ-9: >= 15, then >= 20)
+            for band in cm["severity"]:
+                at, e_at = a.rate(band["share"], f"{p} share >= {band['limit']}")
+                a.equal(e_at, evaluable)
+                if higher is not None:
+                    a.part(higher, at, f"{p} band below {band['limit']}")
+                elif (cm["caseness"] or 0) <= band["limit"]:
+                    a.part(share, at, f"{p} caseness to {band['limit']}")
+                higher = at
             del below
             if not cm["restricted_withheld"]:
                 case = evidence_rates(a, cm["restricted"], f"{p} caseness")
@@ -679,9 +681,30 @@ def audit_evidence(report: dict[str, Any]) -> Audit:
             oc = evidence_rates(a, o, f"{p} {o['instrument']}")
             a.part(nip, oc["itt"], f"{p} {o['instrument']} without a baseline")
         for f in s["families"]:
-            for funnel in ("funnel", "remission_funnel", "case_funnel"):
-                if f[funnel] is not None:
-                    assert f[funnel]["n"] >= 11
+            # the clinic on the funnel: the same n and responders as the rate table; limits
+            # only for a printed n; a position beside a withheld count must hold for every
+            # count its marker allows (the limits say which counts are within)
+            placements = [(f, counts if s["rates"] else None)]
+            if f["case"] is not None:
+                placements.append((f["case"], case))
+            for placement, same in placements:
+                n = a.cell(placement["n"], f"{p} {f['key']} funnel n")
+                r = a.cell(placement["responders"], f"{p} {f['key']} funnel responders")
+                if same is not None:
+                    a.equal(n, same["evaluable"])
+                    a.equal(r, same["responders"])
+                if placement["limit95_low"] is not None:
+                    assert isinstance(placement["n"], int) and placement["n"] > K
+                if placement["position"] is not None and not isinstance(placement["responders"],
+                                                                        int):
+                    total = placement["n"]
+                    allowed = range(1, K + 1) if placement["responders"] == SMALL else \
+                        range(K + 1, total + 1)
+                    low, high = placement["limit95_low"], placement["limit95_high"]
+                    seen = {"below" if x / total < low else "above" if x / total > high
+                            else "within" for x in allowed}
+                    if seen != {placement["position"]}:
+                        a.direct.append(f"{p} {f['key']}: position narrows a withheld count")
         for c in s["claims"]:
             where = f"{p} claim {c['key']}"
             if c.get("mix") is not None:

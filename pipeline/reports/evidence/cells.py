@@ -13,11 +13,9 @@ from pipeline.config import Config
 from pipeline.metrics import rated_courses
 from pipeline.outcomes import TIMING_CLASSES
 from pipeline.reports.evidence.compare import KMPoint, km_at, rate_withheld
-from pipeline.reports.evidence.families import EvidenceSettings
 from pipeline.reports.evidence.rates import (
     RATE_COUNTS,
     RATE_ROWS,
-    SEVERE_BASELINES,
     ek,
     print_rate,
     print_rates,
@@ -67,10 +65,10 @@ def register_km(cells: Ledger, pid: str, instrument: str, name: str, point: KMPo
 
 def register_cells(cells: Ledger, counts: dict[tuple[str, str], dict[str, Any]],
                    metrics: dict[str, pl.DataFrame], completion: dict[str, dict[str, int]],
-                   protocol_rows: list[dict[str, Any]], config: Config,
-                   settings: EvidenceSettings) -> dict[tuple[str, str], dict[str, CountRef]]:
-    """Every count the report prints, with the relations a reader could use (before solve)."""
-    instrument = settings.primary_instrument
+                   protocol_rows: list[dict[str, Any]], config: Config, instrument: str,
+                   severe: tuple[float, ...]) -> dict[tuple[str, str], dict[str, CountRef]]:
+    """Every count the report prints, with the relations a reader could use (before solve).
+    `instrument`: the one compared with the studies; `severe`: its case-mix severity limits."""
     registered: dict[tuple[str, str], dict[str, CountRef]] = {}
     for p in protocol_rows:
         pid = p["protocol_id"]
@@ -93,21 +91,24 @@ def register_cells(cells: Ledger, counts: dict[tuple[str, str], dict[str, Any]],
                     print_rate(cells, c[k], c[n])
         c = registered[(pid, instrument)]
         print_rates(cells, c, keep=1)  # the protocol's own rates: withheld last
-        # case mix: baseline at or above caseness, >= 15, >= 20, and rates restricted to caseness
+        # case mix: baseline at or above caseness and each severity limit (PHQ-9: >= 15,
+        # >= 20), and rates restricted to caseness
         case = register_rates(cells, pid, instrument, row, prefix="case_")
         registered[(pid, "case")] = case
         for name in [*RATE_COUNTS, "not_responding", "itt_non_response", "itt_not_responding"]:
             cells.split(c[name], [case[name]], ek(pid, instrument, f"below caseness {name}"))
-        severe = {limit: cells.count(ek(pid, instrument, f"baseline >= {limit}"),
-                                     int(row[f"severe_{limit}"])) for limit in SEVERE_BASELINES}
-        low, high = SEVERE_BASELINES
-        cells.split(severe[low], [severe[high]], ek(pid, instrument, f"baseline {low}-{high - 1}"))
+        at = {limit: cells.count(ek(pid, instrument, f"baseline >= {limit:g}"),
+                                 int(row[f"severe_{i}"])) for i, limit in enumerate(severe)}
+        for low, high in zip(severe, severe[1:], strict=False):
+            cells.split(at[low], [at[high]], ek(pid, instrument, f"baseline {low:g} to {high:g}"))
         caseness = float(config.instruments[instrument].caseness or 0)
-        for limit, cell in severe.items():
+        for limit, cell in at.items():
             if caseness <= limit:
-                cells.split(case["evaluable"], [cell], ek(pid, instrument, f"caseness to {limit}"))
+                cells.split(case["evaluable"], [cell],
+                            ek(pid, instrument, f"caseness to {limit:g}"))
             else:
-                cells.split(cell, [case["evaluable"]], ek(pid, instrument, f"{limit} to caseness"))
+                cells.split(cell, [case["evaluable"]],
+                            ek(pid, instrument, f"{limit:g} to caseness"))
             print_rate(cells, cell, c["evaluable"])
         print_rate(cells, case["evaluable"], c["evaluable"])
         if not rate_withheld(cells.value(case["evaluable"]), cells.value(c["evaluable"]),

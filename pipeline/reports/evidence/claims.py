@@ -8,6 +8,7 @@ from typing import Any
 
 import polars as pl
 
+from pipeline.config import Definitions
 from pipeline.formatting import Suppressed
 from pipeline.methods import Labels
 from pipeline.outcomes import TIMING_CLASSES
@@ -19,7 +20,11 @@ from pipeline.reports.evidence.compare import (
     mix_verdict,
     range_verdict,
 )
-from pipeline.reports.evidence.families import EvidenceSettings
+from pipeline.reports.evidence.families import (
+    PUBLISHED_PARTIAL_PCT,
+    PUBLISHED_RESPONSE_PCT,
+    EvidenceSettings,
+)
 from pipeline.reports.evidence.rates import clinic_rates, ek, ledger_entry
 from pipeline.reports.suppression import CountRef, Ledger
 
@@ -29,8 +34,31 @@ TIMING_MEASURE = "Responders by infusions to response: " + ", ".join(
     f"{cls.key} {cls.span('≥{}')}" for cls in TIMING_CLASSES)
 
 
+NOT_COMPARABLE = "not comparable"
+# The claims resting on the response definition (all but completion); "non_response" also on
+# the partial-response one (docs/benchmarks.md, "Same definitions on both sides").
+RESPONSE_CLAIMS = ("relief_hour", "better_3_4", "timing_mix", "non_response", "not_response",
+                   "durability")
+
+
 def _verdict_dict(v: Verdict) -> dict[str, Any]:
-    return {"verdict": v.verdict, "strength": v.strength, "text": v.text, "reason": v.reason}
+    kind = NOT_COMPARABLE if v.verdict.startswith(NOT_COMPARABLE) else v.verdict
+    return {"verdict": v.verdict, "strength": v.strength, "text": v.text, "reason": v.reason,
+            "kind": kind}
+
+
+def not_comparable_verdict(key: str, definitions: Definitions, labels: Labels) -> Verdict | None:
+    """'not comparable: response defined as ≥ 40%' for a claim resting on a definition the
+    clinic sets differently from the studies and the claim; None when comparable."""
+    if key not in RESPONSE_CLAIMS:
+        return None
+    if definitions.response_pct != PUBLISHED_RESPONSE_PCT:
+        return Verdict(f"{NOT_COMPARABLE}: response defined as ≥ {labels.response_pct}%", None,
+                       "the claim and the studies mean a score at least halved")
+    if key == "non_response" and definitions.partial_response_pct != PUBLISHED_PARTIAL_PCT:
+        return Verdict(f"{NOT_COMPARABLE}: non-response defined as < {labels.partial_pct}%",
+                       None, "the studies mean a reduction of less than a quarter")
+    return None
 
 
 def _km_estimate(cells: Ledger, pid: str, instrument: str, name: str,
@@ -84,14 +112,15 @@ def bound_verdict(entry: dict[str, Any], claim_low: float, claim_high: float,
 
 def claims_for(protocol: dict[str, Any], c: dict[str, CountRef] | None,
                metrics: dict[str, pl.DataFrame], cells: Ledger, instrument: str,
-               settings: EvidenceSettings, refs: dict[str, int], labels: Labels
-               ) -> list[dict[str, Any]]:
+               settings: EvidenceSettings, refs: dict[str, int], labels: Labels,
+               definitions: Definitions) -> list[dict[str, Any]]:
     pid = protocol["protocol_id"]
     planned = int(protocol.get("planned_infusions") or 0)
     claims: list[dict[str, Any]] = []
 
     def add(key: str, claim: str, measure: str, claim_range: str, estimate: dict[str, Any] | None,
             verdict: Verdict, extra: str | None = None, needs: str | None = None) -> None:
+        verdict = not_comparable_verdict(key, definitions, labels) or verdict
         claims.append({"key": key, "claim": claim, "measure": measure, "claim_range": claim_range,
                        "estimate": estimate, "verdict": _verdict_dict(verdict), "extra": extra,
                        "needs": needs if verdict.verdict == NOT_MEASURABLE else None})

@@ -1,5 +1,6 @@
-"""Pure functions of the evidence comparison: pooled benchmark, intervals from published rates,
-Kaplan-Meier point estimates with an interval, claim verdicts and small-cell suppression.
+"""Pure functions of the evidence comparison: intervals from published rates, Kaplan-Meier
+point estimates with an interval, claim verdicts and small-cell suppression (the benchmark and
+funnel limits: pooling.py, benchmarks.py, pipeline/stats.py).
 
 Plain numbers in, plain numbers out, so tests can hand-work every one (docs/definitions.md "Comparison with
 published evidence", "Small-cell suppression").
@@ -11,18 +12,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pipeline.stats import Z95, Z998, funnel_limits, kaplan_meier
+from pipeline.methods import Labels
+from pipeline.stats import Z95, kaplan_meier
 
 # ---------------------------------------------------------------------------------------------
-# Benchmarks
-
-
-def pooled_rate(rates_and_ns: Sequence[tuple[float, int]]) -> tuple[float, int] | None:
-    """n-weighted pooled rate p0 = sum(n_i * p_i) / sum(n_i), and the total n; None if empty."""
-    total = sum(n for _, n in rates_and_ns)
-    if total <= 0:
-        return None
-    return sum(p * n for p, n in rates_and_ns) / total, total
+# Published intervals
 
 
 def wilson_from_rate(p: float, n: int, z: float = Z95) -> tuple[float, float]:
@@ -34,35 +28,6 @@ def wilson_from_rate(p: float, n: int, z: float = Z95) -> tuple[float, float]:
     centre = (p + z2 / (2 * n)) / denominator
     half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denominator
     return max(centre - half, 0.0), min(centre + half, 1.0)
-
-
-@dataclass(frozen=True)
-class FunnelResult:
-    p0: float
-    n: int
-    observed: float
-    limits95: tuple[float, float]
-    limits998: tuple[float, float]
-    position: str  # above / within / below the 95% limits
-    beyond_998: bool  # also outside the 99.8% limits
-
-    @property
-    def label(self) -> str:
-        if self.position == "within":
-            return "within"
-        return f"{self.position} (outside 99.8%)" if self.beyond_998 else self.position
-
-
-def funnel_result(successes: int, n: int, p0: float) -> FunnelResult | None:
-    """Place successes/n on the funnel around p0 (normal approximation, 95% and 99.8% limits)."""
-    l95 = funnel_limits(p0, n, Z95)
-    l998 = funnel_limits(p0, n, Z998)
-    if l95 is None or l998 is None:
-        return None
-    observed = successes / n
-    position = "above" if observed > l95[1] else "below" if observed < l95[0] else "within"
-    beyond = observed > l998[1] or observed < l998[0]
-    return FunnelResult(p0, n, observed, l95, l998, position, beyond)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -113,20 +78,31 @@ def km_at(durations: Sequence[float], events: Sequence[bool], time: float,
 
 SUPPORTED, NOT_SUPPORTED, NOT_MEASURABLE = "supported", "not supported", "cannot be measured"
 
-VERDICT_RULES = [
-    "Each claim is read as a range of the clinic's figure (printed beside it, e.g. 20–30%; "
-    "\"most patients\" is 50–100%).",
-    "Supported: the clinic's point estimate lies inside the claimed range. Firmly when its whole "
-    "95% interval lies inside the range; tentatively when the interval also reaches outside it.",
-    "Not supported: the point estimate lies outside the claimed range. Firmly when the whole 95% "
-    "interval lies outside the range (the claim is contradicted); tentatively when the interval "
-    "still reaches into it.",
-    "Cannot be measured: the data needed are absent, the protocol's plan makes the claim "
-    "inapplicable, or the figure is withheld because it rests on fewer than 11 courses.",
-    "Early/late mix: supported when at least 10% of responders responded early (1–2 infusions) "
-    "and at least 10% late (5 or more); firmly when both 95% lower bounds are at least 10%, "
-    "firmly not supported when either upper bound is below 10%.",
-]
+def verdict_rules(labels: Labels, comparable: bool = True) -> list[str]:
+    """How a claim is judged (printed on page 1), with the small-cell size in force; the
+    "not comparable" rule only when the clinic's response is not the studies'."""
+    rules = [
+        "Each claim is read as a range of the clinic's figure (printed beside it, e.g. 20–30%; "
+        "\"most patients\" is 50–100%).",
+        "Supported: the clinic's point estimate lies inside the claimed range. Firmly when its "
+        "whole 95% interval lies inside the range; tentatively when the interval also reaches "
+        "outside it.",
+        "Not supported: the point estimate lies outside the claimed range. Firmly when the whole "
+        "95% interval lies outside the range (the claim is contradicted); tentatively when the "
+        "interval still reaches into it.",
+        "Cannot be measured: the data needed are absent, the protocol's plan makes the claim "
+        "inapplicable, or the figure is withheld because it rests on "
+        f"{labels.fewer_than()} courses.",
+        "Early/late mix: supported when at least 10% of responders responded early (1–2 "
+        "infusions) and at least 10% late (5 or more); firmly when both 95% lower bounds are at "
+        "least 10%, firmly not supported when either upper bound is below 10%.",
+    ]
+    if not comparable:
+        rules.append(
+            f"Not comparable: the claim rests on response, and the clinic's response (≥"
+            f"{labels.response_pct}% reduction) is not the one the claims and the studies use (a "
+            "score at least halved); the clinic's figure is printed, no verdict is given.")
+    return rules
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,9 @@ pre-dose and secondary-source figures can only be context.
 Defaults are in code; `[evidence]` in the TOML config may override them:
 
     [evidence]
-    primary_instrument = "PHQ-9"            # the instrument compared with the studies
+    primary_instrument = "PHQ-9"            # the instrument compared with the studies (default:
+                                            # PHQ-9, else the one with most evaluable courses)
+    method = "paule_mandel"                 # tau^2 estimator: paule_mandel or dersimonian_laird
     registry = "my-registry.csv"            # another registry file (same columns)
     [evidence.protocols]                    # clinic protocol_id -> family keys (in order)
     IND6 = ["series_6_in_2wk", "real_world_induction"]
@@ -29,7 +31,13 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import Config, ConfigError
+from pipeline.reports.evidence.pooling import ALIASES, METHOD_RE, PAULE_MANDEL
 from pipeline.reports.evidence.registry import RegistryError, Study, load_registry
+
+# The published studies' response: a reduction of at least half from baseline. A clinic whose
+# `response_pct` differs is not compared with them (docs/benchmarks.md, "Same definitions").
+PUBLISHED_RESPONSE_PCT = 50.0
+PUBLISHED_PARTIAL_PCT = 25.0  # "non-response" in the claims: a reduction of less than a quarter
 
 
 @dataclass(frozen=True)
@@ -46,29 +54,29 @@ DEFAULT_FAMILIES: dict[str, Family] = {
     for f in (
         Family(
             "series_6_in_2wk", "Six infusions over about two weeks (academic series)",
-            "6 infusions of 0.5 mg/kg over 12–14 days; response (≥50% reduction, MADRS) at the "
+            "6 infusions of 0.5 mg/kg over 12–14 days; response (MADRS at least halved) at the "
             "end of the series",
             pooled=("murrough2013_biolpsych", "phillips2019"),
         ),
         Family(
             "twice_weekly_3_4wk", "Twice weekly for three to four weeks",
-            "6 infusions twice weekly over about 3 weeks; response (≥50% reduction, "
-            "QIDS-SR-16) at the end of the induction",
+            "6 infusions twice weekly over about 3 weeks; response (QIDS-SR-16 at least "
+            "halved) at the end of the induction",
             pooled=("anand2023_elektd_qids",),
             context=("sakurai2020_mgh", "anand2023_elektd_madrs"),
         ),
         Family(
             "single_infusion", "Single infusion",
-            "one infusion; response (≥50% reduction, MADRS/HDRS) 1–7 days after it. The clinic's "
-            "endpoint is the last score up to 14 days after the infusion, so the latest figures "
-            "(day 3, day 7) are the closest",
+            "one infusion; response (MADRS/HDRS at least halved) 1–7 days after it; the latest "
+            "figures (day 3, day 7) are the closest to the clinic's endpoint, the last score of "
+            "the endpoint window",
             pooled=("salloum2019_fava_dose", "lii2023_masked", "mathew2010_72h"),
             context=("han2016_meta_d7", "han2016_meta_24h"),
         ),
         Family(
             "real_world_induction", "Real-world induction series (community clinics)",
-            "4–8 infusions over 1–4 weeks in routine care; response (≥50% reduction, mostly "
-            "PHQ-9) up to about a month after the induction",
+            "4–8 infusions over 1–4 weeks in routine care; response (score at least halved, "
+            "mostly PHQ-9) up to about a month after the induction",
             pooled=("mcinnes2022_kit", "juby2024_sa", "wilkinson2018_yale"),
             context=("oliver2022_6wk", "alnefeesi2022_rw_meta"),
         ),
@@ -105,7 +113,8 @@ class EvidenceSettings:
     registry_path: str
     families: dict[str, Family]
     protocol_families: dict[str, tuple[str, ...]]  # explicit overrides only
-    primary_instrument: str
+    primary_instrument: str | None  # None: PHQ-9, else the instrument with most evaluable courses
+    method: str = PAULE_MANDEL  # the random-effects estimator of tau^2 (pooling.py)
 
     def families_for(self, protocol: dict[str, Any]) -> list[Family]:
         keys = self.protocol_families.get(protocol["protocol_id"])
@@ -114,7 +123,7 @@ class EvidenceSettings:
         return [self.families[k] for k in keys]
 
 
-_KEYS = {"primary_instrument", "registry", "protocols", "families"}
+_KEYS = {"primary_instrument", "method", "registry", "protocols", "families"}
 _FAMILY_KEYS = {"label", "comparable", "pooled", "context"}
 
 
@@ -135,10 +144,15 @@ def evidence_settings(config: Config) -> EvidenceSettings:
         if key not in _KEYS:
             raise ConfigError(f"{source}: [evidence] has unknown key '{key}'; known keys: "
                               f"{', '.join(sorted(_KEYS))}")
-    primary = raw.get("primary_instrument", "PHQ-9")
-    if not isinstance(primary, str) or primary not in config.instruments:
+    primary = raw.get("primary_instrument")
+    if primary is not None and (not isinstance(primary, str) or primary not in config.instruments):
         raise ConfigError(f"{source}: [evidence] primary_instrument must name a known instrument "
                           f"({', '.join(config.instruments)}), not {primary!r}")
+    method = raw.get("method", PAULE_MANDEL)
+    if not isinstance(method, str) or ALIASES.get(method, method) not in METHOD_RE:
+        raise ConfigError(f"{source}: [evidence] method = {method!r}: must be \"paule_mandel\" "
+                          "(the default) or \"dersimonian_laird\", the estimator of the "
+                          "between-study variance (docs/benchmarks.md)")
     registry_value = raw.get("registry")
     if registry_value is not None and not isinstance(registry_value, str):
         raise ConfigError(f"{source}: [evidence] registry must be a file path, not {registry_value!r}")
@@ -211,4 +225,4 @@ def evidence_settings(config: Config) -> EvidenceSettings:
                 raise ConfigError(f"{where}: unknown family '{key}'; known: {', '.join(families)}")
         protocol_families[protocol_id] = keys
     return EvidenceSettings(registry, str(registry_path or "built-in registry"), families,
-                            protocol_families, primary)
+                            protocol_families, primary, ALIASES.get(method, method))

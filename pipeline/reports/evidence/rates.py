@@ -6,19 +6,45 @@ rate entries the templates print.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import polars as pl
 
+from pipeline.config import Config
 from pipeline.formatting import Suppressed
+from pipeline.instruments import Instrument
 from pipeline.methods import Labels
+from pipeline.methods import labels as config_labels
 from pipeline.metrics import GROUP, protocol_summary
 from pipeline.outcomes import TIMING_CLASSES, instrument_frame
 from pipeline.reports.evidence.compare import is_small, rate_withheld
 from pipeline.reports.suppression import CountRef, Ledger
 from pipeline.stats import wilson
 
-SEVERE_BASELINES = (15, 20)  # PHQ-9 "moderately severe" and "severe" start here (case mix)
+# The evidence report leaves the clinic: it always suppresses counts of 1-10 (the CMS rule),
+# whatever `suppress_small_cells` says, and a larger `small_cell_max` suppresses more. A
+# smaller one (even 0) never suppresses less (README "Evidence").
+SMALL_CELL_FLOOR = 10
+
+
+def evidence_small_cell_max(config: Config) -> int:
+    """The largest count the evidence report suppresses: small_cell_max, at least 10."""
+    return max(config.definitions.small_cell_max, SMALL_CELL_FLOOR)
+
+
+def evidence_labels(config: Config) -> Labels:
+    """The config's labels with the evidence report's suppression ("<11" at least)."""
+    k = evidence_small_cell_max(config)
+    return replace(config_labels(config.definitions), small_cell_max=k, marker=str(Suppressed(k)))
+
+
+def severe_limits(instrument: Instrument) -> tuple[tuple[float, str], ...]:
+    """(lower bound, label) of the instrument's two most severe bands, from its configured
+    severity bands (PHQ-9: 15 "moderately severe", 20 "severe"); the case mix prints the share
+    of courses starting at or above each. Empty without at least two bands."""
+    bands = sorted(instrument.severity_bands, key=lambda band: band.low)[1:]
+    return tuple((band.low, band.label) for band in bands[-2:])
 
 
 def rate_entry(numerator: int, denominator: int, k: int, hide: bool = False,
@@ -81,11 +107,13 @@ RATE_COUNTS = {"evaluable": "evaluable", "responders": "responders",
                "itt": "itt_courses", "itt_remission": "itt_remission"}
 
 
-def outcome_counts(course_outcomes: pl.DataFrame, instruments: dict[str, Any]) -> pl.DataFrame:
+def outcome_counts(course_outcomes: pl.DataFrame, instruments: dict[str, Any],
+                   severe: tuple[float, ...] = ()) -> pl.DataFrame:
     """Counts behind every clinic rate per protocol x instrument: protocol_summary's counts
     (docs/definitions.md "Rates") over all courses and, prefixed `case_`, over the courses with
     a baseline at or above caseness; ITT remission (ITT courses with a baseline above the
-    remission cutoff); baseline severity and the response timing classes of rated courses.
+    remission cutoff); baseline severity (`severe_0`, `severe_1`: rated courses with a baseline
+    at or above each of `severe`) and the response timing classes of rated courses.
     """
     frame = course_outcomes.join(instrument_frame(instruments), on="instrument", how="left")
     case = (pl.col("baseline_score") >= pl.col("caseness_cutoff")).fill_null(False)
@@ -98,8 +126,8 @@ def outcome_counts(course_outcomes: pl.DataFrame, instruments: dict[str, Any]) -
     extra = frame.group_by(GROUP).agg(
         itt_remission=itt_remission.sum(),
         case_itt_remission=(itt_remission & case).sum(),
-        **{f"severe_{limit}": (rated & (pl.col("baseline_score") >= limit)).sum()
-           for limit in SEVERE_BASELINES},
+        **{f"severe_{i}": (rated & (pl.col("baseline_score") >= limit)).sum()
+           for i, limit in enumerate(severe)},
         median_baseline=pl.col("baseline_score").filter(rated).median(),
         q1_baseline=pl.col("baseline_score").filter(rated).quantile(0.25, "nearest"),
         q3_baseline=pl.col("baseline_score").filter(rated).quantile(0.75, "nearest"),
@@ -129,11 +157,13 @@ RATE_ROWS = [  # key, (numerator, denominator) for evaluable and for ITT
 ]
 
 
-def rate_labels(labels: Labels) -> dict[str, str]:
-    """The rate table's row labels, with the configured cut-offs."""
+def rate_labels(labels: Labels, remission: float | None = None) -> dict[str, str]:
+    """The rate table's row labels, with the configured cut-offs (`remission`: the
+    instrument's remission cut-off)."""
     return {
         "response": f"Response (≥{labels.response_pct}% reduction)",
-        "remission": "Remission (endpoint at or below the cut-off)",
+        "remission": f"Remission (endpoint ≤ {remission:g})" if remission is not None
+        else "Remission (endpoint at or below the cut-off)",
         "non_response": f"Non-response (<{labels.partial_pct}% reduction)",
         "not_response": f"Did not reach response (<{labels.response_pct}% reduction)",
     }
@@ -198,10 +228,11 @@ def print_rates(cells: Ledger, c: dict[str, CountRef], rows: int = 4, keep: int 
         print_rate(cells, c[itt[0]], c[itt[1]], 0, keep + 1)
 
 
-def clinic_rates(cells: Ledger, c: dict[str, CountRef], labels: Labels) -> dict[str, Any]:
+def clinic_rates(cells: Ledger, c: dict[str, CountRef], labels: Labels,
+                 remission: float | None = None) -> dict[str, Any]:
     """Response, remission, non-response, did-not-reach-response (evaluable and ITT)."""
     gap_small = cells.small(cells.value(c["gap"]))
-    names = rate_labels(labels)
+    names = rate_labels(labels, remission)
     rows = []
     for key, evaluable, itt in RATE_ROWS:
         itt_entry = ledger_entry(cells, c[itt[0]], c[itt[1]])

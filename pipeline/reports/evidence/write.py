@@ -13,10 +13,10 @@ from typing import Any
 from pipeline.config import Config
 from pipeline.errors import InputError
 from pipeline.formatting import finite
-from pipeline.methods import labels
 from pipeline.reports.evidence.charts import forest_plot, funnel_plot
 from pipeline.reports.evidence.context import build_context
 from pipeline.reports.evidence.families import evidence_settings
+from pipeline.reports.evidence.rates import evidence_labels
 from pipeline.reports.evidence.view import build_view
 from pipeline.reports.files import pdf_document, report_timestamp, w3c, write_pdf_and_json
 from pipeline.results import Results, read_results
@@ -47,14 +47,16 @@ def write_evidence(results: Results, out_dir: Path) -> list[Path]:
     """evidence-YYYY-MM-DD.pdf and .json in out_dir from `results`; returns [pdf, json]."""
     config, as_of = results.config, results.as_of
     context = finite(build_context(results, evidence_settings(config)))
-    printed = labels(config.definitions)
-    axis = f"Response rate (≥{printed.response_pct}% reduction) with 95% Wilson interval"
+    printed = evidence_labels(config)
+    why_not = context["not_comparable"]
+    axis = ("Published response rate (score at least halved) with 95% interval" if why_not else
+            f"Response rate (≥{printed.response_pct}% reduction) with 95% interval")
     charts = {}
     for section in context["protocols"]:
         if section["families"]:
             charts[section["protocol_id"]] = {
-                "forest": forest_plot(section, axis),
-                "funnel": funnel_plot(section),
+                "forest": forest_plot(section, axis, why_not),
+                "funnel": funnel_plot(section, why_not),
             }
     created = report_timestamp(as_of)
     doc = pdf_document(
