@@ -8,10 +8,8 @@ charts, renders HTML and PDF, writes the files and returns (file, pages, sha256)
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
-import io
 import multiprocessing
 import os
 import re
@@ -21,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pipeline
+from pipeline.csv_cells import rows_csv
 from pipeline.reports.files import pdf_document
 
 HEADER_ID_CHARS = 40  # ids longer than this are cut with "…" in the running header
@@ -77,12 +76,8 @@ def _cut(text: str, limit: int = HEADER_ID_CHARS) -> str:
 
 
 def _csv(columns: list[str], rows: list[dict[str, Any]]) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow([_cell(row.get(c)) for c in columns])
-    return buffer.getvalue().encode("utf-8")
+    """An attachment's CSV: text cells a spreadsheet could run are neutralised (csv_cells)."""
+    return rows_csv(columns, ([row.get(c) for c in columns] for row in rows), _cell).encode("utf-8")
 
 
 def source_csv(packet: dict[str, Any]) -> bytes:

@@ -8,10 +8,10 @@ the outcomes engine's course rows, unchanged.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from pipeline.config import Config
+from pipeline.csv_cells import rows_csv
 from pipeline.months import Month, parse_month
 from pipeline.outputs import atomic_path
 from pipeline.reports.payer.batch import render_all
@@ -35,16 +35,12 @@ def write_payer(results: Results, out_dir: Path, rules: PayerRules | None = None
     out_dir = Path(out_dir)
     written = render_all(packets, out_dir, html=html, jobs=jobs, page_size=config.clinic.page_size)
     index = out_dir / "index.csv"
-    with atomic_path(index) as partial, open(partial, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(INDEX_COLUMNS)
-        for packet, result in zip(packets, written, strict=True):
-            course = packet["course"]
-            writer.writerow([
-                result["file"], course["patient_id"], course["course_id"], course["protocol_id"],
-                course["first_infusion_day"].isoformat(), course["last_infusion_day"].isoformat(),
-                course["status"], result["pages"], result["sha256"],
-            ])
+    rows = ([result["file"], course["patient_id"], course["course_id"], course["protocol_id"],
+             course["first_infusion_day"].isoformat(), course["last_infusion_day"].isoformat(),
+             course["status"], result["pages"], result["sha256"]]
+            for course, result in zip((p["course"] for p in packets), written, strict=True))
+    with atomic_path(index) as partial:
+        partial.write_text(rows_csv(INDEX_COLUMNS, rows), encoding="utf-8")
     return index
 
 
