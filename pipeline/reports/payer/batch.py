@@ -126,9 +126,9 @@ def count_pages(pdf: bytes) -> int:
 
 
 def make_renderer(page_size: str) -> Any:
-    from pipeline.render import Renderer  # imports weasyprint: once per process
+    from pipeline.render import FULL_TEXT_IN_CSV, Renderer  # imports weasyprint: once per process
 
-    renderer = Renderer(page_size=page_size)
+    renderer = Renderer(page_size=page_size, full_text_in=FULL_TEXT_IN_CSV)
     renderer.env.filters["score"] = fmt_score  # this Renderer's own environment only
     return renderer
 
