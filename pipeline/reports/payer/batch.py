@@ -20,6 +20,7 @@ from typing import Any
 
 import pipeline
 from pipeline.csv_cells import rows_csv
+from pipeline.outputs import atomic_path
 from pipeline.reports.files import pdf_document
 
 HEADER_ID_CHARS = 40  # ids longer than this are cut with "…" in the running header
@@ -192,7 +193,8 @@ def render_packet(task: dict[str, Any], renderer: Any = None) -> dict[str, Any]:
         raise ValueError(f"unsafe packet file name {stem!r}")
     html = packet_html(renderer, packet)
     if task["html"]:
-        (out_dir / f"{stem}.html").write_text(html, encoding="utf-8")
+        with atomic_path(out_dir / f"{stem}.html") as partial:
+            partial.write_text(html, encoding="utf-8")
     target = out_dir / f"{stem}.pdf"
     created = dt.datetime.combine(packet["as_of"], dt.time())
     renderer.pdf(html, target, created=created, pdf_variant=PDF_VARIANT, attachments=[
