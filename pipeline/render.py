@@ -217,7 +217,8 @@ class Renderer:
         pdf_variant: str | None = None,
         attachments: list[tuple[str, bytes, str]] | None = None,
     ) -> None:
-        """Write the PDF. Title, author, subject, language and dates come from the HTML head
+        """Write the PDF, tagged (README "Tagged PDFs"). Title, author, subject, language and
+        dates come from the HTML head
         (<title>, <meta name=author/description>, <html lang>, dcterms.created), so the same
         input gives byte-identical output.
 
@@ -230,7 +231,9 @@ class Renderer:
                        created=created, modified=created, relationship="Source")
             for name, data, description in (attachments or [])
         ]
-        options: dict[str, Any] = {"attachments": files}
+        # tagged PDF: a structure tree in reading order, the document language (<html lang>)
+        # and the title shown by viewers; kept with the PDF/A variant of payer packets
+        options: dict[str, Any] = {"attachments": files, "pdf_tags": True}
         if pdf_variant:
             options["pdf_variant"] = pdf_variant
         # written beside the target and renamed: a full disk or a crash never leaves a

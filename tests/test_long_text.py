@@ -70,7 +70,7 @@ def render(root: Path, huge: bool) -> dict[str, Any]:
     result = cli("report", "monthly", "--db", db, "--month", MONTH, "--out", reports)
     assert result.exit_code == 0, result.output
     result = cli("report", "payer", "--db", db, "--patient", PATIENT, "--out", payer,
-                 "--jobs", "1")
+                 "--jobs", "1", "--html")
     assert result.exit_code == 0, result.output
     with open(payer / "index.csv", newline="", encoding="utf-8") as handle:
         index = list(csv.DictReader(handle))
