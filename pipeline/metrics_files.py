@@ -16,6 +16,7 @@ import polars as pl
 
 import pipeline
 from pipeline.config import Config
+from pipeline.csv_cells import write_frame
 from pipeline.db import connect, writer_lock
 from pipeline.errors import InputError
 from pipeline.formatting import json_ready
@@ -111,7 +112,7 @@ def write_files(results: Results, run: dict[str, Any], out_dir: Path,
                                        "(16 hex digits) under the clinic's key"}
     for name in ("course_outcomes", "protocol_summary"):
         with atomic_path(out_dir / f"{name}.csv") as path:
-            _csv_ready(written[name]).write_csv(path, datetime_format=CSV_DATETIME)
+            write_frame(_csv_ready(written[name]), path, CSV_DATETIME)  # csv_cells: no formulas
     head = {
         "as_of": results.as_of.isoformat(),
         "provenance": run,

@@ -9,6 +9,7 @@ error for anything else (file:// elsewhere, http(s)://, data from patient fields
 from __future__ import annotations
 
 import datetime as dt  # noqa: F401  (attachment dates)
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,11 +96,41 @@ def isolate_bidi(text: str) -> str:
     return _FSI + text + _PDI if _RTL.search(text) and not spans else text
 
 
-def printable(value: Any) -> Any:
-    """Jinja `finalize`: every `{{ value }}` of data text goes through here before escaping.
-    Our own Markup (charts, macro output) is left alone."""
+# Long free text is cut where it is printed (a 100,000-character provider name on 16 sessions made
+# a 1,683-page payer packet that WeasyPrint was still laying out after 500 s): every value a
+# template prints is cut to FIELD_CHARS, our own sentences and joined lists (the `prose` filter)
+# to PROSE_CHARS, each with a visible marker giving the full length and where the full text is
+# (the attached CSV of a payer packet, the JSON beside a report). Contexts, JSON and CSV keep the
+# full value (README "Outputs", long text in the PDFs).
+FIELD_CHARS = 200  # ~12 lines in the narrowest data column; real names, ids and events are shorter
+PROSE_CHARS = 3000  # our longest sentence is under 1,000; it may quote export text
+FULL_TEXT_IN_JSON = "the report's JSON file"
+FULL_TEXT_IN_CSV = "the attached CSV"
+
+
+class Prose(str):
+    """A sentence of our own (methods, captions, notes): printed whole up to PROSE_CHARS."""
+
+
+def prose(value: Any) -> Any:
+    """Jinja filter `prose`: mark text built by our code, so the field limit does not cut it."""
+    return Prose(value) if isinstance(value, str) and not isinstance(value, Markup) else value
+
+
+def cut_text(text: str, limit: int, full_text_in: str) -> str:
+    """`text`, or its first `limit` characters and "… [cut: N characters; full text in …]"."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]} … [cut: {len(text):,} characters; full text in {full_text_in}]"
+
+
+def printable(value: Any, full_text_in: str = FULL_TEXT_IN_JSON) -> Any:
+    """Jinja `finalize`: every `{{ value }}` of data text goes through here before escaping: cut
+    when long, then made printable. Our own Markup (charts, macro output) is left alone."""
     if isinstance(value, str) and not isinstance(value, Markup):
-        return isolate_bidi(drawable(_CONTROL.sub("\ufffd", value)))
+        limit = PROSE_CHARS if isinstance(value, Prose) else FIELD_CHARS
+        text = cut_text(value, limit, full_text_in)
+        return isolate_bidi(drawable(_CONTROL.sub("\ufffd", text)))
     return value
 
 
@@ -130,19 +161,24 @@ def soft_break_long_runs(html: str) -> str:
     return head + body_tag + _TEXT_NODE.sub(text, body)
 
 
-def make_environment() -> jinja2.Environment:
+def make_environment(full_text_in: str = FULL_TEXT_IN_JSON) -> jinja2.Environment:
+    """The Jinja environment; `full_text_in` names where a cut value is printed whole."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html", "j2", "xml"),
                                             default_for_string=True, default=True),
         undefined=jinja2.StrictUndefined,
-        finalize=printable,
+        finalize=functools.partial(printable, full_text_in=full_text_in),
         trim_blocks=True,
         lstrip_blocks=True,
     )
     env.filters.update(formatting.FILTERS)
-    # for the parts of a composed value (`a ~ " – " ~ b`, `names | map("isolate") | join`)
-    env.filters["isolate"] = lambda value: isolate_bidi(str(value)) if value is not None else value
+    env.filters["prose"] = prose
+    # for the parts of a composed value (`a ~ " – " ~ b`, `names | map("isolate") | join`):
+    # each part is cut like a field, the composed value is then marked `prose`
+    env.filters["isolate"] = lambda value: (
+        isolate_bidi(cut_text(str(value), FIELD_CHARS, full_text_in)) if value is not None
+        else value)
     return env
 
 
@@ -154,12 +190,14 @@ class Renderer:
     """
 
     page_size: str = "A4"
-    env: jinja2.Environment = field(default_factory=make_environment)
+    full_text_in: str = FULL_TEXT_IN_JSON  # where a value cut in the PDF is whole
+    env: jinja2.Environment = field(init=False)
     fetcher: LockedFetcher = field(default_factory=LockedFetcher)
     fonts: FontConfiguration = field(default_factory=FontConfiguration)
     _stylesheets: list[CSS] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.env = make_environment(self.full_text_in)
         base = (TEMPLATES_DIR / "report.css").read_text(encoding="utf-8")
         page = f"@page {{ size: {'Letter' if self.page_size.lower() == 'letter' else 'A4'}; }}"
         self._stylesheets = [
@@ -179,7 +217,8 @@ class Renderer:
         pdf_variant: str | None = None,
         attachments: list[tuple[str, bytes, str]] | None = None,
     ) -> None:
-        """Write the PDF. Title, author, subject, language and dates come from the HTML head
+        """Write the PDF, tagged (README "Tagged PDFs"). Title, author, subject, language and
+        dates come from the HTML head
         (<title>, <meta name=author/description>, <html lang>, dcterms.created), so the same
         input gives byte-identical output.
 
@@ -192,7 +231,9 @@ class Renderer:
                        created=created, modified=created, relationship="Source")
             for name, data, description in (attachments or [])
         ]
-        options: dict[str, Any] = {"attachments": files}
+        # tagged PDF: a structure tree in reading order, the document language (<html lang>)
+        # and the title shown by viewers; kept with the PDF/A variant of payer packets
+        options: dict[str, Any] = {"attachments": files, "pdf_tags": True}
         if pdf_variant:
             options["pdf_variant"] = pdf_variant
         # written beside the target and renamed: a full disk or a crash never leaves a

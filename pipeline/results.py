@@ -31,6 +31,7 @@ from pipeline.config import Config
 from pipeline.db import connect, latest_load
 from pipeline.errors import InputError
 from pipeline.metrics import METRIC_TABLES, compute_metrics
+from pipeline.months import check_as_of
 from pipeline.outcomes import OutcomeFrames, compute_outcomes
 from pipeline.paths import sql
 
@@ -47,7 +48,7 @@ STORED_FRAMES = {
 # Rows of the canonical tables the outputs print, each read by sql/reports/<name>.sql (a query
 # may use the bound parameter $as_of). A report names the ones it needs.
 INPUTS = ("protocols", "monthly_sessions", "monthly_loads", "monthly_reject_reasons", "loads",
-          "session_count", "patients", "payer_sessions", "treatment_history")
+          "session_count", "patients", "payer_sessions", "treatment_history", "latest_data_day")
 
 # The as-of day: a date, or a rule that finds it on the open connection (e.g. the last day of
 # the last complete month of the data, or the latest data day for a patient's packets).
@@ -101,7 +102,9 @@ def read_inputs(con: duckdb.DuckDBPyConnection, names: Iterable[str], as_of: dat
 
 def compute_results(con: duckdb.DuckDBPyConnection, as_of: date, config: Config,
                     load: int | None = None, needs: Iterable[str] = ()) -> Results:
-    """Compute the outcomes on `con` (nothing is stored) and read the inputs named in `needs`."""
+    """Compute the outcomes on `con` (nothing is stored) and read the inputs named in `needs`.
+    An as-of day after the day of the load `con` shows is an InputError (months.check_as_of)."""
+    check_as_of(con, as_of)
     inputs = read_inputs(con, needs, as_of)
     frames = compute_outcomes(con, as_of, config)
     return Results(as_of, config, frames, inputs, _load_id(con, load), stored=False)
@@ -166,6 +169,7 @@ def read_results(db_path: str | Path, config: Config, as_of: AsOf, load: int | N
         day = as_of if isinstance(as_of, date) else as_of(con)
         load_id = _load_id(con, load)
         if matches(stored_run(con), day, load_id, config):
+            check_as_of(con, day)
             return _read_stored(con, day, config, load_id, read_inputs(con, needs, day))
         return compute_results(con, day, config, load, needs)
     finally:

@@ -83,11 +83,12 @@ class Clinic:
         return self
 
     def load(self, file: str = "sessions.csv", sha256: str = "ab" * 32) -> Clinic:
+        """One `loads` row (load 1, loaded on 2026-04-01: an as-of up to that day is allowed)."""
         self.con.execute(
             "INSERT INTO loads (load_id, file, table_name, format, encoding, sha256, rows_read, "
             "rows_loaded, duplicates, rejected, loaded_at, mode, added, corrected, unchanged, "
             "retired) VALUES (1, ?, 'sessions', 'csv', 'utf-8', ?, 1, 1, 0, 0, "
-            "TIMESTAMP '2026-03-01 10:00', 'snapshot', 1, 0, 0, 0)",
+            "TIMESTAMP '2026-04-01 10:00', 'snapshot', 1, 0, 0, 0)",
             [file, sha256],
         )
         return self

@@ -31,7 +31,15 @@ from pipeline.charts import MAX_LABEL_CHARS, chart_label, figure, to_svg
 from pipeline.config import load_config
 from pipeline.ingest import ingest
 from pipeline.metrics_files import run_metrics
-from pipeline.render import isolate_bidi, printable, soft_break_long_runs
+from pipeline.render import (
+    FIELD_CHARS,
+    FULL_TEXT_IN_CSV,
+    FULL_TEXT_IN_JSON,
+    cut_text,
+    isolate_bidi,
+    printable,
+    soft_break_long_runs,
+)
 from pipeline.reports.evidence.write import write_evidence_report
 from pipeline.reports.payer.names import file_stem, safe_id
 from pipeline.reports.payer.write import write_payer_packets
@@ -333,7 +341,8 @@ def test_monthly_prints_sites_providers_and_adverse_events_literally(run):
         providers["Dr Chen"],  # <b>, {{ 7*7 }}, ${7*7}, {% include %}
         f"{p['url']} {p['amp']} {EMOJI_PRINTED} {BELL_PRINTED}",
         "NP Line Break",  # the newline inside the quoted field is white space
-        providers["Dr Okafor"],  # 2 006 characters, wrapped over many lines
+        # 2 006 characters: the first FIELD_CHARS, then the marker (full text in the JSON)
+        cut_text(providers["Dr Okafor"], FIELD_CHARS, FULL_TEXT_IN_JSON),
         p["script"], p["jinja"], p["table"],  # adverse-event types
         PROTOCOL_IDS["TW4"],
     ]
@@ -358,8 +367,9 @@ def test_monthly_tables_continue_after_a_hostile_cell(run):
 @pytest.mark.slow
 def test_evidence_prints_protocol_names_literally(run):
     flat, names = run["flat"]["evidence"], run["values"]["names"]
-    for protocol_id in ("IND6", "TW4", "SINGLE"):
-        assert printed(names[protocol_id], run["texts"]["evidence"]), protocol_id
+    for protocol_id in ("IND6", "TW4", "SINGLE"):  # SINGLE: 2 000 characters, cut
+        shown = cut_text(names[protocol_id], FIELD_CHARS, FULL_TEXT_IN_JSON)
+        assert printed(shown, run["texts"]["evidence"]), protocol_id
     # MAINT's name starts with right-to-left script: printed as a right-to-left island, so
     # poppler lists its words in visual order; each word is there
     for word in RTL_WORDS:
@@ -380,8 +390,8 @@ def test_payer_packets_print_ids_and_record_values_literally(run):
     for word in RTL_WORDS:
         assert word in maint, word
     assert squash("a/b") in payer_flat(run, "a/b")
-    long_id = PATIENT_IDS["P00025"]
-    assert squash(long_id) in payer_flat(run, long_id)
+    long_id = PATIENT_IDS["P00025"]  # 400 characters: cut, whole in the attached CSV
+    assert squash(cut_text(long_id, FIELD_CHARS, FULL_TEXT_IN_CSV)) in payer_flat(run, long_id)
 
 
 @pytest.mark.slow

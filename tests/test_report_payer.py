@@ -26,8 +26,9 @@ from pipeline.ingest import ingest
 from pipeline.metrics_files import run_metrics
 from pipeline.months import parse_month
 from pipeline.reports.payer.criteria import entry_scores, payer_rules
+from pipeline.reports.payer.folder import INDEX_COLUMNS
 from pipeline.reports.payer.records import load_packets
-from pipeline.reports.payer.write import INDEX_COLUMNS, NEEDS, write_payer_packets
+from pipeline.reports.payer.write import NEEDS, write_payer_packets
 from pipeline.results import read_results
 from tests.conftest import cli
 

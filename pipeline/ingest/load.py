@@ -320,7 +320,9 @@ def ingest(
                 if not allow_retire:
                     _check_retire_share(results, config.ingest.max_retired_share)
                 run(con, sql("load/derived_patients.sql"))
-                loaded_at = datetime.now().replace(microsecond=0)
+                # the day of the load is `today`, the day dates were judged against (no date
+                # after it loads); reports refuse an as-of after it (months.check_as_of)
+                loaded_at = datetime.combine(today, datetime.now().time().replace(microsecond=0))
                 con.executemany(
                     "INSERT INTO loads (load_id, file, table_name, format, encoding, sha256, rows_read, "
                     "rows_loaded, duplicates, rejected, loaded_at, mode, added, corrected, unchanged, "

@@ -23,7 +23,7 @@ import polars as pl
 import pipeline
 from pipeline.formatting import Suppressed, fmt_month
 from pipeline.methods import methods_sentences
-from pipeline.months import Month
+from pipeline.months import Month, data_end_note
 from pipeline.reports.monthly.curves import control_chart, km_curves
 from pipeline.reports.monthly.periods import (
     KEEP_DENOMINATOR,
@@ -163,6 +163,8 @@ def build_ledger_context(results: Results, month: Month) -> tuple[dict[str, Any]
         "month": month.text,
         "month_label": label,
         "as_of": end.isoformat(),
+        # the data end before the month does (an export of one month, or taken mid-month)
+        "data_end_note": data_end_note(month, results.input("latest_data_day")[0, 0]),
         "suppression": {"on": config.definitions.suppress_small_cells,
                         "small_cell_max": config.definitions.small_cell_max,
                         "marker": str(Suppressed(config.definitions.small_cell_max))},

@@ -8,10 +8,8 @@ charts, renders HTML and PDF, writes the files and returns (file, pages, sha256)
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
-import io
 import multiprocessing
 import os
 import re
@@ -21,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pipeline
+from pipeline.csv_cells import rows_csv
+from pipeline.outputs import atomic_path
 from pipeline.reports.files import pdf_document
 
 HEADER_ID_CHARS = 40  # ids longer than this are cut with "…" in the running header
@@ -77,12 +77,8 @@ def _cut(text: str, limit: int = HEADER_ID_CHARS) -> str:
 
 
 def _csv(columns: list[str], rows: list[dict[str, Any]]) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow([_cell(row.get(c)) for c in columns])
-    return buffer.getvalue().encode("utf-8")
+    """An attachment's CSV: text cells a spreadsheet could run are neutralised (csv_cells)."""
+    return rows_csv(columns, ([row.get(c) for c in columns] for row in rows), _cell).encode("utf-8")
 
 
 def source_csv(packet: dict[str, Any]) -> bytes:
@@ -131,9 +127,9 @@ def count_pages(pdf: bytes) -> int:
 
 
 def make_renderer(page_size: str) -> Any:
-    from pipeline.render import Renderer  # imports weasyprint: once per process
+    from pipeline.render import FULL_TEXT_IN_CSV, Renderer  # imports weasyprint: once per process
 
-    renderer = Renderer(page_size=page_size)
+    renderer = Renderer(page_size=page_size, full_text_in=FULL_TEXT_IN_CSV)
     renderer.env.filters["score"] = fmt_score  # this Renderer's own environment only
     return renderer
 
@@ -197,7 +193,8 @@ def render_packet(task: dict[str, Any], renderer: Any = None) -> dict[str, Any]:
         raise ValueError(f"unsafe packet file name {stem!r}")
     html = packet_html(renderer, packet)
     if task["html"]:
-        (out_dir / f"{stem}.html").write_text(html, encoding="utf-8")
+        with atomic_path(out_dir / f"{stem}.html") as partial:
+            partial.write_text(html, encoding="utf-8")
     target = out_dir / f"{stem}.pdf"
     created = dt.datetime.combine(packet["as_of"], dt.time())
     renderer.pdf(html, target, created=created, pdf_variant=PDF_VARIANT, attachments=[

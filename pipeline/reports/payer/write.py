@@ -2,25 +2,22 @@
 
 Flow: one `Results` (pipeline/results.py) -> the records of each course and the criteria
 verdicts (records, packet, criteria) -> packets as plain dicts -> parallel render (batch) ->
-index.csv of what was written. A packet holds one patient's data only; its outcome values are
-the outcomes engine's course rows, unchanged.
+index.csv of the folder, read back from disk (folder). A packet holds one patient's data only;
+its outcome values are the outcomes engine's course rows, unchanged.
 """
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from pipeline.config import Config
 from pipeline.months import Month, parse_month
-from pipeline.outputs import atomic_path
 from pipeline.reports.payer.batch import render_all
 from pipeline.reports.payer.criteria import PayerRules, payer_rules
+from pipeline.reports.payer.folder import publish, staging
 from pipeline.reports.payer.records import load_packets, packets_as_of
 from pipeline.results import Results, read_results
 
-INDEX_COLUMNS = ["file", "patient_id", "course_id", "protocol_id", "course_start", "course_end",
-                 "status", "pages", "sha256"]
 # the rows of the canonical tables a packet prints (pipeline/results.py INPUTS)
 NEEDS = ("patients", "payer_sessions", "treatment_history", "protocols")
 
@@ -29,23 +26,21 @@ def write_payer(results: Results, out_dir: Path, rules: PayerRules | None = None
                 patient: str | None = None, month: Month | None = None, html: bool = False,
                 jobs: int | None = None) -> Path:
     """Render the packets of `results` (as of the month's last day, or of the latest data day
-    for a patient) and write index.csv; returns its path."""
+    for a patient) aside, move them into `out_dir` and write index.csv from the folder
+    (pipeline/reports/payer/folder.py); returns its path."""
     config = results.config
     packets = load_packets(results, rules or payer_rules(config), patient=patient, month=month)
     out_dir = Path(out_dir)
-    written = render_all(packets, out_dir, html=html, jobs=jobs, page_size=config.clinic.page_size)
-    index = out_dir / "index.csv"
-    with atomic_path(index) as partial, open(partial, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(INDEX_COLUMNS)
-        for packet, result in zip(packets, written, strict=True):
-            course = packet["course"]
-            writer.writerow([
-                result["file"], course["patient_id"], course["course_id"], course["protocol_id"],
-                course["first_infusion_day"].isoformat(), course["last_infusion_day"].isoformat(),
-                course["status"], result["pages"], result["sha256"],
-            ])
-    return index
+    with staging(out_dir) as staged:
+        written = render_all(packets, staged, html=html, jobs=jobs,
+                             page_size=config.clinic.page_size)
+        rows = [{"file": result["file"], "patient_id": course["patient_id"],
+                 "course_id": course["course_id"], "protocol_id": course["protocol_id"],
+                 "course_start": course["first_infusion_day"].isoformat(),
+                 "course_end": course["last_infusion_day"].isoformat(),
+                 "status": course["status"]}
+                for course, result in zip((p["course"] for p in packets), written, strict=True)]
+        return publish(staged, out_dir, rows)
 
 
 def write_payer_packets(
