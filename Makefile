@@ -32,12 +32,15 @@ quick: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
 
 # Not part of `make test` / CI: minutes, and gigabytes of generated exports under bench-out/.
+# Both write BENCHMARKS.md (each only its own marked part). bench: ~10 min (12 snapshots of 100k
+# patients, then 10k and 100k). bench-1m: every scale target from one run, ~20 min and ~10 GB
+# of disk (10k, 100k and 1M patients with bench/large.toml, the 1M snapshot reload, payer x3).
 bench: sysdeps $(STAMP)
 	$(BIN)/python bench/snapshot_bench.py --patients 100000 --months 12
 	$(BIN)/python bench/run_bench.py --sizes 10000,100000
 
 bench-1m: sysdeps $(STAMP)
-	$(BIN)/python bench/run_bench.py --sizes 10000,100000 --with-1m --config bench/large.toml
+	$(BIN)/python bench/run_bench.py --sizes 10000,100000 --large 1000000 --config bench/large.toml
 
 lint: $(STAMP)
 	$(BIN)/ruff check pipeline tests

@@ -1,95 +1,111 @@
-"""`make bench`: ingest and metrics at 10k / 100k (/ 1M) patients against DuckDB's floor.
+"""`make bench` / `make bench-1m`: every figure of the scale targets from one run.
 
-Every measured step runs as its own child process (the real CLI), so wall time and peak RSS
-(os.wait4's ru_maxrss) are those of that command alone. The floor is DuckDB reading the same
-CSV files with a bare `SELECT count(*) FROM read_csv(...)`. Results go to BENCHMARKS.md.
+Per size (`--sizes`, and the `--large` size): the demo export is generated, then DuckDB's floor
+(`SELECT count(*) FROM read_csv(...)` over the same CSV files, the query timed inside its
+process, best of three), `outcomes ingest`, `outcomes metrics` (and the size of metrics.json),
+`outcomes report monthly` and `outcomes report evidence`, each the real CLI in its own process:
+wall time and that process's own peak RSS (os.wait4). At the large size the export is then
+revised (`pipeline/demo/revisions.py`: ~1% of rows deleted or corrected) and loaded again into
+the same database: the snapshot reload. Last, payer packets with `--jobs 2` against bare
+sequential WeasyPrint on the same HTML (bench/payer_bench.py).
 
-usage: python bench/run_bench.py [--sizes 10000,100000] [--with-1m] [--out bench-out]
+The results go to bench-out/bench.json (written after every step, so a run that stops keeps
+what it measured) and into BENCHMARKS.md between the `<!-- bench -->` markers (bench_report.py);
+the rest of BENCHMARKS.md (the hand-written profile, the snapshots section) is left as it is.
+
+usage: python bench/run_bench.py [--sizes 10000,100000] [--large 1000000] [--config FILE]
+                                 [--payer-repeats 3] [--out bench-out] [--markdown BENCHMARKS.md]
+       python bench/run_bench.py --from-json bench-out/bench.json   (rewrite the markdown only)
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
-import platform
 import shutil
 import subprocess
 import sys
-import time
-from dataclasses import dataclass
+import tomllib
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-OUTCOMES = str(BIN / "outcomes")
-AS_OF = "2026-10-31"
-
-
-@dataclass
-class Measure:
-    seconds: float
-    peak_rss_mib: float
-
-
-def measure(cmd: list[str], env: dict[str, str] | None = None) -> Measure:
-    """Run cmd as a child; wall time and its own peak resident memory."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, **(env or {})})
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        err = proc.stderr.read().decode() if proc.stderr else ""
-        raise SystemExit(f"benchmark step failed: {' '.join(cmd)}\n{err}")
-    return Measure(seconds, usage.ru_maxrss / 1024)
-
+from bench_report import write_markdown  # bench/ is the script's folder
+from common import AS_OF, BENCHMARKS, MONTH, OUTCOMES, ROOT, Measure, load_counts, machine, measure
 
 FLOOR_SCRIPT = """
-import duckdb, sys
+import duckdb, sys, time
 con = duckdb.connect()
+start = time.perf_counter()
 for path in sys.argv[1:]:
     con.execute("SELECT count(*) FROM read_csv(?, all_varchar = true)", [path]).fetchall()
+print(time.perf_counter() - start)
+"""
+
+REVISE_SCRIPT = """
+import json, sys
+from pathlib import Path
+from pipeline.demo.revisions import revise_export
+print(json.dumps(revise_export(Path(sys.argv[1]), Path(sys.argv[2]), seed=2)))
 """
 
 
-def bench_size(patients: int, work: Path, config: list[str]) -> dict:
+def step(result: dict, name: str, cmd: list[str]) -> Measure | None:
+    """Run one measured step; record `{name}_s` and `{name}_rss_mib`, or `{name}_error` when the
+    command fails (the run goes on, so one failing step does not lose the others)."""
+    try:
+        m = measure(cmd)
+    except SystemExit as exc:
+        lines = [line for line in str(exc).splitlines() if line.strip()]
+        result[f"{name}_error"] = lines[-1] if lines else "failed"
+        print(f"  {name}: FAILED: {result[f'{name}_error']}", flush=True)
+        return None
+    result[f"{name}_s"] = round(m.seconds, 2)
+    result[f"{name}_rss_mib"] = round(m.peak_rss_mib)
+    print(f"  {name}: {m.seconds:.1f} s, peak RSS {m.peak_rss_mib:,.0f} MiB", flush=True)
+    return m
+
+
+def floor_seconds(csvs: list[str]) -> float:
+    """DuckDB's bare scan of the same files: the query alone, best of three runs."""
+    return min(float(measure([sys.executable, "-c", FLOOR_SCRIPT, *csvs]).stdout) for _ in range(3))
+
+
+def bench_size(patients: int, work: Path, config: list[str], reload: bool) -> dict:
     export, db, metrics = work / "export", work / "clinic.duckdb", work / "metrics"
     if work.exists():
         shutil.rmtree(work)
+    result: dict = {"patients": patients}
     demo = measure([OUTCOMES, "demo", str(export), "--patients", str(patients), "--seed", "7"])
     csvs = sorted(str(p) for p in export.glob("*.csv"))
-    size_mib = sum(Path(p).stat().st_size for p in csvs) / 2**20
-    rows = {Path(p).stem: sum(1 for _ in open(p, "rb")) - 1 for p in csvs}
-    floor = measure([sys.executable, "-c", FLOOR_SCRIPT, *csvs])
-    ingest = measure([OUTCOMES, "ingest", str(export), "--db", str(db), *config])
-    metrics_m = measure([OUTCOMES, "metrics", "--db", str(db), "--as-of", AS_OF, "--out", str(metrics),
-                         *config])
-    result = {
-        "patients": patients,
-        "csv_mib": round(size_mib, 1),
-        "rows": rows,
-        "demo_s": round(demo.seconds, 2),
-        "floor_s": round(floor.seconds, 2),
-        "ingest_s": round(ingest.seconds, 2),
-        "ingest_rss_mib": round(ingest.peak_rss_mib),
-        "metrics_s": round(metrics_m.seconds, 2),
-        "metrics_rss_mib": round(metrics_m.peak_rss_mib),
-    }
-    total = ingest.seconds + metrics_m.seconds
-    result["ingest_plus_metrics_s"] = round(total, 2)
-    result["ratio_to_floor"] = round(total / floor.seconds, 1)
-    result["ingest_ratio_to_floor"] = round(ingest.seconds / floor.seconds, 1)
-    for report, args in (("monthly", ["monthly", "--month", "2026-10"]),
-                         ("evidence", ["evidence", "--as-of", AS_OF])):
-        try:
-            m = measure([OUTCOMES, "report", *args, "--db", str(db), "--out", str(work / "reports"),
-                         *config])
-            result[f"{report}_report_s"] = round(m.seconds, 2)
-        except SystemExit as exc:  # a report not in this build
-            result[f"{report}_report_s"] = f"failed: {str(exc).splitlines()[0]}"
+    result["csv_mib"] = round(sum(Path(p).stat().st_size for p in csvs) / 2**20, 1)
+    result["rows"] = {Path(p).stem: sum(1 for _ in open(p, "rb")) - 1 for p in csvs}
+    result["demo_s"] = round(demo.seconds, 2)
+    result["floor_s"] = round(floor_seconds(csvs), 3)
+    print(f"  floor: {result['floor_s']} s", flush=True)
+    step(result, "ingest", [OUTCOMES, "ingest", str(export), "--db", str(db), *config])
+    if step(result, "metrics", [OUTCOMES, "metrics", "--db", str(db), "--as-of", AS_OF,
+                                "--out", str(metrics), *config]):
+        # metrics.json itself, whatever else the metrics step writes beside it
+        result["metrics_json_bytes"] = (metrics / "metrics.json").stat().st_size
+        result["metrics_out_bytes"] = sum(p.stat().st_size for p in metrics.rglob("*") if p.is_file())
+    if "ingest_s" in result and "metrics_s" in result:
+        result["ingest_plus_metrics_s"] = round(result["ingest_s"] + result["metrics_s"], 2)
+    step(result, "monthly", [OUTCOMES, "report", "monthly", "--month", MONTH, "--db", str(db),
+                             "--out", str(work / "reports"), *config])
+    step(result, "evidence", [OUTCOMES, "report", "evidence", "--as-of", AS_OF, "--db", str(db),
+                              "--out", str(work / "reports"), *config])
+    if reload and "ingest_s" in result:
+        result["reload"] = snapshot_reload(export, work / "export-revised", db, config)
     return result
+
+
+def snapshot_reload(export: Path, revised: Path, db: Path, config: list[str]) -> dict:
+    """The next month's export (~1% of rows changed) loaded into the database of the first."""
+    made = measure([sys.executable, "-c", REVISE_SCRIPT, str(export), str(revised)])
+    reload: dict = {"revise_s": round(made.seconds, 2), "changes": json.loads(made.stdout)}
+    print(f"  revised export: {made.seconds:.1f} s, {reload['changes']}", flush=True)
+    if step(reload, "ingest", [OUTCOMES, "ingest", str(revised), "--db", str(db), *config]):
+        reload["load"] = load_counts(db)
+    return reload
 
 
 def startup() -> dict:
@@ -98,147 +114,74 @@ def startup() -> dict:
     return {"outcomes_help_s": round(help_run, 3), "import_cli_s": round(imports, 3)}
 
 
-def machine() -> dict:
-    import duckdb
-    import polars
-
-    mem_kib = next(int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal"))
-    return {
-        "date": dt.date.today().isoformat(),
-        "cores": os.cpu_count(),
-        "memory_gib": round(mem_kib / 2**20, 1),
-        "python": platform.python_version(),
-        "duckdb": duckdb.__version__,
-        "polars": polars.__version__,
-    }
+def payer(out: Path, repeats: int) -> dict:
+    """bench/payer_bench.py in its own process; its progress (stderr) goes to the terminal."""
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "payer_bench.py"),
+                           "--out", str(out / "payer"), "--repeats", str(repeats)],
+                          stdout=subprocess.PIPE, text=True, check=False)
+    if proc.returncode != 0:
+        return {"error": f"bench/payer_bench.py exited with {proc.returncode} (its message is above)"}
+    return json.loads(proc.stdout)
 
 
-def payer_bench() -> dict:
-    """Packets/s with --jobs 1 and 2, and bare sequential WeasyPrint, on the 400-patient demo."""
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "payer_bench.py")],
-                          capture_output=True, text=True, check=False)
-    rates = {}
-    for line in proc.stdout.splitlines():
-        key = line.split(":")[0]
-        if "packets/s" in line:
-            rates[key] = float(line.rsplit("=", 1)[1].split()[0])
-    return {"lines": proc.stdout.strip().splitlines(), "rates": rates}
+def config_settings(path: str | None) -> dict:
+    if path is None:
+        return {}
+    with open(path, "rb") as handle:
+        return {"file": path, **tomllib.load(handle).get("database", {})}
 
 
-def targets(results: dict) -> list[tuple[str, str, str]]:
-    """(target, measured, verdict) for every target of the scale issue that this run measured."""
-    by_n = {r["patients"]: r for r in results["sizes"]}
-    rows = []
-    if 1_000_000 in by_n:
-        r = by_n[1_000_000]
-        rows.append(("1M: ingest + metrics within 3x the floor", f"{r['ratio_to_floor']}x",
-                     "met" if r["ratio_to_floor"] <= 3 else "missed"))
-        peak = max(r["ingest_rss_mib"], r["metrics_rss_mib"])
-        rows.append(("1M: peak RSS <= 4 GiB", f"{peak:,} MiB", "met" if peak <= 4096 else "missed"))
-    if 100_000 in by_n:
-        r = by_n[100_000]
-        peak = max(r["ingest_rss_mib"], r["metrics_rss_mib"])
-        rows.append(("100k: peak RSS <= 2 GiB", f"{peak:,} MiB", "met" if peak <= 2048 else "missed"))
-        for report in ("monthly", "evidence"):
-            v = r[f"{report}_report_s"]
-            ok = isinstance(v, float) and v <= 10
-            rows.append((f"100k: {report} report in seconds (<= 10 s)", f"{v} s", "met" if ok else "missed"))
-    sizes = sorted(by_n)
-    for small, big in zip(sizes, sizes[1:], strict=False):
-        a, b = by_n[small]["ingest_plus_metrics_s"], by_n[big]["ingest_plus_metrics_s"]
-        factor = round(b / a, 1)
-        rows.append((f"linear growth {small:,} -> {big:,} (~{big // small}x)", f"{factor}x",
-                     "met" if factor <= 1.5 * big / small else "missed"))
-    rates = results.get("payer", {}).get("rates", {})
-    if {"jobs=2", "bare WeasyPrint, sequential, one process"} <= rates.keys():
-        speedup = round(rates["jobs=2"] / rates["bare WeasyPrint, sequential, one process"], 2)
-        rows.append(("payer: --jobs 2 close to 2x the bare sequential render", f"{speedup}x",
-                     "met" if speedup >= 1.8 else "missed"))
-    return rows
-
-
-def write_markdown(results: dict, target: Path) -> None:
-    m = results["machine"]
-    lines = [
-        "# Benchmarks",
-        "",
-        f"One run of `{results.get('command', 'make bench')}` on {m['date']}: {m['cores']} cores, "
-        f"{m['memory_gib']} GiB, "
-        f"Python {m['python']}, DuckDB {m['duckdb']}, polars {m['polars']}.",
-        "Each step is the real CLI in its own process; peak RSS is that process's own "
-        "(os.wait4). Floor = DuckDB `SELECT count(*) FROM read_csv(...)` over the same CSVs.",
-        "",
-        "| patients | CSV MiB | floor s | ingest s (× floor) | ingest RSS MiB "
-        "| metrics s (× floor) | metrics RSS MiB | ingest+metrics (× floor) | monthly s (× floor) "
-        "| evidence s (× floor) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-
-    def with_ratio(seconds: float | str, floor: float) -> str:
-        if not isinstance(seconds, int | float):
-            return str(seconds)
-        return f"{seconds} ({seconds / floor:.1f}×)"
-
-    for r in results["sizes"]:
-        f = r["floor_s"]
-        lines.append(
-            f"| {r['patients']:,} | {r['csv_mib']} | {f} | {with_ratio(r['ingest_s'], f)} | "
-            f"{r['ingest_rss_mib']:,} | {with_ratio(r['metrics_s'], f)} | {r['metrics_rss_mib']:,} | "
-            f"{with_ratio(r['ingest_plus_metrics_s'], f)} | {with_ratio(r['monthly_report_s'], f)} | "
-            f"{with_ratio(r['evidence_report_s'], f)} |"
-        )
-    lines += ["", "## Targets", "", "| target | measured | verdict |", "|---|---|---|"]
-    lines += [f"| {t} | {m} | {v} |" for t, m, v in targets(results)]
-    if results.get("payer"):
-        lines += ["", "## Payer packets (400-patient demo, month 2026-10)", "", "```",
-                  *results["payer"]["lines"], "```"]
-    snapshots = ROOT / "bench" / "snapshots.md"  # written by bench/snapshot_bench.py
-    if snapshots.is_file():
-        lines += ["", snapshots.read_text(encoding="utf-8").strip()]
-    analysis = ROOT / "bench" / "analysis.md"
-    if analysis.is_file():
-        lines += ["", analysis.read_text(encoding="utf-8").strip()]
-    s = results["startup"]
-    lines += ["", f"Start-up: `outcomes --help` {s['outcomes_help_s']} s; `import pipeline.cli` "
-              f"{s['import_cli_s']} s.", "", "Raw figures:", "", "```json",
-              json.dumps(results, indent=2), "```", ""]
-    target.write_text("\n".join(lines), encoding="utf-8")
+def expected_minutes(sizes: list[int], large: int | None, repeats: int) -> float:
+    """A rough duration on 2 idle cores (the 2026-11-28 run and a dry run): per size ~40 s plus
+    ~0.46 ms per patient for demo, floor, ingest, metrics and both reports; ~0.2 ms per patient
+    for the revised export and its reload; ~2 min per payer repeat."""
+    seconds = sum(40 + 4.6e-4 * n for n in sizes)
+    if large:
+        seconds += 2.1e-4 * large + 10
+    return (seconds + 20 + 120 * repeats) / 60
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10000,100000")
-    parser.add_argument("--with-1m", action="store_true", help="also 1,000,000 patients (~10 GB disk)")
+    parser.add_argument("--large", type=int, default=None,
+                        help="also this many patients, with the snapshot reload (1000000 for "
+                             "the targets; ~8 GB of disk under --out)")
+    parser.add_argument("--config", default=None, help="TOML config passed to every step of "
+                        "every size (bench/large.toml: [database] memory_limit = \"3GB\")")
+    parser.add_argument("--payer-repeats", type=int, default=3)
     parser.add_argument("--out", default=str(ROOT / "bench-out"))
-    parser.add_argument("--markdown", default=str(ROOT / "BENCHMARKS.md"))
-    parser.add_argument("--config", default=None, help="TOML config passed to every step "
-                        "(e.g. [database] memory_limit for the 1M run)")
+    parser.add_argument("--markdown", default=str(BENCHMARKS))
     parser.add_argument("--from-json", default=None,
-                        help="rewrite the markdown from an earlier bench.json (payer step re-run)")
+                        help="only rewrite the markdown from an earlier bench.json")
     args = parser.parse_args()
     if args.from_json:
-        results = json.loads(Path(args.from_json).read_text(encoding="utf-8"))
-        results.setdefault("command", "make bench-1m" if any(
-            r["patients"] == 1_000_000 for r in results["sizes"]) else "make bench")
-        results["payer"] = payer_bench()
-        write_markdown(results, Path(args.markdown))
+        write_markdown(json.loads(Path(args.from_json).read_text(encoding="utf-8")),
+                       Path(args.markdown))
         return
     sizes = [int(s) for s in args.sizes.split(",") if s]
-    if args.with_1m:
-        sizes.append(1_000_000)
     out = Path(args.out)
-    command = "make bench-1m" if args.with_1m else "make bench"
-    results = {"command": command, "machine": machine(), "startup": startup(), "sizes": []}
-    for n in sizes:
+    out.mkdir(parents=True, exist_ok=True)
+    everything = [*sizes, *([args.large] if args.large else [])]
+    print(f"expected duration: about {expected_minutes(everything, args.large, args.payer_repeats):.0f} "
+          "min on 2 idle cores (up to twice that on a busy machine); disk: about "
+          f"{sum(everything) * 6e-6 + (args.large or 0) * 2e-6:.1f} GB under {args.out}", flush=True)
+    results: dict = {"command": " ".join(["python bench/run_bench.py", *sys.argv[1:]]),
+                     "machine": machine(), "config": config_settings(args.config),
+                     "floor_method": "query", "startup": startup(), "large": args.large,
+                     "sizes": []}
+    config = ["--config", args.config] if args.config else []
+    saved = out / "bench.json"
+    for n in everything:
         print(f"benchmarking {n:,} patients ...", flush=True)
-        config = ["--config", args.config] if args.config else []
-        results["sizes"].append(bench_size(n, out / f"p{n}", config))
-        print(json.dumps(results["sizes"][-1]), flush=True)
-    print("benchmarking payer packets ...", flush=True)
-    results["payer"] = payer_bench()
+        results["sizes"].append(bench_size(n, out / f"p{n}", config, reload=n == args.large))
+        saved.write_text(json.dumps(results, indent=2), encoding="utf-8")
+    print(f"benchmarking payer packets ({args.payer_repeats} repeats) ...", flush=True)
+    results["payer"] = payer(out, args.payer_repeats)
+    saved.write_text(json.dumps(results, indent=2), encoding="utf-8")
     write_markdown(results, Path(args.markdown))
-    (out / "bench.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
-    print(f"written: {args.markdown}")
+    print(f"written: {args.markdown} and {saved}")
 
 
 if __name__ == "__main__":

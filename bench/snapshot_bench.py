@@ -5,9 +5,11 @@ of sessions and scores deleted and 1% corrected, 0.5% of payers corrected). Ever
 loaded into one database with the real CLI in its own process; after each load the database
 file's size, the load's time and peak RSS, and what the load did are recorded. For scale, the
 same final snapshot is also loaded alone into a fresh database. Results go to
-bench/snapshots.md (included in BENCHMARKS.md) and bench-out/snapshots.json.
+BENCHMARKS.md (between the snapshots markers; the rest of the file is left as it is) and
+bench-out/snapshots.json.
 
 usage: python bench/snapshot_bench.py [--patients 100000] [--months 12] [--out bench-out]
+                                     [--markdown BENCHMARKS.md]
 """
 
 from __future__ import annotations
@@ -17,30 +19,19 @@ import json
 import shutil
 from pathlib import Path
 
-import duckdb
-from run_bench import OUTCOMES, ROOT, machine, measure  # bench/ is the script's folder
+from common import (  # bench/ is the script's folder
+    BENCHMARKS,
+    OUTCOMES,
+    ROOT,
+    load_counts,
+    machine,
+    measure,
+    replace_marked,
+)
 
 from pipeline.demo.revisions import revise_export
 
 MARK_START, MARK_END = "<!-- snapshots -->", "<!-- /snapshots -->"
-
-
-def load_counts(db: Path, load_id: int) -> dict[str, int]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        row = con.execute(
-            "SELECT sum(rows_read), sum(added), sum(corrected), sum(unchanged), sum(retired) "
-            "FROM loads WHERE load_id = ?", [load_id]).fetchall()[0]
-        versions = con.execute(
-            "SELECT (SELECT count(*) FROM history.sessions) + (SELECT count(*) FROM "
-            "history.assessments) + (SELECT count(*) FROM history.patients), "
-            "(SELECT count(*) FROM sessions) + (SELECT count(*) FROM assessments) + "
-            "(SELECT count(*) FROM patients)").fetchall()[0]
-    finally:
-        con.close()
-    keys = ("read", "added", "corrected", "unchanged", "retired")
-    return {**{k: int(v) for k, v in zip(keys, row, strict=True)},
-            "versions": int(versions[0]), "current": int(versions[1])}
 
 
 def run(patients: int, months: int, out: Path) -> dict:
@@ -113,20 +104,13 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=100_000)
     parser.add_argument("--months", type=int, default=12)
     parser.add_argument("--out", default=str(ROOT / "bench-out"))
+    parser.add_argument("--markdown", default=str(BENCHMARKS))
     args = parser.parse_args()
     out = Path(args.out)
     result = run(args.patients, args.months, out)
     text = markdown(result, machine())
-    (ROOT / "bench" / "snapshots.md").write_text(text + "\n", encoding="utf-8")
     (out / "snapshots.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
-    benchmarks = ROOT / "BENCHMARKS.md"
-    current = benchmarks.read_text(encoding="utf-8") if benchmarks.is_file() else "# Benchmarks\n"
-    if MARK_START in current:
-        head, rest = current.split(MARK_START, 1)
-        current = head + text + rest.split(MARK_END, 1)[1]
-    else:
-        current = current.rstrip() + "\n\n" + text + "\n"
-    benchmarks.write_text(current, encoding="utf-8")
+    replace_marked(text, MARK_START, MARK_END, Path(args.markdown))
     print(text)
 
 
