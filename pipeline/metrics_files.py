@@ -1,15 +1,21 @@
 """The metrics outputs (`outcomes metrics`, and the metrics step of `outcomes run`): the metric
-tables of a `Results` written as course_outcomes.csv, protocol_summary.csv and metrics.json, and
-stored in DuckDB with the `metrics_runs` row that lets later reports read them instead of
-computing again (pipeline/results.py).
+tables written as course_outcomes.csv, protocol_summary.csv and metrics.json, and stored in
+DuckDB with the `metrics_runs` row that lets later reports read them instead of computing
+again (pipeline/results.py).
+
+`outcomes metrics` keeps the course-level relations in DuckDB from the outcome SQL to the files
+and the stored tables (only protocol-level frames reach Python); `outcomes run` writes the same
+files from the `Results` it hands to the reports. Either way the files are written from a
+DuckDB relation by one writer (`write_files`), so the two give the same bytes.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import duckdb
 import polars as pl
@@ -20,55 +26,67 @@ from pipeline.db import connect, writer_lock
 from pipeline.errors import InputError
 from pipeline.formatting import json_ready
 from pipeline.methods import methods_sentences
+from pipeline.metrics import METRIC_TABLES, ROW_TABLES, local_connection, metric_tables, row_query
+from pipeline.outcomes import build_outcome_relations, outcome_query
 from pipeline.outputs import atomic_path
-from pipeline.pseudonyms import pseudonymize
-from pipeline.results import Results, compute_results, stored_tables
+from pipeline.pseudonyms import define_pseudonym, pseudonymized
+from pipeline.results import STORED_FRAMES, Results, read_inputs, stored_tables
 
 CSV_DATETIME = "%Y-%m-%dT%H:%M:%S"
 NEEDS = ("loads", "session_count")  # the inputs of the metrics outputs (pipeline/results.py)
+BATCH_ROWS = 100_000  # rows per Arrow batch written to a file
 
 
-def provenance(results: Results) -> dict[str, Any]:
+def provenance(as_of: date, config: Config, loads: pl.DataFrame) -> dict[str, Any]:
     # The wall-clock loaded_at stays in the database's `loads` log; outputs carry only what
     # the export determines, so the same export gives byte-identical outputs.
-    loads = results.input("loads").sort("load_id", "file")
+    loads = loads.sort("load_id", "file")
     return {
-        "as_of": results.as_of.isoformat(),
+        "as_of": as_of.isoformat(),
         # the load the figures come from (`--load N`, or the latest)
         "load_id": loads["load_id"].max() if loads.height else None,
         "package_version": pipeline.__version__,
-        "config": {"path": results.config.source, "sha256": results.config.sha256},
+        "config": {"path": config.source, "sha256": config.sha256},
         "inputs": json_ready(loads.to_dicts()),
     }
 
 
-def check(results: Results, db_path: Path) -> None:
+def check(sessions: int, courses: int, as_of: date, db_path: Path) -> None:
     """InputError when there is nothing to compute: no sessions, or no infusion by as-of."""
-    if int(results.input("session_count")["sessions"][0]) == 0:
+    if sessions == 0:
         raise InputError(f"{db_path} holds no sessions; load an export with `outcomes ingest`")
-    if results.frames.courses.height == 0:
+    if courses == 0:
         raise InputError(f"{db_path} has no administered infusion on or before "
-                         f"{results.as_of.isoformat()}; choose a later --as-of")
+                         f"{as_of.isoformat()}; choose a later --as-of")
 
 
-def store_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, pl.DataFrame],
-                 run: dict[str, Any]) -> None:
-    """Replace the stored tables in DuckDB in one transaction."""
+def store_tables(con: duckdb.DuckDBPyConnection, frames: Mapping[str, pl.DataFrame],
+                 queries: Mapping[str, str], run: dict[str, Any]) -> None:
+    """Replace the stored tables in DuckDB in one transaction: `frames` from polars, `queries`
+    (table name -> SELECT on `con`) without leaving DuckDB."""
+    catalog = con.execute("SELECT current_database()").fetchall()[0][0]
+    store = '"' + str(catalog).replace('"', '""') + '".main'  # not the temp tables' names
     con.execute("BEGIN TRANSACTION")
     try:
-        for name, frame in tables.items():
+        for name, frame in frames.items():
             con.register("metrics_frame", frame.to_arrow())
             # `name` is one of our own table names (see stored_tables), never input data.
-            con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM metrics_frame")
+            con.execute(f"CREATE OR REPLACE TABLE {store}.{name} AS SELECT * FROM metrics_frame")
             con.unregister("metrics_frame")
-        con.execute("CREATE OR REPLACE TABLE metrics_runs (as_of DATE, load_id INTEGER, "
-                    "provenance JSON)")
-        con.execute("INSERT INTO metrics_runs VALUES (?, ?, ?)",
+        for name, query in queries.items():
+            con.execute(f"CREATE OR REPLACE TABLE {store}.{name} AS {query}")
+        con.execute(f"CREATE OR REPLACE TABLE {store}.metrics_runs (as_of DATE, "
+                    "load_id INTEGER, provenance JSON)")
+        con.execute(f"INSERT INTO {store}.metrics_runs VALUES (?, ?, ?)",
                     [date.fromisoformat(run["as_of"]), run["load_id"], json.dumps(run)])
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
         raise
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing the files
 
 
 def _json_ready_frame(frame: pl.DataFrame) -> pl.DataFrame:
@@ -79,9 +97,8 @@ def _json_ready_frame(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def write_metrics_json(path: Path, head: dict[str, Any], tables: dict[str, pl.DataFrame]) -> None:
-    """metrics.json streamed to disk: the small head through Python's json, each row table by
-    polars straight into the file (at registry scale the tables are gigabytes of JSON, which
-    must never be held as one string)."""
+    """metrics.json streamed to disk: the small head through Python's json, each table by
+    polars straight into the file."""
     with path.open("wb") as out:
         out.write(b"{\n")
         for key, value in head.items():
@@ -99,52 +116,95 @@ def _csv_ready(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select([c for c, t in frame.schema.items() if not isinstance(t, pl.List)])
 
 
-def write_files(results: Results, run: dict[str, Any], out_dir: Path,
+def write_csv(frame: pl.DataFrame, out: BinaryIO, header: bool = True) -> None:
+    _csv_ready(frame).write_csv(out, include_header=header, datetime_format=CSV_DATETIME)
+
+
+def stream_csv(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> int:
+    """The rows of `query` written to `path` as CSV in Arrow batches (bounded memory, polars'
+    CSV format); returns the number of rows."""
+    reader = con.sql(query).to_arrow_reader(BATCH_ROWS)
+    rows = 0
+    with path.open("wb") as out:
+        for batch in reader:
+            frame = pl.from_arrow(batch)
+            assert isinstance(frame, pl.DataFrame)
+            write_csv(frame, out, header=rows == 0)
+            rows += frame.height
+        if rows == 0:
+            empty = pl.from_arrow(reader.schema.empty_table())
+            assert isinstance(empty, pl.DataFrame)
+            write_csv(empty, out)
+    return rows
+
+
+def write_files(con: duckdb.DuckDBPyConnection, summaries: Mapping[str, pl.DataFrame],
+                run: dict[str, Any], config: Config, out_dir: Path,
                 pseudonym_key: bytes | None) -> dict[str, Any]:
-    """course_outcomes.csv, protocol_summary.csv and metrics.json into out_dir; returns the
-    metrics.json head and the tables (with the real ids)."""
-    tables = results.tables
-    written = tables
+    """course_outcomes.csv, protocol_summary.csv and metrics.json into out_dir: the protocol-level
+    tables from `summaries`, the course-level ones (ROW_TABLES) read from `con`. Returns the
+    metrics.json head, the protocol-level tables and the row count of each course-level table."""
+    queries = {name: row_query(name) for name in ROW_TABLES}
     if pseudonym_key is not None:
-        written = {name: pseudonymize(frame, pseudonym_key) for name, frame in tables.items()}
+        define_pseudonym(con, pseudonym_key)
+        queries = {name: pseudonymized(con, query) for name, query in queries.items()}
         run = {**run, "pseudonymized": "identifier columns are HMAC-SHA-256 pseudonyms "
                                        "(16 hex digits) under the clinic's key"}
-    for name in ("course_outcomes", "protocol_summary"):
-        with atomic_path(out_dir / f"{name}.csv") as path:
-            _csv_ready(written[name]).write_csv(path, datetime_format=CSV_DATETIME)
+    rows = {}
+    with atomic_path(out_dir / "course_outcomes.csv") as path:
+        rows["course_outcomes"] = stream_csv(con, queries["course_outcomes"], path)
+    with atomic_path(out_dir / "protocol_summary.csv") as path, path.open("wb") as out:
+        write_csv(summaries["protocol_summary"], out)
     head = {
-        "as_of": results.as_of.isoformat(),
+        "as_of": run["as_of"],
         "provenance": run,
-        "definitions_in_force": results.config.definitions_in_force(),
-        "methods": methods_sentences(results.config),
+        "definitions_in_force": config.definitions_in_force(),
+        "methods": methods_sentences(config),
     }
+    row_frames = {name: con.sql(query).pl() for name, query in queries.items()}
+    tables = {name: summaries[name] if name in summaries else row_frames[name]
+              for name in METRIC_TABLES}
     with atomic_path(out_dir / "metrics.json") as path:
-        write_metrics_json(path, head, written)
-    return {**head, **tables}
+        write_metrics_json(path, head, tables)
+    return {**head, **summaries, "rows": rows}
+
+
+# ---------------------------------------------------------------------------------------------
+# The two entry points
 
 
 def write_metrics(results: Results, db_path: Path, out_dir: Path,
                   pseudonym_key: bytes | None = None) -> dict[str, Any]:
     """The metrics step of `outcomes run`: store the results' tables, then write the files."""
-    check(results, db_path)
-    run = provenance(results)
+    check(int(results.input("session_count")["sessions"][0]), results.frames.courses.height,
+          results.as_of, db_path)
+    run = provenance(results.as_of, results.config, results.input("loads"))
     with writer_lock(db_path):  # README "Running safely"
         con = connect(db_path, results.config)
         try:
-            store_tables(con, stored_tables(results), run)
+            store_tables(con, stored_tables(results), {}, run)
         finally:
             con.close()
-    return write_files(results, run, out_dir, pseudonym_key)
+    summaries = {name: frame for name, frame in results.tables.items() if name not in ROW_TABLES}
+    con = local_connection()
+    try:
+        for name in ROW_TABLES:
+            con.register(name, results.tables[name])
+        return write_files(con, summaries, run, results.config, out_dir, pseudonym_key)
+    finally:
+        con.close()
 
 
 def run_metrics(db_path: str | Path, as_of: date, out_dir: Path, config: Config,
                 pseudonym_key: bytes | None = None, load: int | None = None) -> dict[str, Any]:
     """`outcomes metrics`: compute as of `as_of` (on `load`), store, write the CSVs and metrics.json.
 
+    Everything course-level stays in DuckDB: the outcome relations and course-level metric
+    tables are temp tables on the connection, stored and written from there.
     pseudonym_key: when given, identifier columns in the written files are keyed pseudonyms
-    (pipeline.pseudonyms); the database and the returned frames keep the real ids.
-    Returns the metrics.json head and the tables as polars frames. Raises InputError for a
-    missing database or no data.
+    (pipeline.pseudonyms); the database keeps the real ids.
+    Returns the metrics.json head, the protocol-level tables and the course-level row counts.
+    Raises InputError for a missing database or no data.
     """
     db_path = Path(db_path)
     if not db_path.is_file():
@@ -157,10 +217,17 @@ def run_metrics(db_path: str | Path, as_of: date, out_dir: Path, config: Config,
         except duckdb.Error as exc:
             raise InputError(f"{db_path} cannot be opened as a DuckDB database: {exc}") from exc
         try:
-            results = compute_results(con, as_of, config, load, NEEDS)
-            check(results, db_path)
-            run = provenance(results)
-            store_tables(con, stored_tables(results), run)
+            inputs = read_inputs(con, NEEDS, as_of)
+            sessions = int(inputs["session_count"]["sessions"][0])
+            if sessions:
+                build_outcome_relations(con, as_of, config)
+            courses = con.sql("SELECT count(*) FROM courses").fetchall()[0][0] if sessions else 0
+            check(sessions, courses, as_of, db_path)
+            summaries = metric_tables(con)
+            run = provenance(as_of, config, inputs["loads"])
+            stored = {name: row_query(name) for name in ROW_TABLES}
+            stored |= {table: outcome_query(name) for name, table in STORED_FRAMES.items()}
+            store_tables(con, summaries, stored, run)
+            return write_files(con, summaries, run, config, out_dir, pseudonym_key)
         finally:
             con.close()
-    return write_files(results, run, out_dir, pseudonym_key)

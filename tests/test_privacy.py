@@ -15,6 +15,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from pipeline.pseudonyms import define_pseudonym
 from tests.conftest import cli
 
 pytestmark = pytest.mark.slow  # one `outcomes run` with every report for the whole module
@@ -98,6 +99,21 @@ def _pseudonym(column: str, value: str) -> str:
 def read_rows(path: Path) -> list[dict[str, str]]:
     with path.open(encoding="utf-8", newline="") as f:
         return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("key", [KEY, bytes(range(64)), b"k" * 65 + "é".encode() * 40],
+                         ids=["short", "one block", "longer than a block"])
+def test_the_sql_pseudonym_is_python_hmac_sha256(key: bytes) -> None:
+    # The HMAC is built in DuckDB from sha256; Python's hmac module is the reference (a key
+    # longer than the 64-byte block is hashed first, RFC 2104).
+    con = duckdb.connect()
+    define_pseudonym(con, key)
+    values = ["P00001", "", "ä/ü,\"x\"", "C" * 300, None]
+    got = [r[0] for r in con.execute(
+        "SELECT pseudonym('course_id', v) FROM unnest(?) t(v)", [values]).fetchall()]
+    want = [hmac.new(key, f"course_id:{v}".encode(), hashlib.sha256).hexdigest()[:16]
+            if v is not None else None for v in values]
+    assert got == want
 
 
 def test_pseudonymize_replaces_ids_in_row_level_outputs_with_keyed_hmacs(external, tmp_path):
