@@ -230,7 +230,7 @@ def metrics(db_path: Path, as_of, out_dir: Path, key_file: Path | None,  # type:
     config = _run_guarded(load_config, config_path)
     result = _run_guarded(run_metrics, db_path, as_of.date(), out_dir, config,
                           pseudonym_key=_pseudonym_key(key_file), load=load)
-    courses = result["rows"]["course_outcomes"]
+    courses = result["files"]["course_outcomes"]["rows"]
     groups = len(result["protocol_summary"])
     echo(f"metrics as of {as_of.date().isoformat()}: {courses} course rows, "
                f"{groups} protocol x instrument rows -> {out_dir}")

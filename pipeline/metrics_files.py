@@ -1,7 +1,12 @@
 """The metrics outputs (`outcomes metrics`, and the metrics step of `outcomes run`): the metric
-tables written as course_outcomes.csv, protocol_summary.csv and metrics.json, and stored in
-DuckDB with the `metrics_runs` row that lets later reports read them instead of computing
-again (pipeline/results.py).
+tables written as files (README "Outputs") and stored in DuckDB with the `metrics_runs` row that
+lets later reports read them instead of computing again (pipeline/results.py).
+
+Each course-level table (course_outcomes, same_session_courses, durability_courses,
+item9_flags) is a CSV and a Parquet file with the same rows, streamed in Arrow batches;
+protocol_summary.csv holds the rates; metrics.json holds the protocol-level tables, the
+definitions, methods and provenance, and names the course-level files instead of repeating
+their rows, so it stays small at any scale.
 
 `outcomes metrics` keeps the course-level relations in DuckDB from the outcome SQL to the files
 and the stored tables (only protocol-level frames reach Python); `outcomes run` writes the same
@@ -11,6 +16,7 @@ DuckDB relation by one writer (`write_files`), so the two give the same bytes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping
 from datetime import date
@@ -19,11 +25,12 @@ from typing import Any, BinaryIO
 
 import duckdb
 import polars as pl
+import pyarrow.parquet as pq
 
 import pipeline
 from pipeline.config import Config
 from pipeline.db import connect, writer_lock
-from pipeline.errors import InputError
+from pipeline.errors import InputError, disk_cause
 from pipeline.formatting import json_ready
 from pipeline.methods import methods_sentences
 from pipeline.metrics import METRIC_TABLES, ROW_TABLES, local_connection, metric_tables, row_query
@@ -61,9 +68,10 @@ def check(sessions: int, courses: int, as_of: date, db_path: Path) -> None:
 
 
 def store_tables(con: duckdb.DuckDBPyConnection, frames: Mapping[str, pl.DataFrame],
-                 queries: Mapping[str, str], run: dict[str, Any]) -> None:
+                 queries: Mapping[str, str], run: dict[str, Any], db_path: Path) -> None:
     """Replace the stored tables in DuckDB in one transaction: `frames` from polars, `queries`
-    (table name -> SELECT on `con`) without leaving DuckDB."""
+    (table name -> SELECT on `con`) without leaving DuckDB. A database that cannot be written
+    (full disk, file-size limit) is an InputError naming it; nothing is stored then."""
     catalog = con.execute("SELECT current_database()").fetchall()[0][0]
     store = '"' + str(catalog).replace('"', '""') + '".main'  # not the temp tables' names
     con.execute("BEGIN TRANSACTION")
@@ -80,9 +88,15 @@ def store_tables(con: duckdb.DuckDBPyConnection, frames: Mapping[str, pl.DataFra
         con.execute(f"INSERT INTO {store}.metrics_runs VALUES (?, ?, ?)",
                     [date.fromisoformat(run["as_of"]), run["load_id"], json.dumps(run)])
         con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
+    except Exception as exc:
+        with contextlib.suppress(duckdb.TransactionException):  # a failed COMMIT ended it
+            con.execute("ROLLBACK")
+        cause = disk_cause(exc) if isinstance(exc, duckdb.Error) else None
+        if cause is None:
+            raise
+        raise InputError(f"cannot write the database {db_path}: {cause}; the metrics were not "
+                         "stored (the database is as it was) and no output file was changed. "
+                         "Free some space (or raise the file-size limit) and run again") from exc
 
 
 # ---------------------------------------------------------------------------------------------
@@ -96,18 +110,18 @@ def _json_ready_frame(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(iso)
 
 
-def write_metrics_json(path: Path, head: dict[str, Any], tables: dict[str, pl.DataFrame]) -> None:
-    """metrics.json streamed to disk: the small head through Python's json, each table by
-    polars straight into the file."""
+def write_metrics_json(path: Path, head: dict[str, Any], tables: dict[str, Any]) -> None:
+    """metrics.json: the head and the course-level file references through Python's json, each
+    protocol-level table (a frame) by polars straight into the file."""
     with path.open("wb") as out:
         out.write(b"{\n")
-        for key, value in head.items():
-            text = json.dumps(key) + ": " + json.dumps(json_ready(value), ensure_ascii=False)
-            out.write(text.encode("utf-8") + b",\n")
-        for i, (name, frame) in enumerate(tables.items()):
-            out.write(json.dumps(name).encode("utf-8") + b": ")
-            _json_ready_frame(frame).write_json(out)
-            out.write(b",\n" if i < len(tables) - 1 else b"\n")
+        for i, (key, value) in enumerate({**head, **tables}.items()):
+            out.write(json.dumps(key).encode("utf-8") + b": ")
+            if isinstance(value, pl.DataFrame):
+                _json_ready_frame(value).write_json(out)
+            else:
+                out.write(json.dumps(json_ready(value), ensure_ascii=False).encode("utf-8"))
+            out.write(b",\n" if i < len(head) + len(tables) - 1 else b"\n")
         out.write(b"}\n")
 
 
@@ -120,39 +134,43 @@ def write_csv(frame: pl.DataFrame, out: BinaryIO, header: bool = True) -> None:
     _csv_ready(frame).write_csv(out, include_header=header, datetime_format=CSV_DATETIME)
 
 
-def stream_csv(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> int:
-    """The rows of `query` written to `path` as CSV in Arrow batches (bounded memory, polars'
-    CSV format); returns the number of rows."""
+def stream_rows(con: duckdb.DuckDBPyConnection, query: str, out_dir: Path, name: str
+                ) -> dict[str, Any]:
+    """The rows of `query` written as out_dir/<name>.csv (polars' CSV format) and
+    out_dir/<name>.parquet (typed columns) in Arrow batches, so memory stays bounded; returns
+    the metrics.json entry naming the two files."""
     reader = con.sql(query).to_arrow_reader(BATCH_ROWS)
     rows = 0
-    with path.open("wb") as out:
+    with (atomic_path(out_dir / f"{name}.csv") as csv_path,
+          atomic_path(out_dir / f"{name}.parquet") as parquet_path,
+          csv_path.open("wb") as csv_out, parquet_path.open("wb") as parquet_out,
+          pq.ParquetWriter(parquet_out, reader.schema, compression="zstd") as parquet):
         for batch in reader:
             frame = pl.from_arrow(batch)
             assert isinstance(frame, pl.DataFrame)
-            write_csv(frame, out, header=rows == 0)
+            write_csv(frame, csv_out, header=rows == 0)
+            parquet.write_batch(batch)
             rows += frame.height
         if rows == 0:
             empty = pl.from_arrow(reader.schema.empty_table())
             assert isinstance(empty, pl.DataFrame)
-            write_csv(empty, out)
-    return rows
+            write_csv(empty, csv_out)
+    return {"csv": f"{name}.csv", "parquet": f"{name}.parquet", "rows": rows}
 
 
 def write_files(con: duckdb.DuckDBPyConnection, summaries: Mapping[str, pl.DataFrame],
                 run: dict[str, Any], config: Config, out_dir: Path,
                 pseudonym_key: bytes | None) -> dict[str, Any]:
-    """course_outcomes.csv, protocol_summary.csv and metrics.json into out_dir: the protocol-level
-    tables from `summaries`, the course-level ones (ROW_TABLES) read from `con`. Returns the
-    metrics.json head, the protocol-level tables and the row count of each course-level table."""
+    """The files into out_dir: the course-level tables (ROW_TABLES) read from `con`, the
+    protocol-level ones from `summaries`. Returns the metrics.json head, the protocol-level
+    tables and the entry of each course-level file (its names and row count)."""
     queries = {name: row_query(name) for name in ROW_TABLES}
     if pseudonym_key is not None:
         define_pseudonym(con, pseudonym_key)
         queries = {name: pseudonymized(con, query) for name, query in queries.items()}
         run = {**run, "pseudonymized": "identifier columns are HMAC-SHA-256 pseudonyms "
                                        "(16 hex digits) under the clinic's key"}
-    rows = {}
-    with atomic_path(out_dir / "course_outcomes.csv") as path:
-        rows["course_outcomes"] = stream_csv(con, queries["course_outcomes"], path)
+    files = {name: stream_rows(con, query, out_dir, name) for name, query in queries.items()}
     with atomic_path(out_dir / "protocol_summary.csv") as path, path.open("wb") as out:
         write_csv(summaries["protocol_summary"], out)
     head = {
@@ -161,12 +179,10 @@ def write_files(con: duckdb.DuckDBPyConnection, summaries: Mapping[str, pl.DataF
         "definitions_in_force": config.definitions_in_force(),
         "methods": methods_sentences(config),
     }
-    row_frames = {name: con.sql(query).pl() for name, query in queries.items()}
-    tables = {name: summaries[name] if name in summaries else row_frames[name]
-              for name in METRIC_TABLES}
+    tables = {name: files[name] if name in files else summaries[name] for name in METRIC_TABLES}
     with atomic_path(out_dir / "metrics.json") as path:
         write_metrics_json(path, head, tables)
-    return {**head, **summaries, "rows": rows}
+    return {**head, **summaries, "files": files}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -182,7 +198,7 @@ def write_metrics(results: Results, db_path: Path, out_dir: Path,
     with writer_lock(db_path):  # README "Running safely"
         con = connect(db_path, results.config)
         try:
-            store_tables(con, stored_tables(results), {}, run)
+            store_tables(con, stored_tables(results), {}, run, db_path)
         finally:
             con.close()
     summaries = {name: frame for name, frame in results.tables.items() if name not in ROW_TABLES}
@@ -203,7 +219,7 @@ def run_metrics(db_path: str | Path, as_of: date, out_dir: Path, config: Config,
     tables are temp tables on the connection, stored and written from there.
     pseudonym_key: when given, identifier columns in the written files are keyed pseudonyms
     (pipeline.pseudonyms); the database keeps the real ids.
-    Returns the metrics.json head, the protocol-level tables and the course-level row counts.
+    Returns the metrics.json head, the protocol-level tables and the course-level files.
     Raises InputError for a missing database or no data.
     """
     db_path = Path(db_path)
@@ -227,7 +243,7 @@ def run_metrics(db_path: str | Path, as_of: date, out_dir: Path, config: Config,
             run = provenance(as_of, config, inputs["loads"])
             stored = {name: row_query(name) for name in ROW_TABLES}
             stored |= {table: outcome_query(name) for name, table in STORED_FRAMES.items()}
-            store_tables(con, summaries, stored, run)
+            store_tables(con, summaries, stored, run, db_path)
             return write_files(con, summaries, run, config, out_dir, pseudonym_key)
         finally:
             con.close()

@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 import duckdb
+import polars as pl
 import pytest
 
 from pipeline.pseudonyms import define_pseudonym
@@ -131,12 +132,29 @@ def test_pseudonymize_replaces_ids_in_row_level_outputs_with_keyed_hmacs(externa
         assert b["course_id"] == _pseudonym("course_id", a["course_id"])
         rest = {k: v for k, v in a.items() if k not in ("patient_id", "course_id")}
         assert rest == {k: v for k, v in b.items() if k not in ("patient_id", "course_id")}
-    text = (out / "course_outcomes.csv").read_text() + (out / "metrics.json").read_text()
+    text = "".join(p.read_text() for p in out.iterdir() if p.suffix in (".csv", ".json"))
     assert leaked(text, external["identifiers"]) == []
     metrics = json.loads((out / "metrics.json").read_text())
     assert "pseudonymized" in metrics["provenance"]
-    assert {r["patient_id"] for r in metrics["course_outcomes"]} == \
-        {r["patient_id"] for r in hidden}
+    # Every course-level file, the Parquet ones included (their text is compressed: read the
+    # values), holds pseudonyms only: the same ones as the CSV beside it.
+    files = [metrics[name] for name in ("course_outcomes", "same_session_courses",
+                                        "durability_courses", "item9_flags")]
+    assert all(f["rows"] > 0 for f in files)
+    for entry in files:
+        typed = pl.read_parquet(out / entry["parquet"])
+        rows = read_rows(out / entry["csv"])
+        ids = [c for c in ("patient_id", "course_id", "assessment_id") if c in typed.columns]
+        assert ids
+        for column in ids:
+            values = set(typed[column].to_list())
+            assert values == {r[column] for r in rows}
+            assert not values & external["identifiers"]
+            assert all(len(v) == 16 for v in values)
+    plain_flags = pl.read_parquet(external["out"] / "metrics" / "item9_flags.parquet")
+    hidden_flags = pl.read_parquet(out / "item9_flags.parquet")
+    assert hidden_flags["assessment_id"].to_list() == [
+        _pseudonym("assessment_id", a) for a in plain_flags["assessment_id"]]
 
 
 def test_a_short_or_missing_key_is_a_clear_error(external, tmp_path):
