@@ -38,7 +38,7 @@ def test_a_header_holding_an_escape_sequence_is_printed_inert(export, db):
 
 def test_error_messages_are_printed_inert(export, db, tmp_path):
     folder = tmp_path / f"export{OSC_TITLE}"
-    write(folder, "sessions.csv", "session_id,patient_id\nS1,P1\n")  # required columns missing
+    write(folder, "notes.txt", "no export file here\n")  # the message names the folder
     result = run("ingest", str(folder), "--db", str(db))
     assert result.exit_code == 1
     assert result.stderr.startswith("error: ")

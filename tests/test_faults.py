@@ -8,7 +8,6 @@ import fcntl
 import hashlib
 import os
 import random
-import resource
 import shutil
 import signal
 import struct
@@ -252,29 +251,41 @@ def test_reports_read_the_database_without_changing_it(exports):
     assert (exports["root"] / "ro-payer" / "index.csv").is_file()
 
 
-def _limit_file_size(limit: int):  # type: ignore[no-untyped-def]
-    def apply() -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a killed process
-    return apply
+LIMITED_METRICS = """
+import resource, signal, sys
+import pipeline.metrics_files as files
+from pipeline.cli import main
+
+write_files = files.write_files
+
+def limited(*args, **kwargs):
+    # the database is stored and closed by now: the limit hits the output files only
+    limit = int(sys.argv[1])
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a killed process
+    return write_files(*args, **kwargs)
+
+files.write_files = limited
+main(sys.argv[2:], prog_name="outcomes")
+"""
 
 
-def test_a_file_size_limit_during_metrics_is_a_clear_error_and_keeps_old_outputs(exports):
-    db = exports["root"] / "limit.duckdb"  # export B alone: no history of export A's rows
-    assert outcomes("ingest", exports["b"], "--db", db).returncode == 0
+def test_a_file_size_limit_while_writing_outputs_is_a_clear_error_and_keeps_old_outputs(exports):
+    db = exports["root"] / "limit.duckdb"
+    shutil.copy(exports["after"], db)
     out = exports["root"] / "limit-out"
-    assert outcomes("metrics", "--db", db, "--as-of", AS_OF, "--out", out).returncode == 0
+    args = ("metrics", "--db", db, "--as-of", AS_OF, "--out", out)
+    assert outcomes(*args).returncode == 0
     old = {p.name: sha256(p) for p in out.iterdir()}
-    limit = db.stat().st_size + (1 << 20)  # the database fits, metrics.json does not
-    assert (out / "metrics.json").stat().st_size > limit
-    result = outcomes("metrics", "--db", db, "--as-of", AS_OF, "--out", out,
-                      preexec_fn=_limit_file_size(limit))
-    assert result.returncode == 1
+    limit = 64 * 1024
+    assert (out / "course_outcomes.csv").stat().st_size > limit
+    result = subprocess.run([sys.executable, "-c", LIMITED_METRICS, str(limit), *map(str, args)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr + result.stdout
-    assert "cannot write" in result.stderr and "metrics.json" in result.stderr
+    assert "cannot write" in result.stderr and "course_outcomes.csv" in result.stderr
     assert "File too large" in result.stderr
     assert {p.name: sha256(p) for p in out.iterdir()} == old  # nothing half-written
-
 
 def _mount_tmpfs(target: Path, options: str) -> bool:
     if os.geteuid() != 0 or shutil.which("mount") is None:
