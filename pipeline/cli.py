@@ -117,7 +117,7 @@ PSEUDONYMIZE_OPTION = click.option(
     "--pseudonymize", "key_file", default=None,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Replace patient, course, session and assessment ids in row-level outputs "
-         "(course_outcomes.csv, metrics.json) with keyed HMAC-SHA-256 pseudonyms; KEYFILE "
+         "(the course-level CSV and Parquet files) with keyed HMAC-SHA-256 pseudonyms; KEYFILE "
          "holds a secret of at least 16 bytes. The database keeps the real ids.")
 
 
@@ -211,7 +211,8 @@ def run(data_dir: Path, out_dir: Path, month: str | None, key_file: Path | None,
               help="Compute as of this day (YYYY-MM-DD); later sessions and scores are ignored.")
 @click.option("--out", "out_dir", required=True,
               type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for course_outcomes.csv, protocol_summary.csv and metrics.json.")
+              help="Folder for course_outcomes.csv/.parquet, the other course-level files, "
+                   "protocol_summary.csv and metrics.json.")
 @PSEUDONYMIZE_OPTION
 @LOAD_OPTION
 @CONFIG_OPTION
@@ -221,8 +222,10 @@ def metrics(db_path: Path, as_of, out_dir: Path, key_file: Path | None,  # type:
 
     Every definition (course, baseline, endpoint, response, ...) is in docs/definitions.md.
 
-    Writes course_outcomes.csv, protocol_summary.csv and metrics.json into OUT and stores the
-    results in the database: a report for the same as-of day, load and config reads them
+    Writes course_outcomes.csv and .parquet (and the other course-level tables, same-session
+    pairs, durability and item-9 flags, each as CSV and Parquet), protocol_summary.csv and
+    metrics.json (which names the course-level files) into OUT and stores the results in the
+    database: a report for the same as-of day, load and config reads them
     instead of computing again.
     """
     from pipeline.metrics_files import run_metrics

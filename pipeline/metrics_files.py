@@ -35,7 +35,7 @@ from pipeline.formatting import json_ready
 from pipeline.methods import methods_sentences
 from pipeline.metrics import METRIC_TABLES, ROW_TABLES, local_connection, metric_tables, row_query
 from pipeline.outcomes import build_outcome_relations, outcome_query
-from pipeline.outputs import atomic_path
+from pipeline.outputs import OutputGroup, atomic_paths
 from pipeline.pseudonyms import define_pseudonym, pseudonymized
 from pipeline.results import STORED_FRAMES, Results, read_inputs, stored_tables
 
@@ -134,54 +134,63 @@ def write_csv(frame: pl.DataFrame, out: BinaryIO, header: bool = True) -> None:
     _csv_ready(frame).write_csv(out, include_header=header, datetime_format=CSV_DATETIME)
 
 
-def stream_rows(con: duckdb.DuckDBPyConnection, query: str, out_dir: Path, name: str
-                ) -> dict[str, Any]:
-    """The rows of `query` written as out_dir/<name>.csv (polars' CSV format) and
-    out_dir/<name>.parquet (typed columns) in Arrow batches, so memory stays bounded; returns
-    the metrics.json entry naming the two files."""
+def stream_rows(con: duckdb.DuckDBPyConnection, query: str, group: OutputGroup, csv_path: Path,
+                parquet_path: Path) -> int:
+    """The rows of `query` written to `csv_path` (polars' CSV format) and `parquet_path` (typed
+    columns), temporary paths of `group`, in Arrow batches so memory stays bounded; returns the
+    number of rows."""
     reader = con.sql(query).to_arrow_reader(BATCH_ROWS)
     rows = 0
-    with (atomic_path(out_dir / f"{name}.csv") as csv_path,
-          atomic_path(out_dir / f"{name}.parquet") as parquet_path,
-          csv_path.open("wb") as csv_out, parquet_path.open("wb") as parquet_out,
-          pq.ParquetWriter(parquet_out, reader.schema, compression="zstd") as parquet):
-        for batch in reader:
-            frame = pl.from_arrow(batch)
-            assert isinstance(frame, pl.DataFrame)
-            write_csv(frame, csv_out, header=rows == 0)
-            parquet.write_batch(batch)
-            rows += frame.height
+    with group.writing(csv_path), csv_path.open("wb") as csv_out:
+        with (group.writing(parquet_path), parquet_path.open("wb") as parquet_out,
+              pq.ParquetWriter(parquet_out, reader.schema, compression="zstd") as parquet):
+            for batch in reader:
+                frame = pl.from_arrow(batch)
+                assert isinstance(frame, pl.DataFrame)
+                with group.writing(csv_path):
+                    write_csv(frame, csv_out, header=rows == 0)
+                parquet.write_batch(batch)
+                rows += frame.height
         if rows == 0:
             empty = pl.from_arrow(reader.schema.empty_table())
             assert isinstance(empty, pl.DataFrame)
             write_csv(empty, csv_out)
-    return {"csv": f"{name}.csv", "parquet": f"{name}.parquet", "rows": rows}
+    return rows
 
 
 def write_files(con: duckdb.DuckDBPyConnection, summaries: Mapping[str, pl.DataFrame],
                 run: dict[str, Any], config: Config, out_dir: Path,
                 pseudonym_key: bytes | None) -> dict[str, Any]:
     """The files into out_dir: the course-level tables (ROW_TABLES) read from `con`, the
-    protocol-level ones from `summaries`. Returns the metrics.json head, the protocol-level
-    tables and the entry of each course-level file (its names and row count)."""
+    protocol-level ones from `summaries`. All replace their targets together once the last is
+    complete (pipeline/outputs.py), so a failure part way leaves the previous outputs as they
+    were. Returns the metrics.json head, the protocol-level tables and the entry of each
+    course-level file (its names and row count)."""
     queries = {name: row_query(name) for name in ROW_TABLES}
     if pseudonym_key is not None:
         define_pseudonym(con, pseudonym_key)
         queries = {name: pseudonymized(con, query) for name, query in queries.items()}
         run = {**run, "pseudonymized": "identifier columns are HMAC-SHA-256 pseudonyms "
                                        "(16 hex digits) under the clinic's key"}
-    files = {name: stream_rows(con, query, out_dir, name) for name, query in queries.items()}
-    with atomic_path(out_dir / "protocol_summary.csv") as path, path.open("wb") as out:
-        write_csv(summaries["protocol_summary"], out)
     head = {
         "as_of": run["as_of"],
         "provenance": run,
         "definitions_in_force": config.definitions_in_force(),
         "methods": methods_sentences(config),
     }
-    tables = {name: files[name] if name in files else summaries[name] for name in METRIC_TABLES}
-    with atomic_path(out_dir / "metrics.json") as path:
-        write_metrics_json(path, head, tables)
+    files = {}
+    with atomic_paths() as group:
+        for name, query in queries.items():
+            entry = {"csv": f"{name}.csv", "parquet": f"{name}.parquet"}
+            paths = (group.path(out_dir / entry["csv"]), group.path(out_dir / entry["parquet"]))
+            files[name] = {**entry, "rows": stream_rows(con, query, group, *paths)}
+        path = group.path(out_dir / "protocol_summary.csv")
+        with group.writing(path), path.open("wb") as out:
+            write_csv(summaries["protocol_summary"], out)
+        path = group.path(out_dir / "metrics.json")
+        tables = {name: files.get(name, summaries.get(name)) for name in METRIC_TABLES}
+        with group.writing(path):
+            write_metrics_json(path, head, tables)
     return {**head, **summaries, "files": files}
 
 

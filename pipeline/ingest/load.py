@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from pipeline.config import Config
 from pipeline.db import connect, run, writer_lock
-from pipeline.errors import InputError
+from pipeline.errors import InputError, disk_cause
 from pipeline.ingest.adapters import adapter_units
 from pipeline.ingest.adapters.common import default_mapping
 from pipeline.ingest.contract import TABLES, TableContract, contract_header, discover
@@ -41,9 +41,7 @@ def _one(con: duckdb.DuckDBPyConnection, query: str) -> Any:
 
 def _failed_load_message(data_dir: Path, db_path: str | Path, exc: duckdb.Error) -> str:
     text = " ".join(str(exc).split())  # DuckDB's messages span lines; print one paragraph
-    if "No space left" in text or "File too large" in text or "Read-only file system" in text:
-        cause = next(c for c in ("No space left on device", "File too large",
-                                 "Read-only file system") if c in text)
+    if (cause := disk_cause(exc)) is not None:
         return (f"cannot write the database {db_path}: {cause}; the load of {data_dir} was "
                 "rolled back and the database is as it was. Free some space (or use another "
                 "--db) and load again")
