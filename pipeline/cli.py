@@ -53,6 +53,19 @@ ALLOW_RETIRE_OPTION = click.option(
          "(default 0.2) of a table's current rows.")
 
 
+
+def _set_quiet(ctx: click.Context, param: click.Parameter, quiet: bool) -> None:
+    from pipeline.progress import set_quiet
+
+    set_quiet(quiet)
+
+
+QUIET_OPTION = click.option(
+    "--quiet", is_flag=True, expose_value=False, callback=_set_quiet,
+    help="No progress display. (It appears only on a terminal, once the work has run for two "
+         "seconds; the summary and errors are printed either way.)")
+
+
 def _fail(message: str) -> None:
     for line in message.splitlines() or [""]:
         echo(f"error: {line}", err=True)
@@ -161,6 +174,7 @@ def demo(data_dir: Path, patients: int, seed: int, end) -> None:  # type: ignore
                                  "--format redcap/fhir. See README.")
 @APPEND_OPTION
 @ALLOW_RETIRE_OPTION
+@QUIET_OPTION
 @CONFIG_OPTION
 def ingest(data_dir: Path, db_path: Path, source_format: str, mapping: Path | None,
            append: bool, allow_retire: bool, config_path: Path | None) -> None:
@@ -192,6 +206,7 @@ def ingest(data_dir: Path, db_path: Path, source_format: str, mapping: Path | No
 @PSEUDONYMIZE_OPTION
 @APPEND_OPTION
 @ALLOW_RETIRE_OPTION
+@QUIET_OPTION
 @CONFIG_OPTION
 def run(data_dir: Path, out_dir: Path, month: str | None, key_file: Path | None,
         append: bool, allow_retire: bool, config_path: Path | None) -> None:
@@ -215,6 +230,7 @@ def run(data_dir: Path, out_dir: Path, month: str | None, key_file: Path | None,
                    "protocol_summary.csv and metrics.json.")
 @PSEUDONYMIZE_OPTION
 @LOAD_OPTION
+@QUIET_OPTION
 @CONFIG_OPTION
 def metrics(db_path: Path, as_of, out_dir: Path, key_file: Path | None,  # type: ignore[no-untyped-def]
             load: int | None, config_path: Path | None) -> None:
@@ -279,6 +295,7 @@ MONTH_TYPE = click.DateTime(formats=["%Y-%m"])
 @click.option("--month", required=True, type=MONTH_TYPE, help="Report month, YYYY-MM.")
 @OUT_OPTION
 @LOAD_OPTION
+@QUIET_OPTION
 @CONFIG_OPTION
 def report_monthly(db_path: Path, month, out_dir: Path, load: int | None,  # type: ignore[no-untyped-def]
                    config_path: Path | None) -> None:
@@ -298,6 +315,7 @@ def report_monthly(db_path: Path, month, out_dir: Path, load: int | None,  # typ
               help="Compare outcomes as of this day (YYYY-MM-DD).")
 @OUT_OPTION
 @LOAD_OPTION
+@QUIET_OPTION
 @CONFIG_OPTION
 def report_evidence(db_path: Path, as_of, out_dir: Path, load: int | None,  # type: ignore[no-untyped-def]
                     config_path: Path | None) -> None:
@@ -320,6 +338,7 @@ def report_evidence(db_path: Path, as_of, out_dir: Path, load: int | None,  # ty
 @click.option("--jobs", default=None, type=click.IntRange(min=1),
               help="Worker processes (default: all cores).")
 @LOAD_OPTION
+@QUIET_OPTION
 @CONFIG_OPTION
 def report_payer(db_path: Path, patient: str | None, month, out_dir: Path, write_html: bool,  # type: ignore[no-untyped-def]
                  jobs: int | None, load: int | None, config_path: Path | None) -> None:

@@ -15,6 +15,7 @@ import duckdb
 import polars as pl
 
 from pipeline.config import Config
+from pipeline.db import quiet_duckdb
 from pipeline.outcomes import HIGH_BP as HIGH_BP  # re-exported: the reports import it here
 from pipeline.outcomes import (
     OUTCOME_ORDER,
@@ -91,6 +92,7 @@ def local_connection() -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB for sql/metrics over frames already in polars."""
     con = duckdb.connect(config={"autoinstall_known_extensions": False,
                                  "autoload_known_extensions": False})
+    quiet_duckdb(con)
     define_macros(con)
     return con
 

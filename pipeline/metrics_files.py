@@ -36,12 +36,17 @@ from pipeline.methods import methods_sentences
 from pipeline.metrics import METRIC_TABLES, ROW_TABLES, local_connection, metric_tables, row_query
 from pipeline.outcomes import build_outcome_relations, outcome_query
 from pipeline.outputs import OutputGroup, atomic_paths
+from pipeline.progress import tracking
 from pipeline.pseudonyms import define_pseudonym, pseudonymized
 from pipeline.results import STORED_FRAMES, Results, read_inputs, stored_tables
 
 CSV_DATETIME = "%Y-%m-%dT%H:%M:%S"
 NEEDS = ("loads", "session_count")  # the inputs of the metrics outputs (pipeline/results.py)
 BATCH_ROWS = 100_000  # rows per Arrow batch written to a file
+# the stages shown on a terminal (pipeline/progress.py)
+OPEN, OUTCOMES, RATES = "opening the database", "course outcomes", "rates, curves and safety"
+STORE, WRITE = "storing the results in the database", "writing the files"
+STAGES = (OPEN, OUTCOMES, RATES, STORE, WRITE)
 
 
 def provenance(as_of: date, config: Config, loads: pl.DataFrame) -> dict[str, Any]:
@@ -204,20 +209,23 @@ def write_metrics(results: Results, db_path: Path, out_dir: Path,
     check(int(results.input("session_count")["sessions"][0]), results.frames.courses.height,
           results.as_of, db_path)
     run = provenance(results.as_of, results.config, results.input("loads"))
-    with writer_lock(db_path):  # README "Running safely"
+    with writer_lock(db_path), tracking("metrics", stages=STAGES) as tracker:  # README "Running safely"
+        tracker.stage(STORE)
         con = connect(db_path, results.config)
         try:
             store_tables(con, stored_tables(results), {}, run, db_path)
         finally:
             con.close()
-    summaries = {name: frame for name, frame in results.tables.items() if name not in ROW_TABLES}
-    con = local_connection()
-    try:
-        for name in ROW_TABLES:
-            con.register(name, results.tables[name])
-        return write_files(con, summaries, run, results.config, out_dir, pseudonym_key)
-    finally:
-        con.close()
+        tracker.stage(WRITE)
+        summaries = {name: frame for name, frame in results.tables.items()
+                     if name not in ROW_TABLES}
+        con = local_connection()
+        try:
+            for name in ROW_TABLES:
+                con.register(name, results.tables[name])
+            return write_files(con, summaries, run, results.config, out_dir, pseudonym_key)
+        finally:
+            con.close()
 
 
 def run_metrics(db_path: str | Path, as_of: date, out_dir: Path, config: Config,
@@ -235,7 +243,8 @@ def run_metrics(db_path: str | Path, as_of: date, out_dir: Path, config: Config,
     if not db_path.is_file():
         raise InputError(f"database {db_path} not found; load an export first with "
                          f"`outcomes ingest DATA_DIR --db {db_path}`")
-    with writer_lock(db_path):  # README "Running safely"
+    with writer_lock(db_path), tracking("metrics", stages=STAGES) as tracker:  # README "Running safely"
+        tracker.stage(OPEN)
         try:
             # writable: the schema is brought up to date (history tables) before `load` is pinned
             con = connect(db_path, config, load=load)
@@ -245,14 +254,18 @@ def run_metrics(db_path: str | Path, as_of: date, out_dir: Path, config: Config,
             inputs = read_inputs(con, NEEDS, as_of)
             sessions = int(inputs["session_count"]["sessions"][0])
             if sessions:
+                tracker.stage(OUTCOMES)
                 build_outcome_relations(con, as_of, config)
             courses = con.sql("SELECT count(*) FROM courses").fetchall()[0][0] if sessions else 0
             check(sessions, courses, as_of, db_path)
+            tracker.stage(RATES)
             summaries = metric_tables(con)
             run = provenance(as_of, config, inputs["loads"])
             stored = {name: row_query(name) for name in ROW_TABLES}
             stored |= {table: outcome_query(name) for name, table in STORED_FRAMES.items()}
+            tracker.stage(STORE)
             store_tables(con, summaries, stored, run, db_path)
+            tracker.stage(WRITE)
             return write_files(con, summaries, run, config, out_dir, pseudonym_key)
         finally:
             con.close()

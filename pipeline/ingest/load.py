@@ -33,6 +33,7 @@ from pipeline.ingest.report import FileResult, LoadReport
 from pipeline.ingest.units import LoadUnit
 from pipeline.instruments import alias_table
 from pipeline.paths import sql
+from pipeline.progress import Tracker, tracking
 
 
 def _one(con: duckdb.DuckDBPyConnection, query: str) -> Any:
@@ -119,22 +120,26 @@ def canonical_units(data_dir: Path) -> tuple[list[LoadUnit], list[str]]:
 
 
 def _load_table(con: duckdb.DuckDBPyConnection, units: list[LoadUnit], work_dir: Path,
-                snapshot: bool) -> list[FileResult]:
+                snapshot: bool, tracker: Tracker) -> list[FileResult]:
     """Every file of one table, then (snapshot) the retirement of the rows none of them holds.
 
     The table's retired count and its earlier row count are reported on its last file.
     """
     current_before = start_table(con, units[0].contract.name)
-    results = [_load_unit(con, unit, work_dir, has_rows=current_before > 0) for unit in units]
+    results = [_load_unit(con, unit, work_dir, current_before > 0, tracker) for unit in units]
+    if snapshot:
+        tracker.stage(f"{units[0].contract.name}: retiring the rows the export no longer holds")
     retired = retire_absent(con, units[0].contract.name) if snapshot else 0
     results[-1] = replace(results[-1], retired=retired, current_before=current_before)
     return results
 
 
 def _load_unit(con: duckdb.DuckDBPyConnection, unit: LoadUnit, work_dir: Path,
-               has_rows: bool) -> FileResult:
+               has_rows: bool, tracker: Tracker) -> FileResult:
     label, contract = unit.label, unit.contract
+    tracker.stage(f"{label}: reading")
     staged = unit.stage(con, work_dir)
+    tracker.stage(f"{label}: checking every row")
     if contract.name == "sessions":
         _check_protocols_loaded(con, label)
     _build_stg(con, staged, contract)
@@ -153,8 +158,10 @@ def _load_unit(con: duckdb.DuckDBPyConnection, unit: LoadUnit, work_dir: Path,
         "SELECT (SELECT count(*) FROM stg) + (SELECT count(DISTINCT line) FROM stage_rejects), "
         "(SELECT coalesce(sum(__offsets), 0) FROM typed)"
     ).fetchall()[0])
+    tracker.stage(f"{label}: {read:,} rows read; merging")
     absent = absent_columns(contract, staged) if has_rows else []
     merged = merge_file(con, contract, absent)
+    tracker.advance()
     result = FileResult(
         label,
         contract.name,
@@ -235,7 +242,7 @@ def ingest(
         units, ignored = adapter_units(source_format, data_dir, config, mapping)
     order = {c.name: i for i, c in enumerate(TABLES)}
     units = sorted(units, key=lambda u: order[u.contract.name])  # references load first
-    with writer_lock(db_path):  # README "Running safely"
+    with writer_lock(db_path), tracking("ingest", total=len(units)) as tracker:
         con = connect(db_path, config)
         try:
             run(con, "BEGIN TRANSACTION")
@@ -254,9 +261,11 @@ def ingest(
                                 "(SELECT count(*) > 0 FROM patients WHERE source = 'patients')",
                             )
                             listed_checked = True
-                        results.extend(_load_table(con, list(group), Path(work), not append))
+                        results.extend(_load_table(con, list(group), Path(work), not append,
+                                                   tracker))
                 if not allow_retire:
                     _check_retire_share(results, config.ingest.max_retired_share)
+                tracker.stage("recording the load")
                 run(con, sql("load/derived_patients.sql"))
                 loaded_at = datetime.now().replace(microsecond=0)
                 con.executemany(
@@ -272,6 +281,7 @@ def ingest(
                 )
                 top = con.execute(sql("load/top_rejects.sql"), [load_id]).fetchall()
                 changes = con.execute(sql("load/change_summary.sql"), [load_id]).fetchall()
+                tracker.stage("committing")
                 run(con, "COMMIT")
             except BaseException:
                 # A failed COMMIT (e.g. a full disk) has already ended the transaction; the

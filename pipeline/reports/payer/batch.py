@@ -15,12 +15,12 @@ import io
 import multiprocessing
 import os
 import re
-import sys
 import zlib
 from pathlib import Path
 from typing import Any
 
 import pipeline
+from pipeline.progress import tracking
 from pipeline.reports.files import pdf_document
 
 HEADER_ID_CHARS = 40  # ids longer than this are cut with "…" in the running header
@@ -215,44 +215,26 @@ def render_packet(task: dict[str, Any], renderer: Any = None) -> dict[str, Any]:
 # Parent side
 
 
-def _progress(total: int) -> Any:
-    """A rich progress bar on a terminal; None (silent) otherwise — no ids are ever printed."""
-    if not sys.stderr.isatty():
-        return None
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    progress = Progress("payer packets", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                        console=Console(stderr=True), transient=False)
-    progress.start()
-    progress.add_task("render", total=total)
-    return progress
-
-
 def render_all(packets: list[dict[str, Any]], out_dir: Path, html: bool, jobs: int | None,
                page_size: str) -> list[dict[str, Any]]:
     """Render every packet (in the order given); results in the same order."""
     out_dir.mkdir(parents=True, exist_ok=True)
     tasks = [{"packet": p, "out_dir": str(out_dir), "html": html} for p in packets]
     workers = max(1, min(jobs or os.cpu_count() or 1, len(tasks)))
-    progress = _progress(len(tasks))
     results: list[dict[str, Any]] = []
-    try:
+    # the progress display counts packets; it never prints an id (pipeline/progress.py)
+    with tracking("payer packets", total=len(tasks)) as tracker:
+        tracker.stage("rendering")
         if workers == 1:
             renderer = make_renderer(page_size)  # no pool for one worker: no spawn cost
             for task in tasks:
                 results.append(render_packet(task, renderer))
-                if progress:
-                    progress.advance(progress.task_ids[0])
+                tracker.advance()
         else:
             context = multiprocessing.get_context("spawn")
             with context.Pool(workers, initializer=init_worker, initargs=(page_size,),
                               maxtasksperchild=MAX_TASKS_PER_CHILD) as pool:
                 for result in pool.imap(render_packet, tasks, chunksize=1):
                     results.append(result)
-                    if progress:
-                        progress.advance(progress.task_ids[0])
-    finally:
-        if progress:
-            progress.stop()
+                    tracker.advance()
     return results
