@@ -8,6 +8,7 @@ charts, renders HTML and PDF, writes the files and returns (file, pages, sha256)
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import hashlib
@@ -16,6 +17,7 @@ import multiprocessing
 import os
 import re
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +143,7 @@ def make_renderer(page_size: str) -> Any:
 def init_worker(page_size: str) -> None:
     global _renderer
     _renderer = make_renderer(page_size)
+    import pipeline.reports.payer.charts  # noqa: F401  (matplotlib: imported before the work)
 
 
 def charts_for(packet: dict[str, Any]) -> list[dict[str, Any]]:
@@ -215,26 +218,37 @@ def render_packet(task: dict[str, Any], renderer: Any = None) -> dict[str, Any]:
 # Parent side
 
 
-def render_all(packets: list[dict[str, Any]], out_dir: Path, html: bool, jobs: int | None,
+@contextlib.contextmanager
+def render_pool(jobs: int | None, page_size: str) -> Iterator[Any]:
+    """The worker processes (None for one job), started at once: each imports WeasyPrint and
+    builds its Renderer while the parent is still reading the results and partitioning the
+    courses into packets, so rendering starts on warm workers."""
+    if (jobs or os.cpu_count() or 1) == 1:
+        yield None
+        return
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(jobs or os.cpu_count(), initializer=init_worker, initargs=(page_size,),
+                      maxtasksperchild=MAX_TASKS_PER_CHILD) as pool:
+        yield pool
+
+
+def render_all(packets: list[dict[str, Any]], out_dir: Path, html: bool, pool: Any,
                page_size: str) -> list[dict[str, Any]]:
-    """Render every packet (in the order given); results in the same order."""
+    """Render every packet (in the order given) in `pool` (render_pool), or in this process when
+    it is None; results in the same order."""
     out_dir.mkdir(parents=True, exist_ok=True)
     tasks = [{"packet": p, "out_dir": str(out_dir), "html": html} for p in packets]
-    workers = max(1, min(jobs or os.cpu_count() or 1, len(tasks)))
     results: list[dict[str, Any]] = []
     # the progress display counts packets; it never prints an id (pipeline/progress.py)
     with tracking("payer packets", total=len(tasks)) as tracker:
         tracker.stage("rendering")
-        if workers == 1:
-            renderer = make_renderer(page_size)  # no pool for one worker: no spawn cost
+        if pool is None:
+            renderer = make_renderer(page_size)
             for task in tasks:
                 results.append(render_packet(task, renderer))
                 tracker.advance()
         else:
-            context = multiprocessing.get_context("spawn")
-            with context.Pool(workers, initializer=init_worker, initargs=(page_size,),
-                              maxtasksperchild=MAX_TASKS_PER_CHILD) as pool:
-                for result in pool.imap(render_packet, tasks, chunksize=1):
-                    results.append(result)
-                    tracker.advance()
+            for result in pool.imap(render_packet, tasks, chunksize=1):
+                results.append(result)
+                tracker.advance()
     return results
