@@ -53,6 +53,19 @@ ALLOW_RETIRE_OPTION = click.option(
          "(default 0.2) of a table's current rows.")
 
 
+
+def _set_quiet(ctx: click.Context, param: click.Parameter, quiet: bool) -> None:
+    from pipeline.progress import set_quiet
+
+    set_quiet(quiet)
+
+
+QUIET_OPTION = click.option(
+    "--quiet", is_flag=True, expose_value=False, callback=_set_quiet,
+    help="No progress display. (It appears only on a terminal, once the work has run for two "
+         "seconds; the summary and errors are printed either way.)")
+
+
 def _fail(message: str) -> None:
     for line in message.splitlines() or [""]:
         echo(f"error: {line}", err=True)
@@ -117,7 +130,7 @@ PSEUDONYMIZE_OPTION = click.option(
     "--pseudonymize", "key_file", default=None,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Replace patient, course, session and assessment ids in row-level outputs "
-         "(course_outcomes.csv, metrics.json) with keyed HMAC-SHA-256 pseudonyms; KEYFILE "
+         "(the course-level CSV and Parquet files) with keyed HMAC-SHA-256 pseudonyms; KEYFILE "
          "holds a secret of at least 16 bytes. The database keeps the real ids.")
 
 
@@ -161,6 +174,7 @@ def demo(data_dir: Path, patients: int, seed: int, end) -> None:  # type: ignore
                                  "--format redcap/fhir. See README.")
 @APPEND_OPTION
 @ALLOW_RETIRE_OPTION
+@QUIET_OPTION
 @CONFIG_OPTION
 def ingest(data_dir: Path, db_path: Path, source_format: str, mapping: Path | None,
            append: bool, allow_retire: bool, config_path: Path | None) -> None:
@@ -192,6 +206,7 @@ def ingest(data_dir: Path, db_path: Path, source_format: str, mapping: Path | No
 @PSEUDONYMIZE_OPTION
 @APPEND_OPTION
 @ALLOW_RETIRE_OPTION
+@QUIET_OPTION
 @CONFIG_OPTION
 def run(data_dir: Path, out_dir: Path, month: str | None, key_file: Path | None,
         append: bool, allow_retire: bool, config_path: Path | None) -> None:
@@ -211,9 +226,11 @@ def run(data_dir: Path, out_dir: Path, month: str | None, key_file: Path | None,
               help="Compute as of this day (YYYY-MM-DD); later sessions and scores are ignored.")
 @click.option("--out", "out_dir", required=True,
               type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for course_outcomes.csv, protocol_summary.csv and metrics.json.")
+              help="Folder for course_outcomes.csv/.parquet, the other course-level files, "
+                   "protocol_summary.csv and metrics.json.")
 @PSEUDONYMIZE_OPTION
 @LOAD_OPTION
+@QUIET_OPTION
 @CONFIG_OPTION
 def metrics(db_path: Path, as_of, out_dir: Path, key_file: Path | None,  # type: ignore[no-untyped-def]
             load: int | None, config_path: Path | None) -> None:
@@ -221,8 +238,10 @@ def metrics(db_path: Path, as_of, out_dir: Path, key_file: Path | None,  # type:
 
     Every definition (course, baseline, endpoint, response, ...) is in docs/definitions.md.
 
-    Writes course_outcomes.csv, protocol_summary.csv and metrics.json into OUT and stores the
-    results in the database: a report for the same as-of day, load and config reads them
+    Writes course_outcomes.csv and .parquet (and the other course-level tables, same-session
+    pairs, durability and item-9 flags, each as CSV and Parquet), protocol_summary.csv and
+    metrics.json (which names the course-level files) into OUT and stores the results in the
+    database: a report for the same as-of day, load and config reads them
     instead of computing again.
     """
     from pipeline.metrics_files import run_metrics
@@ -230,7 +249,7 @@ def metrics(db_path: Path, as_of, out_dir: Path, key_file: Path | None,  # type:
     config = _run_guarded(load_config, config_path)
     result = _run_guarded(run_metrics, db_path, as_of.date(), out_dir, config,
                           pseudonym_key=_pseudonym_key(key_file), load=load)
-    courses = len(result["course_outcomes"])
+    courses = result["files"]["course_outcomes"]["rows"]
     groups = len(result["protocol_summary"])
     echo(f"metrics as of {as_of.date().isoformat()}: {courses} course rows, "
                f"{groups} protocol x instrument rows -> {out_dir}")
@@ -276,6 +295,7 @@ MONTH_TYPE = click.DateTime(formats=["%Y-%m"])
 @click.option("--month", required=True, type=MONTH_TYPE, help="Report month, YYYY-MM.")
 @OUT_OPTION
 @LOAD_OPTION
+@QUIET_OPTION
 @CONFIG_OPTION
 def report_monthly(db_path: Path, month, out_dir: Path, load: int | None,  # type: ignore[no-untyped-def]
                    config_path: Path | None) -> None:
@@ -295,6 +315,7 @@ def report_monthly(db_path: Path, month, out_dir: Path, load: int | None,  # typ
               help="Compare outcomes as of this day (YYYY-MM-DD).")
 @OUT_OPTION
 @LOAD_OPTION
+@QUIET_OPTION
 @CONFIG_OPTION
 def report_evidence(db_path: Path, as_of, out_dir: Path, load: int | None,  # type: ignore[no-untyped-def]
                     config_path: Path | None) -> None:
@@ -317,6 +338,7 @@ def report_evidence(db_path: Path, as_of, out_dir: Path, load: int | None,  # ty
 @click.option("--jobs", default=None, type=click.IntRange(min=1),
               help="Worker processes (default: all cores).")
 @LOAD_OPTION
+@QUIET_OPTION
 @CONFIG_OPTION
 def report_payer(db_path: Path, patient: str | None, month, out_dir: Path, write_html: bool,  # type: ignore[no-untyped-def]
                  jobs: int | None, load: int | None, config_path: Path | None) -> None:

@@ -64,6 +64,12 @@ def writer_lock(db_path: str | Path) -> Iterator[None]:
         os.close(fd)  # closing the descriptor releases the flock
 
 
+def quiet_duckdb(con: duckdb.DuckDBPyConnection) -> None:
+    """No progress bar of DuckDB's own: it would print even into a file or a pipe. The
+    pipeline's display (pipeline/progress.py) shows long work on a terminal instead."""
+    con.execute("SET enable_progress_bar = false")
+
+
 def connect(
     db_path: str | Path, config: Config, read_only: bool = False, load: int | None = None
 ) -> duckdb.DuckDBPyConnection:
@@ -92,6 +98,7 @@ def connect(
         if "lock" in str(exc).lower():
             raise _busy(db_path) from exc
         raise
+    quiet_duckdb(con)
     if not read_only:
         for schema_file in sorted((SQL_DIR / "schema").glob("*.sql")):
             run(con, schema_file.read_text(encoding="utf-8"))

@@ -23,3 +23,13 @@ def describe_os_error(exc: OSError) -> str:
         21: "the path is a folder, not a file",
     }.get(exc.errno or 0, "check the path and run again")
     return f"cannot write {where}: {what}; {advice}"
+
+
+DISK_CAUSES = ("No space left on device", "File too large", "Read-only file system")
+
+
+def disk_cause(exc: Exception) -> str | None:
+    """The file-system cause named in a DuckDB error (full disk, file-size limit, read-only file
+    system), or None for any other error."""
+    text = str(exc)
+    return next((cause for cause in DISK_CAUSES if cause in text), None)

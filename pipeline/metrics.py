@@ -1,19 +1,33 @@
 """Metrics (docs/definitions.md "Rates" to "Safety"): course rows -> protocol rates, curves,
-safety. Every summary here is a group_by/agg over whole frames; `compute_metrics` returns them
-all, keyed by the table name `outcomes metrics` stores them under (pipeline/metrics_files.py
-writes and stores them).
+safety, computed in DuckDB by sql/metrics over the outcome relations (pipeline/outcomes.py).
+
+`metric_tables` runs on a connection that holds the relations `course_outcomes`, `courses`,
+`course_infusions` and `scores`: the course-level tables (ROW_TABLES) stay there as temporary
+tables and only protocol-level frames reach Python, where the Wilson intervals and the
+Kaplan-Meier products are taken over them. `compute_metrics` does the same over outcome frames
+already in polars (the reports, a report period) and returns every table as a frame, keyed by
+the table name `outcomes metrics` stores it under (pipeline/metrics_files.py).
 """
 
 from __future__ import annotations
 
+import duckdb
 import polars as pl
 
-from pipeline.config import Config, Definitions
-from pipeline.outcomes import OutcomeFrames, reduced_by_at_least, safety_item
+from pipeline.config import Config
+from pipeline.db import quiet_duckdb
+from pipeline.outcomes import HIGH_BP as HIGH_BP  # re-exported: the reports import it here
+from pipeline.outcomes import (
+    OUTCOME_ORDER,
+    OutcomeFrames,
+    define_settings,
+    nulls_first,
+    outcome_query,
+)
+from pipeline.paths import sql
 from pipeline.stats import wilson
 
 GROUP = ["protocol_id", "instrument"]
-HIGH_BP = (180, 110)  # mmHg: an infusion reaching systolic >= 180 or diastolic >= 110 (Safety)
 
 # `protocol_summary.csv` (README "Outputs"), in this order; extra columns follow.
 PROTOCOL_SUMMARY_COLUMNS = [
@@ -59,290 +73,170 @@ def with_rate(frame: pl.DataFrame, name: str, numerator: str, denominator: str) 
 
 
 # ---------------------------------------------------------------------------------------------
-# Kaplan-Meier over groups, in polars (mirrors stats.kaplan_meier; tested against it)
+# Running sql/metrics
 
 
-def km_table(frame: pl.DataFrame, by: list[str], duration: str, event: str) -> pl.DataFrame:
-    """Kaplan-Meier table per group: one row per distinct time with at_risk, events, survival."""
-    totals = frame.group_by(by).agg(subjects=pl.len())
-    steps = (
-        frame.group_by([*by, duration])
-        .agg(events=pl.col(event).cast(pl.Int64).sum(),
-             censored=(~pl.col(event)).cast(pl.Int64).sum())
-        .join(totals, on=by, how="left")
-        .sort([*by, duration])
-    )
-    leaving = pl.col("events") + pl.col("censored")
-    steps = steps.with_columns(
-        at_risk=(pl.col("subjects") - leaving.cum_sum().over(by, order_by=duration) + leaving)
-    ).with_columns(
-        survival=(1 - pl.col("events") / pl.col("at_risk")).cum_prod().over(by, order_by=duration)
-    )
-    return steps.rename({duration: "time"}).select(
-        [*by, "time", "at_risk", "events", "censored", "survival"]
-    ).sort([*by, "time"])
+def query(con: duckdb.DuckDBPyConnection, name: str, order: str | None = None) -> pl.DataFrame:
+    """sql/metrics/<name>.sql on `con` as a frame (a protocol-level table), in `order`."""
+    text = sql(f"metrics/{name}.sql")
+    if order is not None:
+        text = f"SELECT * FROM ({text}) ORDER BY {nulls_first(order)}"
+    return con.sql(text).pl()
 
 
-def km_medians(table: pl.DataFrame, by: list[str], name: str) -> pl.DataFrame:
+def define_macros(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(sql("metrics/macros.sql"))
+
+
+def local_connection() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB for sql/metrics over frames already in polars."""
+    con = duckdb.connect(config={"autoinstall_known_extensions": False,
+                                 "autoload_known_extensions": False})
+    quiet_duckdb(con)
+    define_macros(con)
+    return con
+
+
+# ---------------------------------------------------------------------------------------------
+# Kaplan-Meier over groups (mirrors stats.kaplan_meier; tested against it and lifelines)
+
+
+def km_table(con: duckdb.DuckDBPyConnection, source: str) -> pl.DataFrame:
+    """Kaplan-Meier table per protocol x instrument of `source` (a query with the columns
+    protocol_id, instrument, time, event): one row per distinct time with at_risk, events,
+    censored, survival, and the group's subjects. Counts in SQL (sql/metrics/km_counts.sql);
+    the product over the few rows of each group here."""
+    con.execute(f"CREATE OR REPLACE TEMP VIEW km_input AS {source}")
+    counts = query(con, "km_counts", "protocol_id, instrument, time")
+    con.execute("DROP VIEW km_input")
+    return counts.with_columns(
+        survival=(1 - pl.col("events") / pl.col("at_risk")).cum_prod().over(GROUP, order_by="time")
+    ).select([*GROUP, "time", "at_risk", "events", "censored", "survival", "subjects"])
+
+
+def km_medians(table: pl.DataFrame, name: str) -> pl.DataFrame:
     """Smallest time with S(t) <= 0.5 per group (null when never reached)."""
-    return table.group_by(by).agg(
+    return table.group_by(GROUP).agg(
         pl.col("time").filter(pl.col("survival") <= 0.5 + 1e-12).min().alias(name)
     )
 
 
 def rated_courses(course_outcomes: pl.DataFrame) -> pl.DataFrame:
-    """Evaluable courses that are not in progress: the denominator of every outcome rate."""
-    return course_outcomes.filter(pl.col("evaluable") & (pl.col("status") != "in_progress"))
+    """Evaluable courses that are not in progress: the denominator of every outcome rate
+    (sql/metrics/rated_courses.sql, over a frame)."""
+    con = local_connection()
+    try:
+        con.register("course_outcomes", course_outcomes)
+        return con.sql(sql("metrics/rated_courses.sql")).pl()
+    finally:
+        con.close()
 
 
-def cumulative_response(course_outcomes: pl.DataFrame) -> pl.DataFrame:
+def cumulative_response(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """docs/definitions.md "Cumulative response": KM per protocol x instrument.
 
     Event = response at `infusions_to_response`; censored at the last scored infusion.
     """
-    rated = rated_courses(course_outcomes).with_columns(
-        responded=pl.col("infusions_to_response").is_not_null(),
-        infusion_number=pl.coalesce("infusions_to_response", "last_scored_infusion"),
-    )
-    table = km_table(rated, GROUP, "infusion_number", "responded")
-    return table.with_columns(cumulative_response=1 - pl.col("survival")).rename(
-        {"time": "infusion_number"}
-    )
+    table = km_table(con, sql("metrics/response_times.sql"))
+    return table.drop("subjects").with_columns(
+        cumulative_response=1 - pl.col("survival")).rename({"time": "infusion_number"})
 
 
 # ---------------------------------------------------------------------------------------------
 # Protocol summary
 
+RATES = [
+    ("response", "responders", "evaluable"),
+    ("partial_response", "partial_responders", "evaluable"),
+    ("non_response", "non_responders", "evaluable"),
+    ("remission", "remitters", "remission_evaluable"),
+    ("reliable_improvement", "reliable_improvers", "reliable_change_evaluable"),
+    ("reliable_deterioration", "reliable_deteriorators", "reliable_change_evaluable"),
+    ("itt_response", "responders", "itt_courses"),
+    ("recovery", "recovered", "cases"),
+    ("reliable_recovery", "reliably_recovered", "reliable_recovery_evaluable"),
+]
 
-def protocol_summary(course_outcomes: pl.DataFrame) -> pl.DataFrame:
-    """docs/definitions.md "Rates" per protocol x instrument over evaluable, non-in-progress courses."""
-    not_in_progress = pl.col("status") != "in_progress"
-    rated = pl.col("evaluable") & not_in_progress
-    category = pl.col("category")
-    counts = course_outcomes.group_by(GROUP).agg(
-        courses=pl.len(),
-        in_progress=(~not_in_progress).sum(),
-        evaluable=rated.sum(),
-        responders=(rated & (category == "response")).sum(),
-        partial_responders=(rated & (category == "partial_response")).sum(),
-        non_responders=(rated & (category == "non_response")).sum(),
-        remitters=(rated & pl.col("remission").fill_null(False)).sum(),
-        remission_evaluable=(rated & pl.col("remission").is_not_null()).sum(),
-        reliable_improvers=(rated & pl.col("reliable_improvement").fill_null(False)).sum(),
-        reliable_deteriorators=(rated & pl.col("reliable_deterioration").fill_null(False)).sum(),
-        reliable_change_evaluable=(rated & pl.col("reliable_improvement").is_not_null()).sum(),
-        itt_courses=(not_in_progress & (pl.col("baseline_score") > 0).fill_null(False)).sum(),
-        cases=(rated & pl.col("caseness_at_baseline").fill_null(False)).sum(),
-        recovered=(rated & pl.col("recovery").fill_null(False)).sum(),
-        reliably_recovered=(rated & pl.col("reliable_recovery").fill_null(False)).sum(),
-        reliable_recovery_evaluable=(rated & pl.col("reliable_recovery").is_not_null()).sum(),
-        not_evaluable=(not_in_progress & ~pl.col("evaluable")).sum(),
-    ).sort(GROUP)
-    counts = counts.with_columns(pl.exclude(GROUP).cast(pl.Int64))
-    for name, numerator, denominator in [
-        ("response", "responders", "evaluable"),
-        ("partial_response", "partial_responders", "evaluable"),
-        ("non_response", "non_responders", "evaluable"),
-        ("remission", "remitters", "remission_evaluable"),
-        ("reliable_improvement", "reliable_improvers", "reliable_change_evaluable"),
-        ("reliable_deterioration", "reliable_deteriorators", "reliable_change_evaluable"),
-        ("itt_response", "responders", "itt_courses"),
-        ("recovery", "recovered", "cases"),
-        ("reliable_recovery", "reliably_recovered", "reliable_recovery_evaluable"),
-    ]:
+
+def summarise(con: duckdb.DuckDBPyConnection, cumulative: pl.DataFrame) -> pl.DataFrame:
+    """docs/definitions.md "Rates" per protocol x instrument over evaluable, non-in-progress
+    courses (sql/metrics/protocol_counts.sql), with the median of the cumulative response."""
+    counts = query(con, "protocol_counts", "protocol_id, instrument")
+    for name, numerator, denominator in RATES:
         counts = with_rate(counts, name, numerator, denominator)
-    medians = km_medians(
-        cumulative_response(course_outcomes).rename({"infusion_number": "time"}),
-        GROUP, "median_infusions_to_response",
-    )
+    medians = km_medians(cumulative.rename({"infusion_number": "time"}),
+                         "median_infusions_to_response")
     summary = counts.join(medians, on=GROUP, how="left")
     return summary.select(PROTOCOL_SUMMARY_COLUMNS + PROTOCOL_SUMMARY_EXTRA_COLUMNS).sort(GROUP)
 
 
+def protocol_summary(course_outcomes: pl.DataFrame) -> pl.DataFrame:
+    """`summarise` over course rows in a frame (e.g. every protocol pooled)."""
+    con = local_connection()
+    try:
+        con.register("course_outcomes", course_outcomes)
+        return summarise(con, cumulative_response(con))
+    finally:
+        con.close()
+
+
 # ---------------------------------------------------------------------------------------------
-# Same-session effect of infusion 1
+# Same-session effect, durability, safety, attrition
 
 
-def same_session_effect(
-    frames: OutcomeFrames, definitions: Definitions
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """docs/definitions.md "Same-session effect": a `pre` and a same-day `post` score around infusion 1.
-
-    pre = latest `pre` score on the day of infusion 1 not after its start; post = first `post`
-    score that day after its start (a date-only post is at the end of the day). Ties -> higher.
-    Returns (per course x instrument, per protocol x instrument).
-    """
-    keys = ["patient_id", "course_id", "instrument"]
-    day_scores = frames.courses.select(
-        "patient_id", "course_id", "protocol_id", "course_start", "first_infusion_day"
-    ).join(frames.scores, on="patient_id", how="inner").filter(
-        pl.col("score_day") == pl.col("first_infusion_day")
-    )
-    pre = (
-        day_scores.filter(
-            (pl.col("timing") == "pre") & (pl.col("scored_at") <= pl.col("course_start"))
-        )
-        .sort([*keys, "scored_at", "total_score"], descending=[False] * 3 + [True, True])
-        .group_by(keys).agg(pl.col("protocol_id").first(), pre_score=pl.col("total_score").first())
-    )
-    post = (
-        day_scores.filter(
-            (pl.col("timing") == "post") & (pl.col("scored_at") > pl.col("course_start"))
-        )
-        .sort([*keys, "scored_at", "total_score"], descending=[False] * 4 + [True])
-        .group_by(keys).agg(post_score=pl.col("total_score").first())
-    )
-    per_course = pre.join(post, on=keys, how="inner").with_columns(
-        same_day_change=pl.col("post_score") - pl.col("pre_score"),
-        reduced_by_half=(pl.col("pre_score") > 0)
-        & reduced_by_at_least(pl.col("post_score"), pl.col("pre_score"), definitions.response_pct),
-    ).sort(keys)
-    groups = frames.course_outcomes.select(GROUP).unique()
-    summary = groups.join(
-        per_course.group_by(GROUP).agg(
-            measured=pl.len(),
-            mean_change=pl.col("same_day_change").mean(),
-            reduced_by_half=pl.col("reduced_by_half").sum(),
-        ),
-        on=GROUP, how="left",
-    ).with_columns(
-        pl.col("measured").fill_null(0).cast(pl.Int64),
-        pl.col("reduced_by_half").fill_null(0).cast(pl.Int64),
-    ).with_columns(
+def same_session_effect(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """docs/definitions.md "Same-session effect" per protocol x instrument, over the temp table
+    same_session_courses (sql/metrics/same_session_courses.sql)."""
+    summary = query(con, "same_session_counts", "protocol_id, instrument").with_columns(
         status=pl.when(pl.col("measured") > 0).then(pl.lit("measured"))
         .otherwise(pl.lit("not measured")),
-    ).sort(GROUP)
-    summary = with_rate(summary, "reduced_by_half", "reduced_by_half", "measured")
-    return per_course.select([*keys, "protocol_id", "pre_score", "post_score",
-                              "same_day_change", "reduced_by_half"]), summary
-
-
-# ---------------------------------------------------------------------------------------------
-# Durability after an endpoint response
-
-
-def durability(
-    frames: OutcomeFrames, definitions: Definitions
-) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """docs/definitions.md "Durability": days from an endpoint response to relapse (a later
-    score that is no longer a response).
-
-    Courses: rated courses with category response. Later scores: every later score of the
-    patient on that instrument up to as-of (also those in a later course). Censored at the
-    last later score (0 days when there is none). Returns (per course, KM curve, summary).
-    """
-    keys = ["patient_id", "course_id", "instrument"]
-    responders = rated_courses(frames.course_outcomes).filter(
-        pl.col("category") == "response"
-    ).select([*keys, "protocol_id", "baseline_score", "endpoint_at"])
-    later = responders.join(
-        frames.scores.select("patient_id", "instrument", "scored_at", "score_day", "total_score"),
-        on=["patient_id", "instrument"], how="inner",
-    ).filter(pl.col("scored_at") > pl.col("endpoint_at")).with_columns(
-        days=(pl.col("score_day") - pl.col("endpoint_at").dt.date()).dt.total_days(),
-        relapsed=~reduced_by_at_least(pl.col("total_score"), pl.col("baseline_score"),
-                                      definitions.response_pct),
     )
-    per_score = later.group_by(keys).agg(
-        relapse_days=pl.col("days").filter(pl.col("relapsed")).min(),
-        last_score_days=pl.col("days").max(),
-    )
-    per_course = responders.join(per_score, on=keys, how="left").with_columns(
-        relapsed=pl.col("relapse_days").is_not_null(),
-        days=pl.coalesce("relapse_days", "last_score_days", pl.lit(0)).cast(pl.Int64),
-    ).select([*keys, "protocol_id", "relapsed", "days"]).sort(keys)
-    curve = km_table(per_course, GROUP, "days", "relapsed").rename({"time": "days"})
-    medians = km_medians(curve.rename({"days": "time"}), GROUP, "median_days_to_relapse")
+    return with_rate(summary, "reduced_by_half", "reduced_by_half", "measured")
+
+
+def durability(con: duckdb.DuckDBPyConnection) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """docs/definitions.md "Durability": KM curve of days to relapse and summary per protocol x
+    instrument, over the temp table durability_courses."""
+    table = km_table(con, "SELECT protocol_id, instrument, days AS time, relapsed AS event "
+                          "FROM durability_courses")
+    medians = km_medians(table, "median_days_to_relapse")
     summary = (
-        per_course.group_by(GROUP)
-        .agg(responders=pl.len().cast(pl.Int64),
-             relapses=pl.col("relapsed").sum().cast(pl.Int64))
+        table.group_by(GROUP)
+        .agg(responders=pl.col("subjects").first(), relapses=pl.col("events").sum())
         .join(medians, on=GROUP, how="left")
         .sort(GROUP)
     )
-    return per_course, curve.sort([*GROUP, "days"]), summary
+    curve = table.drop("subjects").rename({"time": "days"})
+    return curve.sort([*GROUP, "days"]), summary
 
 
-# ---------------------------------------------------------------------------------------------
-# Safety, attrition, PHQ-9 item 9
-
-
-def safety(frames: OutcomeFrames) -> tuple[pl.DataFrame, pl.DataFrame]:
+def safety(con: duckdb.DuckDBPyConnection) -> tuple[pl.DataFrame, pl.DataFrame]:
     """docs/definitions.md "Safety" per protocol and clinic-wide (protocol_id null, scope 'clinic').
 
     Returns (per-scope summary, adverse events per 100 administered infusions by type).
     High BP share is over infusions with a blood pressure recorded.
     """
-    systolic, diastolic = HIGH_BP
-    infusions = frames.course_infusions.with_columns(
-        high_bp=(pl.col("bp_systolic_max") >= systolic).fill_null(False)
-        | (pl.col("bp_diastolic_max") >= diastolic).fill_null(False),
-        bp_recorded=pl.col("bp_systolic_max").is_not_null()
-        | pl.col("bp_diastolic_max").is_not_null(),
-    )
-    both = pl.concat([
-        infusions.with_columns(scope=pl.lit("protocol")),
-        infusions.with_columns(scope=pl.lit("clinic"), protocol_id=pl.lit(None, pl.String)),
-    ])
     by = ["scope", "protocol_id"]
-    summary = both.group_by(by).agg(
-        infusions=pl.len(),
-        aborted=(pl.col("status") == "aborted").sum(),
-        bp_recorded=pl.col("bp_recorded").sum(),
-        high_bp=pl.col("high_bp").sum(),
-        infusions_with_adverse_event=(pl.col("adverse_events").list.len() > 0)
-        .fill_null(False).sum(),
-    ).with_columns(pl.exclude(by).cast(pl.Int64)).sort(by, nulls_last=False)
+    summary = query(con, "safety_counts", "scope, protocol_id")
     summary = with_rate(summary, "aborted", "aborted", "infusions")
     summary = with_rate(summary, "high_bp", "high_bp", "bp_recorded")
     summary = summary.with_columns(
         adverse_events_per_100=pl.col("infusions_with_adverse_event") / pl.col("infusions") * 100
     )
     events = (
-        both.select(*by, pl.col("session_id"), pl.col("adverse_events").list.unique())
-        .explode("adverse_events")
-        .filter(pl.col("adverse_events").is_not_null() & (pl.col("adverse_events") != ""))
-        .group_by([*by, "adverse_events"]).agg(events=pl.len().cast(pl.Int64))
-        .rename({"adverse_events": "event_type"})
+        query(con, "adverse_events", "scope, protocol_id, event_type")
         .join(summary.select(*by, "infusions"), on=by, how="left", nulls_equal=True)
         .with_columns(per_100_infusions=pl.col("events") / pl.col("infusions") * 100)
-        .sort([*by, "event_type"], nulls_last=False)
     )
-    return summary.sort(by, nulls_last=False), events
+    return summary, events
 
 
-def attrition(frames: OutcomeFrames) -> pl.DataFrame:
-    """Courses reaching infusion 1, 2, ... N per protocol (N = max of plan and largest course).
-
-    Over completed and discontinued courses (in-progress ones have not had the chance yet).
-    """
-    courses = frames.courses.filter(pl.col("status") != "in_progress")
-    horizon = courses.group_by("protocol_id").agg(
-        starting=pl.len().cast(pl.Int64),
-        last=pl.max_horizontal(pl.col("infusions").max(), pl.col("planned_infusions").max()),
-    ).with_columns(infusion_number=pl.int_ranges(1, pl.col("last") + 1)).explode("infusion_number")
-    reached = courses.with_columns(
-        infusion_number=pl.int_ranges(1, pl.col("infusions") + 1)
-    ).explode("infusion_number").group_by("protocol_id", "infusion_number").agg(
-        courses_reaching=pl.len().cast(pl.Int64)
-    )
-    return horizon.join(reached, on=["protocol_id", "infusion_number"], how="left").with_columns(
-        pl.col("infusion_number").cast(pl.Int64),
-        pl.col("courses_reaching").fill_null(0),
-    ).with_columns(
+def attrition(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Courses reaching infusion 1, 2, ... N per protocol (sql/metrics/attrition.sql)."""
+    return query(con, "attrition", "protocol_id, infusion_number").with_columns(
         share_of_starters=pl.col("courses_reaching") / pl.col("starting")
     ).select("protocol_id", "infusion_number", "courses_reaching", "starting",
-             "share_of_starters").sort("protocol_id", "infusion_number")
-
-
-def item9_flags(frames: OutcomeFrames) -> pl.DataFrame:
-    """docs/definitions.md "Safety": a PHQ-9 item 9 above 0 is a safety flag whatever the total
-    (scores as of)."""
-    return frames.scores.with_columns(
-        item_9=safety_item(pl.col("instrument"), pl.col("items"))
-    ).filter(pl.col("item_9") > 0).select(
-        "patient_id", "assessment_id", "administered_at", "timing", "total_score", "item_9"
-    ).sort("patient_id", "administered_at")
+             "share_of_starters")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -353,24 +247,58 @@ METRIC_TABLES = ("course_outcomes", "protocol_summary", "cumulative_response",
                  "same_session_courses", "same_session_effect", "durability_courses",
                  "durability_curve", "durability_summary", "safety_summary",
                  "adverse_event_rates", "attrition", "item9_flags")
+KEYS = "patient_id, course_id, instrument"
+# The course-level tables: left in DuckDB (temp tables of these names), read in this order.
+ROW_TABLES = {
+    "course_outcomes": OUTCOME_ORDER["course_outcomes"],
+    "same_session_courses": nulls_first(KEYS),
+    "durability_courses": nulls_first(KEYS),
+    "item9_flags": nulls_first("patient_id, administered_at, assessment_id"),
+}
+
+
+def metric_tables(con: duckdb.DuckDBPyConnection) -> dict[str, pl.DataFrame]:
+    """Every protocol-level metric table, computed on `con` (which holds the outcome relations
+    and `settings`); the course-level ones are left there as temp tables (ROW_TABLES)."""
+    define_macros(con)
+    for name in ROW_TABLES:
+        if name != "course_outcomes":  # our own file and table names
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql(f'metrics/{name}.sql')}")
+    cumulative = cumulative_response(con)
+    durability_curve, durability_summary = durability(con)
+    safety_summary, adverse_events = safety(con)
+    return {
+        "protocol_summary": summarise(con, cumulative),
+        "cumulative_response": cumulative,
+        "same_session_effect": same_session_effect(con),
+        "durability_curve": durability_curve,
+        "durability_summary": durability_summary,
+        "safety_summary": safety_summary,
+        "adverse_event_rates": adverse_events,
+        "attrition": attrition(con),
+    }
+
+
+def row_query(name: str) -> str:
+    """SELECT of one course-level table in its order."""
+    if name == "course_outcomes":
+        return outcome_query(name)
+    return f"SELECT * FROM {name} ORDER BY {ROW_TABLES[name]}"
+
+
+def in_table_order(tables: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    return {name: tables[name] for name in METRIC_TABLES}
 
 
 def compute_metrics(frames: OutcomeFrames, config: Config) -> dict[str, pl.DataFrame]:
-    """Every metric table, keyed by the DuckDB table name it is stored under."""
-    same_course, same_summary = same_session_effect(frames, config.definitions)
-    durable_course, durable_curve, durable_summary = durability(frames, config.definitions)
-    safety_summary, adverse_events = safety(frames)
-    return {
-        "course_outcomes": frames.course_outcomes,
-        "protocol_summary": protocol_summary(frames.course_outcomes),
-        "cumulative_response": cumulative_response(frames.course_outcomes),
-        "same_session_courses": same_course,
-        "same_session_effect": same_summary,
-        "durability_courses": durable_course,
-        "durability_curve": durable_curve,
-        "durability_summary": durable_summary,
-        "safety_summary": safety_summary,
-        "adverse_event_rates": adverse_events,
-        "attrition": attrition(frames),
-        "item9_flags": item9_flags(frames),
-    }
+    """Every metric table over outcome frames in polars, keyed by its stored table name."""
+    con = local_connection()
+    try:
+        define_settings(con, frames.as_of, config)
+        for name in ("course_outcomes", "courses", "course_infusions", "scores"):
+            con.register(name, getattr(frames, name))
+        tables = metric_tables(con)
+        rows = {name: con.sql(row_query(name)).pl() for name in ROW_TABLES}
+    finally:
+        con.close()
+    return in_table_order({**tables, **rows})

@@ -1,16 +1,18 @@
-"""Course outcomes (docs/definitions.md): runs sql/outcomes for the set-based steps, then polars
-for the rest.
+"""Course outcomes (docs/definitions.md): every step runs in DuckDB, sql/outcomes in file order.
 
-The SQL files build, in order, administered infusions, courses, baselines, post-baseline scores
-and endpoints as temporary tables on the connection; `add_outcome_columns` adds categories,
-remission, reliable change, recovery and infusions to response with whole-frame expressions.
+The SQL files build, in order, administered infusions, courses, baselines, post-baseline scores,
+endpoints and the course outcome rows (categories, remission, reliable change, recovery,
+infusions to response) as temporary tables on the connection. `compute_outcomes` reads them
+into polars frames for the reports; the metrics step (pipeline/metrics_files.py) leaves them in
+DuckDB and reads only protocol-level tables (pipeline/metrics.py).
 
-The definitions a report applies again live here, once, and every report imports them: the
-reduction test behind response, partial response and relapse (`reduced_by_at_least`), the
-response timing classes (`TIMING_CLASSES`), the severity band of a score (`severity_band`) and
-the PHQ-9 item-9 safety flag (`safety_item`). The baseline and endpoint are chosen in SQL
-(sql/outcomes/06_baselines.sql, 08_endpoints.sql); `OutcomeFrames.score_ids` says which score
-each one is.
+The definitions a report applies again live here, once, and every report and SQL file uses them:
+the reduction test behind response, partial response and relapse (`reduced_by_at_least`, which
+is also the SQL macro of the same name), the response timing classes (`TIMING_CLASSES`, the SQL
+relation `timing_classes`), the severity band of a score (`severity_band`), the PHQ-9 item-9
+safety flag (`SAFETY_ITEM`, `safety_item`) and the high blood-pressure bar (`HIGH_BP`). The
+baseline and endpoint are chosen in SQL (sql/outcomes/06_baselines.sql, 08_endpoints.sql);
+`OutcomeFrames.score_ids` says which score each one is.
 """
 
 from __future__ import annotations
@@ -22,9 +24,8 @@ from typing import Any
 
 import duckdb
 import polars as pl
-from polars._typing import PolarsDataType
 
-from pipeline.config import Config, Definitions
+from pipeline.config import Config
 from pipeline.instruments import Instrument
 from pipeline.paths import SQL_DIR
 
@@ -50,22 +51,6 @@ def outcome_sql_files() -> list[tuple[str, str]]:
     return [(re.sub(r"^\d+_", "", f.stem), f.read_text(encoding="utf-8")) for f in files]
 
 
-def build_outcome_relations(
-    con: duckdb.DuckDBPyConnection, as_of: date, definitions: Definitions
-) -> None:
-    """Create the one-row `settings` table and every sql/outcomes relation as a temp table."""
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE settings AS SELECT ?::DATE AS as_of, "
-        "?::INTEGER AS course_gap_days, ?::INTEGER AS baseline_window_days, "
-        "?::INTEGER AS endpoint_window_days",
-        [as_of, definitions.course_gap_days, definitions.baseline_window_days,
-         definitions.endpoint_window_days],
-    )
-    for name, query in outcome_sql_files():
-        # The relation name comes from our own file name, never from input data.
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {query}")
-
-
 def instrument_frame(instruments: dict[str, Instrument]) -> pl.DataFrame:
     """Registry thresholds as a frame to join on `instrument`."""
     names = list(instruments)
@@ -81,12 +66,13 @@ def instrument_frame(instruments: dict[str, Instrument]) -> pl.DataFrame:
     )
 
 
-def reduced_by_at_least(score: Any, baseline: Any, pct: float) -> Any:
+def reduced_by_at_least(score: Any, baseline: Any, pct: Any) -> Any:
     """score <= baseline * (1 - pct/100), compared without dividing (exact on whole scores).
 
     The one reduction test: response (`response_pct`), partial response
     (`partial_response_pct`), relapse and the same-session halving, and the payer's continuation
-    bar. Takes polars expressions (returns an expression) or numbers (returns a bool).
+    bar. Takes numbers (returns a bool), polars expressions (returns an expression) or DuckDB
+    expressions: `define_settings` turns it into the SQL macro `reduced_by_at_least`.
     """
     return score * 100 <= baseline * (100 - pct)
 
@@ -118,17 +104,8 @@ TIMING_CLASSES = (TimingClass("early", 1, 2), TimingClass("gradual", 3, 4),
 NEVER = "never"  # no post-baseline score reached response
 
 
-def response_timing(n: pl.Expr) -> pl.Expr:
-    """The timing class of `infusions_to_response` (NEVER when null)."""
-    expr: Any = pl.when(n.is_null()).then(pl.lit(NEVER))
-    for cls in TIMING_CLASSES[:-1]:
-        assert cls.last is not None
-        expr = expr.when(n <= cls.last).then(pl.lit(cls.key))
-    return expr.otherwise(pl.lit(TIMING_CLASSES[-1].key))
-
-
 # ---------------------------------------------------------------------------------------------
-# Severity bands and the safety item (the instrument registry, pipeline/instruments.py)
+# Severity bands and safety (the instrument registry, pipeline/instruments.py)
 
 
 def severity_band(instrument: pl.Expr, score: pl.Expr,
@@ -149,108 +126,98 @@ def severity_band(instrument: pl.Expr, score: pl.Expr,
 
 
 SAFETY_ITEM = ("PHQ-9", 9)  # PHQ-9 item 9 (thoughts of self-harm): any answer above 0 is flagged
+HIGH_BP = (180, 110)  # mmHg: an infusion reaching systolic >= 180 or diastolic >= 110 (Safety)
 
 
 def safety_item(instrument: pl.Expr, items: pl.Expr) -> pl.Expr:
     """The answer to the safety item (PHQ-9 item 9) of a score; null for other instruments or
-    when the items were not exported. A value above 0 is a safety flag."""
+    when the items were not exported. A value above 0 is a safety flag. (The metrics read the
+    same item in SQL, sql/metrics/item9_flags.sql, from `SAFETY_ITEM` in `settings`.)"""
     name, number = SAFETY_ITEM
     return pl.when(instrument == name).then(items.list.get(number - 1, null_on_oob=True))
 
 
-def infusions_to_response(
-    post_scores: pl.DataFrame, baselines: pl.DataFrame, response_pct: float
-) -> pl.DataFrame:
-    """docs/definitions.md "Infusions to response": least infusion count n of a post score that
-    is a response (reduced_by_at_least response_pct).
-
-    Also returns `last_scored_infusion` (largest infusion count with a score), the KM censor time.
-    """
-    keys = ["patient_id", "course_id", "instrument"]
-    joined = post_scores.join(baselines.select([*keys, "baseline_score"]), on=keys, how="inner")
-    responded = reduced_by_at_least(pl.col("total_score"), pl.col("baseline_score"), response_pct)
-    return (
-        joined.filter(pl.col("baseline_score") > 0)
-        .group_by(keys)
-        .agg(
-            pl.col("infusions_before").filter(responded).min().alias("infusions_to_response"),
-            pl.col("infusions_before").max().alias("last_scored_infusion"),
-        )
-    )
+# ---------------------------------------------------------------------------------------------
+# The relations in DuckDB
 
 
-def add_outcome_columns(
-    course_scores: pl.DataFrame,
-    post_scores: pl.DataFrame,
-    instruments: dict[str, Instrument],
-    definitions: Definitions,
-) -> pl.DataFrame:
-    """Per-course outcomes from baseline and endpoint, one row per course x instrument
-    (docs/definitions.md "Evaluable" to "Infusions to response")."""
-    keys = ["patient_id", "course_id", "instrument"]
-    to_response = infusions_to_response(
-        post_scores, course_scores.select([*keys, "baseline_score"]), definitions.response_pct
+def define_settings(con: duckdb.DuckDBPyConnection, as_of: date, config: Config) -> None:
+    """The definitions as SQL on `con`: the one-row `settings` table, the registry thresholds
+    (`instrument_thresholds`), the timing classes (`timing_classes`) and the macro
+    `reduced_by_at_least` (the Python function above, written out by DuckDB)."""
+    definitions = config.definitions
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE settings AS SELECT ?::DATE AS as_of, "
+        "?::INTEGER AS course_gap_days, ?::INTEGER AS baseline_window_days, "
+        "?::INTEGER AS endpoint_window_days, ?::DOUBLE AS response_pct, "
+        "?::DOUBLE AS partial_response_pct, ?::VARCHAR AS never_responded, "
+        "?::VARCHAR AS safety_instrument, ?::INTEGER AS safety_item, "
+        "?::INTEGER AS high_bp_systolic, ?::INTEGER AS high_bp_diastolic",
+        [as_of, definitions.course_gap_days, definitions.baseline_window_days,
+         definitions.endpoint_window_days, definitions.response_pct,
+         definitions.partial_response_pct, NEVER, *SAFETY_ITEM, *HIGH_BP],
     )
-    frame = (
-        course_scores.join(instrument_frame(instruments), on="instrument", how="left")
-        .join(to_response, on=keys, how="left")
-    )
-    baseline, endpoint = pl.col("baseline_score"), pl.col("endpoint_score")
-    reason = (
-        pl.when(baseline.is_null()).then(pl.lit("no baseline"))
-        .when(baseline <= 0).then(pl.lit("zero baseline"))
-        .when(endpoint.is_null()).then(pl.lit("no follow-up score"))
-        .otherwise(pl.lit(None, dtype=pl.String))
-    )
-    frame = frame.with_columns(
-        not_evaluable_reason=reason, evaluable=reason.is_null()
-    )
-    evaluable = pl.col("evaluable")
+    con.register("instrument_frame", instrument_frame(config.instruments).to_arrow())
+    con.execute("CREATE OR REPLACE TEMP TABLE instrument_thresholds AS "
+                "SELECT * FROM instrument_frame")
+    con.unregister("instrument_frame")
+    con.execute("CREATE OR REPLACE TEMP TABLE timing_classes (key VARCHAR, first INTEGER, "
+                "last INTEGER)")
+    con.executemany("INSERT INTO timing_classes VALUES (?, ?, ?)",
+                    [[c.key, c.first, c.last] for c in TIMING_CLASSES])
+    score, baseline, pct = (duckdb.ColumnExpression(n) for n in ("score", "baseline", "pct"))
+    test = reduced_by_at_least(score, baseline, pct)
+    con.execute(f"CREATE OR REPLACE TEMP MACRO reduced_by_at_least(score, baseline, pct) AS {test}")
 
-    def when_evaluable(expr: pl.Expr, dtype: PolarsDataType) -> pl.Expr:
-        return pl.when(evaluable).then(expr).otherwise(pl.lit(None, dtype=dtype))
 
-    response = reduced_by_at_least(endpoint, baseline, definitions.response_pct)
-    partial = reduced_by_at_least(endpoint, baseline, definitions.partial_response_pct)
-    category = (
-        pl.when(response).then(pl.lit("response"))
-        .when(partial).then(pl.lit("partial_response"))
-        .otherwise(pl.lit("non_response"))
-    )
-    remission_cutoff, rc = pl.col("remission_cutoff"), pl.col("reliable_change")
-    remission = pl.when(baseline > remission_cutoff).then(endpoint <= remission_cutoff)
-    improvement = pl.when(rc.is_not_null()).then(baseline - endpoint >= rc)
-    deterioration = pl.when(rc.is_not_null()).then(endpoint - baseline >= rc)
-    caseness = pl.col("caseness_cutoff")
-    is_case = pl.when(caseness.is_not_null() & baseline.is_not_null()).then(baseline >= caseness)
-    recovery = pl.when(is_case).then(endpoint < caseness)
-    n = pl.col("infusions_to_response")
-    timing = response_timing(n)
-    frame = frame.with_columns(
-        pct_change=when_evaluable(((endpoint - baseline) / baseline * 100).round(1), pl.Float64),
-        category=when_evaluable(category, pl.String),
-        remission=when_evaluable(remission, pl.Boolean),
-        reliable_improvement=when_evaluable(improvement, pl.Boolean),
-        reliable_deterioration=when_evaluable(deterioration, pl.Boolean),
-        infusions_to_response=when_evaluable(n, pl.Int64),
-        response_timing=when_evaluable(timing, pl.String),
-        last_scored_infusion=when_evaluable(pl.col("last_scored_infusion"), pl.Int64),
-        caseness_at_baseline=is_case,
-        recovery=when_evaluable(recovery, pl.Boolean),
-    ).with_columns(
-        reliable_recovery=pl.when(pl.col("recovery").is_not_null() & rc.is_not_null())
-        .then(pl.col("recovery") & pl.col("reliable_improvement")),
-        course_end=pl.col("last_infusion_day"),
-        course_start=pl.col("first_infusion_day"),
-    )
-    return frame.select(COURSE_OUTCOME_COLUMNS + COURSE_OUTCOME_EXTRA_COLUMNS).sort(
-        ["patient_id", "course_start", "course_id", "instrument"]
-    )
+def nulls_first(keys: str) -> str:
+    """An ORDER BY list with nulls first, as polars sorts (DuckDB puts them last)."""
+    return ", ".join(f"{key.strip()} NULLS FIRST" for key in keys.split(","))
+
+
+# The order every outcome relation is read, stored and written in (stable outputs).
+OUTCOME_ORDER = {
+    "course_infusions": nulls_first("patient_id, started_at, session_id"),
+    "courses": nulls_first("patient_id, course_start, course_id"),
+    "scores": nulls_first("patient_id, instrument, scored_at, total_score, assessment_id"),
+    "post_scores": nulls_first(
+        "patient_id, course_id, instrument, scored_at, total_score, assessment_id"),
+    "course_outcomes": nulls_first("patient_id, course_start, course_id, instrument"),
+    "score_ids": nulls_first("patient_id, course_id, instrument"),
+}
+SCORE_ID_COLUMNS = ("patient_id, course_id, instrument, baseline_assessment_id, "
+                    "endpoint_assessment_id")
+
+
+def outcome_query(name: str) -> str:
+    """SELECT of one outcome relation (or `score_ids`, from course_scores) in its order; the
+    course rows with the columns of course_outcomes.csv first."""
+    columns, source = "*", name
+    if name == "score_ids":
+        columns, source = SCORE_ID_COLUMNS, "course_scores"
+    elif name == "course_outcomes":
+        columns = ", ".join(COURSE_OUTCOME_COLUMNS + COURSE_OUTCOME_EXTRA_COLUMNS)
+    return f"SELECT {columns} FROM {source} ORDER BY {OUTCOME_ORDER[name]}"
+
+
+def build_outcome_relations(
+    con: duckdb.DuckDBPyConnection, as_of: date, config: Config
+) -> None:
+    """The settings (define_settings) and every sql/outcomes relation as a temp table."""
+    define_settings(con, as_of, config)
+    for name, query in outcome_sql_files():
+        # The relation name comes from our own file name, never from input data.
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {query}")
+
+
+def drop_outcome_relations(con: duckdb.DuckDBPyConnection) -> None:
+    for name, _ in reversed(outcome_sql_files()):
+        con.execute(f"DROP TABLE IF EXISTS temp.main.{name}").fetchall()
 
 
 @dataclass(frozen=True)
 class OutcomeFrames:
-    """Everything the metrics step needs, read once from the database as of one day."""
+    """Everything the reports need, read once from the database as of one day."""
 
     as_of: date
     course_infusions: pl.DataFrame  # one row per administered infusion, with course and number
@@ -266,27 +233,8 @@ class OutcomeFrames:
 def compute_outcomes(
     con: duckdb.DuckDBPyConnection, as_of: date, config: Config
 ) -> OutcomeFrames:
-    """Run sql/outcomes on `con` as of `as_of` and return the frames, sorted for stable output."""
-    build_outcome_relations(con, as_of, config.definitions)
-    course_infusions = con.sql("SELECT * FROM course_infusions").pl().sort(
-        ["patient_id", "started_at", "session_id"]
-    )
-    courses = con.sql("SELECT * FROM courses").pl().sort(
-        ["patient_id", "course_start", "course_id"]
-    )
-    scores = con.sql("SELECT * FROM scores").pl().sort(
-        ["patient_id", "instrument", "scored_at", "total_score"]
-    )
-    post_scores = con.sql("SELECT * FROM post_scores").pl().sort(
-        ["patient_id", "course_id", "instrument", "scored_at", "total_score"]
-    )
-    course_scores = con.sql("SELECT * FROM course_scores").pl()
-    score_ids = course_scores.select(
-        "patient_id", "course_id", "instrument", "baseline_assessment_id", "endpoint_assessment_id"
-    ).sort("patient_id", "course_id", "instrument")
-    # The frames now hold everything; free the temp relations before polars works on them.
-    for name, _ in reversed(outcome_sql_files()):
-        con.execute(f"DROP TABLE IF EXISTS {name}").fetchall()
-    outcomes = add_outcome_columns(course_scores, post_scores, config.instruments,
-                                   config.definitions)
-    return OutcomeFrames(as_of, course_infusions, courses, scores, post_scores, outcomes, score_ids)
+    """Run sql/outcomes on `con` as of `as_of` and return the frames, in OUTCOME_ORDER."""
+    build_outcome_relations(con, as_of, config)
+    frames = {name: con.sql(outcome_query(name)).pl() for name in OUTCOME_ORDER}
+    drop_outcome_relations(con)  # the frames hold everything now
+    return OutcomeFrames(as_of, **frames)

@@ -31,6 +31,46 @@ def atomic_path(target: Path) -> Iterator[Path]:
         temporary.unlink(missing_ok=True)
 
 
+class OutputGroup:
+    """Files written under temporary names that replace their targets together (`atomic_paths`),
+    so a failure while writing any of them leaves every previous output as it was."""
+
+    def __init__(self) -> None:
+        self.pending: dict[Path, Path] = {}  # temporary -> target
+
+    def path(self, target: Path) -> Path:
+        """A temporary path to write in place of `target`."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{target.name}.partial-{os.getpid()}")
+        self.pending[temporary] = target
+        return temporary
+
+    @contextlib.contextmanager
+    def writing(self, temporary: Path) -> Iterator[None]:
+        """An OSError raised in the block, not yet naming a file, names the target of
+        `temporary` (the block writes it while other files of the group are open)."""
+        try:
+            yield
+        except OSError as exc:
+            if exc.filename is not None:
+                raise
+            raise named(exc, self.pending[temporary]) from exc
+
+
+@contextlib.contextmanager
+def atomic_paths() -> Iterator[OutputGroup]:
+    """Yield an OutputGroup; its files replace their targets only if the block succeeds."""
+    group = OutputGroup()
+    try:
+        yield group
+        for temporary, target in group.pending.items():
+            with group.writing(temporary):
+                os.replace(temporary, target)
+    finally:
+        for temporary in group.pending:
+            temporary.unlink(missing_ok=True)
+
+
 RUST_OS_ERROR = re.compile(r"\(os error (\d+)\)")
 
 

@@ -30,6 +30,7 @@ from pipeline.months import (
     month_of,
     parse_month,
 )
+from pipeline.progress import Tracker, tracking
 from pipeline.reports.evidence.write import NEEDS as EVIDENCE_NEEDS
 from pipeline.reports.evidence.write import write_evidence
 from pipeline.reports.monthly.write import NEEDS as MONTHLY_NEEDS
@@ -39,6 +40,8 @@ from pipeline.reports.payer.write import write_payer
 from pipeline.results import read_results
 
 DB_NAME = "clinic.duckdb"
+STEPS = ("ingest", "course outcomes", "metrics", "monthly report", "evidence report",
+         "payer packets")
 NEEDS = (*METRICS_NEEDS, *MONTHLY_NEEDS, *EVIDENCE_NEEDS, *PAYER_NEEDS)
 
 
@@ -60,9 +63,11 @@ def run_all(
         check_month_ended(chosen, date.today())
     out_dir.mkdir(parents=True, exist_ok=True)
     db_path = out_dir / DB_NAME
-    with writer_lock(db_path):  # no other load between this run's ingest and its metrics
+    # no other load between this run's ingest and its metrics; each step adds its own line
+    # to the progress display under this one (pipeline/progress.py)
+    with writer_lock(db_path), tracking("outcomes run", stages=STEPS) as tracker:
         return _run_all(data_dir, db_path, out_dir, config, chosen, echo, pseudonym_key, append,
-                        allow_retire)
+                        allow_retire, tracker)
 
 
 def check_month_ended(month: Month, today: date) -> None:
@@ -98,17 +103,28 @@ def _report_month_end(chosen: Month | None, notes: list[str]) -> Callable[
 
 def _run_all(data_dir: Path, db_path: Path, out_dir: Path, config: Config, chosen: Month | None,
              echo: Callable[[str], None], pseudonym_key: bytes | None, append: bool,
-             allow_retire: bool) -> dict[str, Path]:
+             allow_retire: bool, tracker: Tracker) -> dict[str, Path]:
+    steps = iter(STEPS)
+
+    def step() -> None:
+        tracker.stage(next(steps))
+
+    step()
     report = ingest(data_dir, db_path, config, append=append, allow_retire=allow_retire)
     echo(report.render())
     notes: list[str] = []
+    step()
     results = read_results(db_path, config, _report_month_end(chosen, notes), needs=NEEDS)
     report_month = month_of(results.as_of)
     written: dict[str, Path] = {"database": db_path}
+    step()
     write_metrics(results, db_path, out_dir / "metrics", pseudonym_key=pseudonym_key)
     written["metrics"] = out_dir / "metrics"
+    step()
     written["monthly"] = write_monthly(results, report_month, out_dir / "reports")[0]
+    step()
     written["evidence"] = write_evidence(results, out_dir / "reports")[0]
+    step()
     written["payer"] = write_payer(results, out_dir / "payer", month=report_month)
     echo("")
     how = ", the latest month of the data: no complete month has an infusion" if notes else ""

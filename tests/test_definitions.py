@@ -43,10 +43,11 @@ def test_every_file_and_function_the_map_names_exists() -> None:
         assert hasattr(module, name), f"{path}.py has no {name}"
 
 
-def test_every_outcome_sql_file_is_on_the_map() -> None:
+def test_every_outcome_and_metric_sql_file_is_on_the_map() -> None:
     doc = DOC.read_text(encoding="utf-8")
-    for sql_file in sorted(Path(ROOT / "sql" / "outcomes").glob("*.sql")):
-        assert f"sql/outcomes/{sql_file.name}" in doc
+    for folder in ("outcomes", "metrics"):
+        for sql_file in sorted(Path(ROOT / "sql" / folder).glob("*.sql")):
+            assert f"sql/{folder}/{sql_file.name}" in doc
 
 
 def test_labels_follow_the_configured_cut_offs() -> None:

@@ -4,6 +4,7 @@ subprocess and inspects the real DuckDB file afterwards."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -14,6 +15,7 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -138,8 +140,8 @@ def test_metrics_killed_mid_run_leaves_either_old_or_new_complete_outputs(export
     out = exports["root"] / "metrics-kill-out"
     reference = outcomes("metrics", "--db", db, "--as-of", AS_OF, "--out", out)
     assert reference.returncode == 0, reference.stderr
-    expected = {name: sha256(out / name) for name in
-                ("course_outcomes.csv", "protocol_summary.csv", "metrics.json")}
+    expected = {p.name: sha256(p) for p in out.iterdir()}
+    assert {"course_outcomes.csv", "course_outcomes.parquet", "metrics.json"} <= set(expected)
     rng = random.Random(4)
     for _ in range(4):
         shutil.rmtree(out, ignore_errors=True)
@@ -344,18 +346,52 @@ def test_an_out_path_through_a_file_is_a_clear_error(exports, tmp_path):
         assert "cannot write" in result.stderr and "not-a-folder" in result.stderr
 
 
-def test_a_full_disk_during_a_load_rolls_it_back_with_a_clear_error(exports, tmp_path):
-    size = exports["before"].stat().st_size + (1 << 20)  # room for the old data, not the new
-    target = tmp_path / "nearly-full"
-    if not _mount_tmpfs(target, f"size={size}"):
+@contextlib.contextmanager
+def nearly_full_copy(db: Path, folder: Path, room: int) -> Iterator[Path]:
+    """A copy of `db` on a tmpfs mounted at `folder` with `room` bytes to spare."""
+    if not _mount_tmpfs(folder, f"size={db.stat().st_size + room}"):
         pytest.skip("needs root and tmpfs mounts to make a really full disk")
     try:
-        db = target / "clinic.duckdb"
-        shutil.copy(exports["before"], db)
+        copy = folder / "clinic.duckdb"
+        shutil.copy(db, copy)
+        yield copy
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+def test_a_full_disk_during_a_load_rolls_it_back_with_a_clear_error(exports, tmp_path):
+    # room for the old data, not the new
+    with nearly_full_copy(exports["before"], tmp_path / "nearly-full", 1 << 20) as db:
         result = outcomes("ingest", exports["b"], "--db", db)
         assert result.returncode == 1
         assert "Traceback" not in result.stderr + result.stdout
         assert "No space left on device" in result.stderr and "rolled back" in result.stderr
         assert fingerprint(db) == fingerprint(exports["before"])
+
+
+def stored_results(db: Path) -> dict[str, object]:
+    """Every table's row count and the stored metrics run (its provenance), if any."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        tables = [r[0] for r in con.execute("SHOW TABLES").fetchall()]
+        counts: dict[str, object] = {
+            t: con.execute(f'SELECT count(*) FROM "{t}"').fetchall()[0][0] for t in tables}
+        if "metrics_runs" in tables:
+            counts["run"] = con.execute("SELECT * FROM metrics_runs").fetchall()
+        return counts
     finally:
-        subprocess.run(["umount", "-l", str(target)], check=True)
+        con.close()
+
+
+def test_a_full_disk_while_metrics_stores_its_results_is_a_clear_error(exports, tmp_path):
+    # the database fits, its results do not
+    with nearly_full_copy(exports["after"], tmp_path / "metrics-full", 256 << 10) as db:
+        out = tmp_path / "metrics-out"  # on another disk: only the database is short of room
+        result = outcomes("metrics", "--db", db, "--as-of", AS_OF, "--out", out)
+        assert result.returncode == 1, result.stderr
+        assert "Traceback" not in result.stderr + result.stdout
+        assert f"cannot write the database {db}: No space left on device" in result.stderr
+        assert "the metrics were not stored" in result.stderr
+        assert fingerprint(db) == fingerprint(exports["after"])
+        assert stored_results(db) == stored_results(exports["after"])  # as they were, if any
+        assert not out.exists() or not any(out.iterdir())

@@ -8,6 +8,7 @@ import hashlib
 import json
 
 import duckdb
+import polars as pl
 from outcome_fixtures import make_clinic, worked_example
 
 from tests.conftest import cli
@@ -75,12 +76,17 @@ def test_metrics_json_holds_tables_definitions_and_provenance(tmp_path):
     result = invoke("--db", db, "--as-of", "2026-03-31", "--out", out, "--config", config)
     assert result.exit_code == 0, result.output
     data = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
-    for key in ("course_outcomes", "protocol_summary", "cumulative_response",
-                "same_session_effect", "durability_summary", "safety_summary",
-                "adverse_event_rates", "attrition", "item9_flags", "methods"):
+    for key in ("protocol_summary", "cumulative_response", "same_session_effect",
+                "durability_summary", "safety_summary", "adverse_event_rates", "attrition",
+                "methods"):
         assert key in data
+    # Course-level tables are named, not repeated: a CSV and a Parquet file each.
+    assert data["course_outcomes"] == {"csv": "course_outcomes.csv",
+                                       "parquet": "course_outcomes.parquet", "rows": 1}
+    assert data["item9_flags"]["rows"] == 0  # the worked example exports no items
     # With a 15-day endpoint window the 02-28 score (6) becomes the endpoint.
-    assert data["course_outcomes"][0]["endpoint_score"] == 6
+    (row,) = read_csv(out / "course_outcomes.csv")
+    assert row["endpoint_score"] == "6.0"
     assert data["definitions_in_force"]["definitions"]["endpoint_window_days"] == 15
     provenance = data["provenance"]
     assert provenance["as_of"] == "2026-03-31"
@@ -89,6 +95,42 @@ def test_metrics_json_holds_tables_definitions_and_provenance(tmp_path):
     assert provenance["config"]["path"] == str(config)
     assert "package_version" in provenance
     assert any("15 calendar days" in m["text"] for m in data["methods"])
+
+
+def test_course_level_files_are_csv_and_parquet_with_the_same_rows(tmp_path):
+    clinic = worked_example(make_clinic(tmp_path))
+    # Y: pre 20 and post 9 on the day of infusion 1 (a same-session pair, and the baseline and
+    # endpoint of a discontinued course: 9 <= 20 / 2, a response), PHQ-9 items with item 9 = 2
+    # on the pre score (a safety flag). X (the worked example) has a pair too (18, then 12) and
+    # responded (7 <= 9): two same-session rows, two responders followed for durability.
+    clinic.session("2026-02-02 09:00", patient_id="Y")
+    clinic.score("2026-02-02 08:00", 20, patient_id="Y", timing="pre",
+                 items=[3, 3, 3, 3, 2, 2, 2, 0, 2])
+    clinic.score("2026-02-02 11:00", 9, patient_id="Y", timing="post")
+    clinic.load()
+    clinic.close()
+    out = tmp_path / "out"
+    result = invoke("--db", clinic.db_path, "--as-of", "2026-03-31", "--out", out)
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    expected_rows = {"course_outcomes": 2, "same_session_courses": 2, "durability_courses": 2,
+                     "item9_flags": 1}
+    for name, rows in expected_rows.items():
+        entry = data[name]
+        assert entry == {"csv": f"{name}.csv", "parquet": f"{name}.parquet", "rows": rows}
+        typed = pl.read_parquet(out / entry["parquet"])
+        text = read_csv(out / entry["csv"])
+        assert typed.height == len(text) == rows
+        assert typed.columns == list(text[0])
+    courses = pl.read_parquet(out / "course_outcomes.parquet")
+    assert courses.schema["course_start"] == pl.Date
+    assert courses.schema["baseline_at"] == pl.Datetime("us")
+    assert courses.schema["remission"] == pl.Boolean
+    x = courses.filter(pl.col("patient_id") == "X").row(0, named=True)
+    assert (x["baseline_score"], x["pct_change"], x["infusions_to_response"]) == (18.0, -61.1, 3)
+    (flag,) = pl.read_parquet(out / "item9_flags.parquet").to_dicts()
+    assert (flag["patient_id"], flag["item_9"], flag["total_score"]) == ("Y", 2, 20.0)
+    assert read_csv(out / "item9_flags.csv")[0]["administered_at"] == "2026-02-02T08:00:00"
 
 
 def test_metrics_stores_tables_in_duckdb_replacing_previous_results(tmp_path):

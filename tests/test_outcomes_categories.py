@@ -3,15 +3,16 @@ response", recovery (domain.md §3), and definitions taken from the config."""
 
 from __future__ import annotations
 
+from datetime import date
+
 import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from outcome_fixtures import make_clinic
 
 from pipeline.config import Config, Definitions, load_config
-from pipeline.instruments import build_registry
-from pipeline.metrics import protocol_summary
-from pipeline.outcomes import add_outcome_columns
+from pipeline.metrics import local_connection, protocol_summary
+from pipeline.outcomes import define_settings, outcome_sql_files
 
 
 def course_with(tmp_path, baseline, endpoint, instrument="PHQ-9", config=None):
@@ -172,11 +173,20 @@ _EMPTY_POST = pl.DataFrame(
 )
 
 
+def _course_outcomes(course_scores):
+    """sql/outcomes/10_course_outcomes.sql over the frames, with the default definitions."""
+    con = local_connection()
+    define_settings(con, date(2026, 3, 31), Config())
+    con.register("course_scores", course_scores)
+    con.register("post_scores", _EMPTY_POST)
+    ((name, query),) = [f for f in outcome_sql_files() if f[0] == "course_outcomes"]
+    return con.sql(query).pl()
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(_course, min_size=1, max_size=30))
 def test_categories_partition_the_evaluable_courses(courses):
-    outcomes = add_outcome_columns(_course_scores(courses), _EMPTY_POST,
-                                   build_registry(), Definitions())
+    outcomes = _course_outcomes(_course_scores(courses))
     summary = protocol_summary(outcomes)
     for row in summary.to_dicts():
         assert row["responders"] + row["partial_responders"] + row["non_responders"] == row[

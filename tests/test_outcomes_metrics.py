@@ -10,7 +10,7 @@ import pytest
 from lifelines import KaplanMeierFitter
 from outcome_fixtures import make_clinic, worked_example
 
-from pipeline.metrics import compute_metrics, km_table
+from pipeline.metrics import compute_metrics, km_table, local_connection
 from pipeline.stats import kaplan_meier
 
 ONE_DAY = "2026-02-15 09:00"
@@ -90,9 +90,12 @@ def test_km_table_matches_stats_and_lifelines_per_group():
     rng = random.Random(11)
     rows = [(rng.choice("AB"), rng.randint(1, 8), rng.random() < 0.5) for _ in range(200)]
     frame = pl.DataFrame(rows, schema=["group", "t", "event"], orient="row")
-    table = km_table(frame, ["group"], "t", "event")
+    con = local_connection()
+    con.register("frame", frame)
+    table = km_table(con, "SELECT \"group\" AS protocol_id, 'PHQ-9' AS instrument, t AS time, "
+                          "event FROM frame")
     for group in "AB":
-        mine = table.filter(pl.col("group") == group)
+        mine = table.filter(pl.col("protocol_id") == group)
         durations = [t for g, t, _ in rows if g == group]
         events = [e for g, _, e in rows if g == group]
         reference = kaplan_meier(durations, events)

@@ -13,8 +13,10 @@ import subprocess
 from pathlib import Path
 
 import duckdb
+import polars as pl
 import pytest
 
+from pipeline.pseudonyms import define_pseudonym
 from tests.conftest import cli
 
 pytestmark = pytest.mark.slow  # one `outcomes run` with every report for the whole module
@@ -100,6 +102,21 @@ def read_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.parametrize("key", [KEY, bytes(range(64)), b"k" * 65 + "é".encode() * 40],
+                         ids=["short", "one block", "longer than a block"])
+def test_the_sql_pseudonym_is_python_hmac_sha256(key: bytes) -> None:
+    # The HMAC is built in DuckDB from sha256; Python's hmac module is the reference (a key
+    # longer than the 64-byte block is hashed first, RFC 2104).
+    con = duckdb.connect()
+    define_pseudonym(con, key)
+    values = ["P00001", "", "ä/ü,\"x\"", "C" * 300, None]
+    got = [r[0] for r in con.execute(
+        "SELECT pseudonym('course_id', v) FROM unnest(?) t(v)", [values]).fetchall()]
+    want = [hmac.new(key, f"course_id:{v}".encode(), hashlib.sha256).hexdigest()[:16]
+            if v is not None else None for v in values]
+    assert got == want
+
+
 def test_pseudonymize_replaces_ids_in_row_level_outputs_with_keyed_hmacs(external, tmp_path):
     key_file = tmp_path / "key"
     key_file.write_bytes(KEY + b"\n")
@@ -115,12 +132,29 @@ def test_pseudonymize_replaces_ids_in_row_level_outputs_with_keyed_hmacs(externa
         assert b["course_id"] == _pseudonym("course_id", a["course_id"])
         rest = {k: v for k, v in a.items() if k not in ("patient_id", "course_id")}
         assert rest == {k: v for k, v in b.items() if k not in ("patient_id", "course_id")}
-    text = (out / "course_outcomes.csv").read_text() + (out / "metrics.json").read_text()
+    text = "".join(p.read_text() for p in out.iterdir() if p.suffix in (".csv", ".json"))
     assert leaked(text, external["identifiers"]) == []
     metrics = json.loads((out / "metrics.json").read_text())
     assert "pseudonymized" in metrics["provenance"]
-    assert {r["patient_id"] for r in metrics["course_outcomes"]} == \
-        {r["patient_id"] for r in hidden}
+    # Every course-level file, the Parquet ones included (their text is compressed: read the
+    # values), holds pseudonyms only: the same ones as the CSV beside it.
+    files = [metrics[name] for name in ("course_outcomes", "same_session_courses",
+                                        "durability_courses", "item9_flags")]
+    assert all(f["rows"] > 0 for f in files)
+    for entry in files:
+        typed = pl.read_parquet(out / entry["parquet"])
+        rows = read_rows(out / entry["csv"])
+        ids = [c for c in ("patient_id", "course_id", "assessment_id") if c in typed.columns]
+        assert ids
+        for column in ids:
+            values = set(typed[column].to_list())
+            assert values == {r[column] for r in rows}
+            assert not values & external["identifiers"]
+            assert all(len(v) == 16 for v in values)
+    plain_flags = pl.read_parquet(external["out"] / "metrics" / "item9_flags.parquet")
+    hidden_flags = pl.read_parquet(out / "item9_flags.parquet")
+    assert hidden_flags["assessment_id"].to_list() == [
+        _pseudonym("assessment_id", a) for a in plain_flags["assessment_id"]]
 
 
 def test_a_short_or_missing_key_is_a_clear_error(external, tmp_path):

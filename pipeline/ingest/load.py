@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from pipeline.config import Config
 from pipeline.db import connect, run, writer_lock
-from pipeline.errors import InputError
+from pipeline.errors import InputError, disk_cause
 from pipeline.ingest.adapters import adapter_units
 from pipeline.ingest.adapters.common import default_mapping
 from pipeline.ingest.contract import CONTRACTS, TABLES, TableContract, contract_header, discover
@@ -35,6 +35,7 @@ from pipeline.ingest.report import FileResult, LoadReport
 from pipeline.ingest.units import LoadUnit
 from pipeline.instruments import alias_table
 from pipeline.paths import sql
+from pipeline.progress import Tracker, tracking
 
 
 def _one(con: duckdb.DuckDBPyConnection, query: str) -> Any:
@@ -43,9 +44,7 @@ def _one(con: duckdb.DuckDBPyConnection, query: str) -> Any:
 
 def _failed_load_message(data_dir: Path, db_path: str | Path, exc: duckdb.Error) -> str:
     text = " ".join(str(exc).split())  # DuckDB's messages span lines; print one paragraph
-    if "No space left" in text or "File too large" in text or "Read-only file system" in text:
-        cause = next(c for c in ("No space left on device", "File too large",
-                                 "Read-only file system") if c in text)
+    if (cause := disk_cause(exc)) is not None:
         return (f"cannot write the database {db_path}: {cause}; the load of {data_dir} was "
                 "rolled back and the database is as it was. Free some space (or use another "
                 "--db) and load again")
@@ -176,22 +175,26 @@ def canonical_units(data_dir: Path) -> tuple[list[LoadUnit], list[str]]:
 
 
 def _load_table(con: duckdb.DuckDBPyConnection, units: list[LoadUnit], work_dir: Path,
-                snapshot: bool) -> list[FileResult]:
+                snapshot: bool, tracker: Tracker) -> list[FileResult]:
     """Every file of one table, then (snapshot) the retirement of the rows none of them holds.
 
     The table's retired count and its earlier row count are reported on its last file.
     """
     current_before = start_table(con, units[0].contract.name)
-    results = [_load_unit(con, unit, work_dir, has_rows=current_before > 0) for unit in units]
+    results = [_load_unit(con, unit, work_dir, current_before > 0, tracker) for unit in units]
+    if snapshot:
+        tracker.stage(f"{units[0].contract.name}: retiring the rows the export no longer holds")
     retired = retire_absent(con, units[0].contract.name) if snapshot else 0
     results[-1] = replace(results[-1], retired=retired, current_before=current_before)
     return results
 
 
 def _load_unit(con: duckdb.DuckDBPyConnection, unit: LoadUnit, work_dir: Path,
-               has_rows: bool) -> FileResult:
+               has_rows: bool, tracker: Tracker) -> FileResult:
     label, contract = unit.label, unit.contract
+    tracker.stage(f"{label}: reading")
     staged = unit.stage(con, work_dir)
+    tracker.stage(f"{label}: checking every row")
     id_column = staged.source_columns.get(contract.id_column, contract.id_column)
     run(
         con,
@@ -213,8 +216,10 @@ def _load_unit(con: duckdb.DuckDBPyConnection, unit: LoadUnit, work_dir: Path,
         "SELECT (SELECT count(*) FROM typed) + (SELECT count(DISTINCT line) FROM stage_rejects), "
         "(SELECT coalesce(sum(__offsets), 0) FROM typed)"
     ).fetchall()[0])
+    tracker.stage(f"{label}: {read:,} rows read; merging")
     absent = absent_columns(contract, staged) if has_rows else []
     merged = merge_file(con, contract, absent)
+    tracker.advance()
     result = FileResult(
         label,
         contract.name,
@@ -297,7 +302,7 @@ def ingest(
         units, ignored = adapter_units(source_format, data_dir, config, mapping)
     order = {c.name: i for i, c in enumerate(TABLES)}
     units = sorted(units, key=lambda u: order[u.contract.name])  # references load first
-    with writer_lock(db_path):  # README "Running safely"
+    with writer_lock(db_path), tracking("ingest", total=len(units)) as tracker:
         con = connect(db_path, config)
         try:
             run(con, "BEGIN TRANSACTION")
@@ -316,9 +321,11 @@ def ingest(
                                 "(SELECT count(*) > 0 FROM patients WHERE source = 'patients')",
                             )
                             listed_checked = True
-                        results.extend(_load_table(con, list(group), Path(work), not append))
+                        results.extend(_load_table(con, list(group), Path(work), not append,
+                                                   tracker))
                 if not allow_retire:
                     _check_retire_share(results, config.ingest.max_retired_share)
+                tracker.stage("recording the load")
                 run(con, sql("load/derived_patients.sql"))
                 # the day of the load is `today`, the day dates were judged against (no date
                 # after it loads); reports refuse an as-of after it (months.check_as_of)
@@ -336,6 +343,7 @@ def ingest(
                 )
                 top = con.execute(sql("load/top_rejects.sql"), [load_id]).fetchall()
                 changes = con.execute(sql("load/change_summary.sql"), [load_id]).fetchall()
+                tracker.stage("committing")
                 run(con, "COMMIT")
             except BaseException:
                 # A failed COMMIT (e.g. a full disk) has already ended the transaction; the

@@ -25,6 +25,7 @@ import pipeline
 from pipeline.errors import InputError
 from pipeline.formatting import json_ready
 from pipeline.outputs import atomic_path
+from pipeline.progress import Tracker
 
 
 def report_timestamp(as_of: date) -> datetime:
@@ -77,12 +78,20 @@ def context_json(context: dict[str, Any]) -> str:
     return json.dumps(json_ready(context), indent=2, ensure_ascii=False, sort_keys=True) + "\n"
 
 
+# the stages of a report shown on a terminal (pipeline/progress.py), between which each report
+# names its own (monthly: building the figures; evidence: pooling the studies)
+READ, CHARTS, RENDER = "reading the results", "drawing the charts", "rendering the PDF"
+
+
 def write_pdf_and_json(out_dir: Path, stem: str, context: dict[str, Any], template: str,
                        page_size: str, created: datetime, doc: dict[str, str],
-                       **template_values: Any) -> list[Path]:
+                       tracker: Tracker | None = None, **template_values: Any) -> list[Path]:
     """Render `template` with `doc` and `template_values`, write <stem>.pdf and <stem>.json (the
-    context) into out_dir together; returns [pdf, json]."""
+    context) into out_dir together; returns [pdf, json]. `tracker` shows the stage."""
     from pipeline.render import Renderer  # imports WeasyPrint: only when a report is written
+
+    if tracker is not None:
+        tracker.stage(RENDER)
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

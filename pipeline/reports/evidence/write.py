@@ -13,6 +13,8 @@ from typing import Any
 from pipeline.config import Config
 from pipeline.errors import InputError
 from pipeline.formatting import finite
+from pipeline.progress import Tracker, tracking
+from pipeline.reports import files
 from pipeline.reports.evidence.charts import forest_plot, funnel_plot
 from pipeline.reports.evidence.context import build_context
 from pipeline.reports.evidence.families import evidence_settings
@@ -23,6 +25,9 @@ from pipeline.results import Results, read_results
 
 TEMPLATE = "evidence.html.j2"
 NEEDS = ("protocols",)  # the rows of the canonical tables the report prints
+POOL = "pooling the studies and comparing"
+# the stages shown on a terminal (pipeline/progress.py)
+STAGES = (files.READ, POOL, files.CHARTS, files.RENDER)
 
 
 def read_evidence_results(db_path: str | Path, as_of: date, config: Config,
@@ -45,8 +50,15 @@ def evidence_context(db_path: str | Path, as_of: date, config: Config,
 
 def write_evidence(results: Results, out_dir: Path) -> list[Path]:
     """evidence-YYYY-MM-DD.pdf and .json in out_dir from `results`; returns [pdf, json]."""
+    with tracking("evidence report", stages=STAGES) as tracker:
+        return _write(results, out_dir, tracker)
+
+
+def _write(results: Results, out_dir: Path, tracker: Tracker) -> list[Path]:
     config, as_of = results.config, results.as_of
+    tracker.stage(POOL)
     context = finite(build_context(results, evidence_settings(config)))
+    tracker.stage(files.CHARTS)
     printed = evidence_labels(config)
     why_not = context["not_comparable"]
     axis = ("Published response rate (score at least halved) with 95% interval" if why_not else
@@ -71,13 +83,15 @@ def write_evidence(results: Results, out_dir: Path) -> list[Path]:
                f"{printed.marker}. No patient identifiers.",
     )
     return write_pdf_and_json(out_dir, f"evidence-{as_of.isoformat()}", context, TEMPLATE,
-                              config.clinic.page_size, created, doc, ctx=context,
-                              view=build_view(context, config), charts=charts)
+                              config.clinic.page_size, created, doc, tracker=tracker,
+                              ctx=context, view=build_view(context, config), charts=charts)
 
 
 def write_evidence_report(db_path: str | Path, as_of: date, out_dir: Path,
                           config: Config, load: int | None = None) -> list[Path]:
     """`outcomes report evidence`: evidence-YYYY-MM-DD.pdf and .json in out_dir."""
     evidence_settings(config)  # config errors first, before any work
-    results = read_evidence_results(db_path, as_of, config, load=load)
-    return write_evidence(results, out_dir)
+    with tracking("evidence report", stages=STAGES) as tracker:
+        tracker.stage(files.READ)
+        results = read_evidence_results(db_path, as_of, config, load=load)
+        return _write(results, out_dir, tracker)

@@ -11,6 +11,8 @@ from pathlib import Path
 import pipeline
 from pipeline.config import Config
 from pipeline.months import Month, parse_month
+from pipeline.progress import Tracker, tracking
+from pipeline.reports import files
 from pipeline.reports.files import pdf_document, report_timestamp, w3c, write_pdf_and_json
 from pipeline.reports.monthly.charts import chart_svgs
 from pipeline.reports.monthly.context import build_context
@@ -21,6 +23,9 @@ TEMPLATE = "monthly.html.j2"
 # the rows of the canonical tables the report prints (pipeline/results.py INPUTS)
 NEEDS = ("monthly_sessions", "protocols", "monthly_loads", "monthly_reject_reasons",
          "latest_data_day")
+FIGURES = "building the figures"
+# the stages shown on a terminal (pipeline/progress.py)
+STAGES = (files.READ, FIGURES, files.CHARTS, files.RENDER)
 
 
 def read_monthly_results(db_path: str | Path, month: Month, config: Config,
@@ -31,7 +36,13 @@ def read_monthly_results(db_path: str | Path, month: Month, config: Config,
 
 def write_monthly(results: Results, month: Month, out_dir: Path) -> list[Path]:
     """Write monthly-YYYY-MM.pdf and .json to out_dir from `results`; returns [pdf, json]."""
+    with tracking("monthly report", stages=STAGES) as tracker:
+        return _write(results, month, out_dir, tracker)
+
+
+def _write(results: Results, month: Month, out_dir: Path, tracker: Tracker) -> list[Path]:
     config = results.config
+    tracker.stage(FIGURES)
     context = build_context(results, month)
     created = report_timestamp(month.last)
     label, provenance = context["month_label"], context["provenance"]
@@ -47,14 +58,18 @@ def write_monthly(results: Results, month: Month, out_dir: Path) -> list[Path]:
                + (f" · load {provenance['load_id']}, inputs {provenance['input_fingerprint']}"
                   if provenance["load_id"] is not None else ""),
     )
+    tracker.stage(files.CHARTS)
+    view, charts = build_view(context, config), chart_svgs(context)
     return write_pdf_and_json(out_dir, f"monthly-{month.text}", context, TEMPLATE,
-                              config.clinic.page_size, created, doc, r=context,
-                              view=build_view(context, config), charts=chart_svgs(context))
+                              config.clinic.page_size, created, doc, tracker=tracker, r=context,
+                              view=view, charts=charts)
 
 
 def write_monthly_report(db_path: str | Path, month: str, out_dir: Path,
                          config: Config, load: int | None = None) -> list[Path]:
     """`outcomes report monthly`: monthly-YYYY-MM.pdf and .json in out_dir; returns [pdf, json]."""
     report_month = parse_month(month)
-    results = read_monthly_results(db_path, report_month, config, load=load)
-    return write_monthly(results, report_month, out_dir)
+    with tracking("monthly report", stages=STAGES) as tracker:
+        tracker.stage(files.READ)
+        results = read_monthly_results(db_path, report_month, config, load=load)
+        return _write(results, report_month, out_dir, tracker)

@@ -8,19 +8,21 @@ charts, renders HTML and PDF, writes the files and returns (file, pages, sha256)
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import multiprocessing
 import os
 import re
-import sys
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pipeline
 from pipeline.csv_cells import rows_csv
 from pipeline.outputs import atomic_path
+from pipeline.progress import tracking
 from pipeline.reports.files import pdf_document
 
 HEADER_ID_CHARS = 40  # ids longer than this are cut with "…" in the running header
@@ -137,6 +139,7 @@ def make_renderer(page_size: str) -> Any:
 def init_worker(page_size: str) -> None:
     global _renderer
     _renderer = make_renderer(page_size)
+    import pipeline.reports.payer.charts  # noqa: F401  (matplotlib: imported before the work)
 
 
 def charts_for(packet: dict[str, Any]) -> list[dict[str, Any]]:
@@ -212,44 +215,37 @@ def render_packet(task: dict[str, Any], renderer: Any = None) -> dict[str, Any]:
 # Parent side
 
 
-def _progress(total: int) -> Any:
-    """A rich progress bar on a terminal; None (silent) otherwise — no ids are ever printed."""
-    if not sys.stderr.isatty():
-        return None
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+@contextlib.contextmanager
+def render_pool(jobs: int | None, page_size: str) -> Iterator[Any]:
+    """The worker processes (None for one job), started at once: each imports WeasyPrint and
+    builds its Renderer while the parent is still reading the results and partitioning the
+    courses into packets, so rendering starts on warm workers."""
+    if (jobs or os.cpu_count() or 1) == 1:
+        yield None
+        return
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(jobs or os.cpu_count(), initializer=init_worker, initargs=(page_size,),
+                      maxtasksperchild=MAX_TASKS_PER_CHILD) as pool:
+        yield pool
 
-    progress = Progress("payer packets", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                        console=Console(stderr=True), transient=False)
-    progress.start()
-    progress.add_task("render", total=total)
-    return progress
 
-
-def render_all(packets: list[dict[str, Any]], out_dir: Path, html: bool, jobs: int | None,
+def render_all(packets: list[dict[str, Any]], out_dir: Path, html: bool, pool: Any,
                page_size: str) -> list[dict[str, Any]]:
-    """Render every packet (in the order given); results in the same order."""
+    """Render every packet (in the order given) in `pool` (render_pool), or in this process when
+    it is None; results in the same order."""
     out_dir.mkdir(parents=True, exist_ok=True)
     tasks = [{"packet": p, "out_dir": str(out_dir), "html": html} for p in packets]
-    workers = max(1, min(jobs or os.cpu_count() or 1, len(tasks)))
-    progress = _progress(len(tasks))
     results: list[dict[str, Any]] = []
-    try:
-        if workers == 1:
-            renderer = make_renderer(page_size)  # no pool for one worker: no spawn cost
+    # the progress display counts packets; it never prints an id (pipeline/progress.py)
+    with tracking("payer packets", total=len(tasks)) as tracker:
+        tracker.stage("rendering")
+        if pool is None:
+            renderer = make_renderer(page_size)
             for task in tasks:
                 results.append(render_packet(task, renderer))
-                if progress:
-                    progress.advance(progress.task_ids[0])
+                tracker.advance()
         else:
-            context = multiprocessing.get_context("spawn")
-            with context.Pool(workers, initializer=init_worker, initargs=(page_size,),
-                              maxtasksperchild=MAX_TASKS_PER_CHILD) as pool:
-                for result in pool.imap(render_packet, tasks, chunksize=1):
-                    results.append(result)
-                    if progress:
-                        progress.advance(progress.task_ids[0])
-    finally:
-        if progress:
-            progress.stop()
+            for result in pool.imap(render_packet, tasks, chunksize=1):
+                results.append(result)
+                tracker.advance()
     return results

@@ -2,17 +2,19 @@
 
 Flow: one `Results` (pipeline/results.py) -> the records of each course and the criteria
 verdicts (records, packet, criteria) -> packets as plain dicts -> parallel render (batch) ->
-index.csv of the folder, read back from disk (folder). A packet holds one patient's data only;
-its outcome values are the outcomes engine's course rows, unchanged.
+index.csv of the folder, read back from disk (folder). The worker processes start first, so they
+get ready while the parent reads the results and builds the packets. A packet holds one patient's
+data only; its outcome values are the outcomes engine's course rows, unchanged.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pipeline.config import Config
 from pipeline.months import Month, parse_month
-from pipeline.reports.payer.batch import render_all
+from pipeline.reports.payer.batch import render_all, render_pool
 from pipeline.reports.payer.criteria import PayerRules, payer_rules
 from pipeline.reports.payer.folder import publish, staging
 from pipeline.reports.payer.records import load_packets, packets_as_of
@@ -28,12 +30,17 @@ def write_payer(results: Results, out_dir: Path, rules: PayerRules | None = None
     """Render the packets of `results` (as of the month's last day, or of the latest data day
     for a patient) aside, move them into `out_dir` and write index.csv from the folder
     (pipeline/reports/payer/folder.py); returns its path."""
+    with render_pool(jobs, results.config.clinic.page_size) as pool:
+        return _write(results, out_dir, rules, patient, month, html, pool)
+
+
+def _write(results: Results, out_dir: Path, rules: PayerRules | None, patient: str | None,
+           month: Month | None, html: bool, pool: Any) -> Path:
     config = results.config
     packets = load_packets(results, rules or payer_rules(config), patient=patient, month=month)
     out_dir = Path(out_dir)
     with staging(out_dir) as staged:
-        written = render_all(packets, staged, html=html, jobs=jobs,
-                             page_size=config.clinic.page_size)
+        written = render_all(packets, staged, html, pool, config.clinic.page_size)
         rows = [{"file": result["file"], "patient_id": course["patient_id"],
                  "course_id": course["course_id"], "protocol_id": course["protocol_id"],
                  "course_start": course["first_infusion_day"].isoformat(),
@@ -64,6 +71,7 @@ def write_payer_packets(
     rules = payer_rules(config)  # config errors before any work
     report_month = parse_month(month) if month is not None else None
     as_of = packets_as_of(patient, report_month)
-    results = read_results(db_path, config, as_of, load=load, needs=NEEDS)
-    return write_payer(results, out_dir, rules, patient=patient, month=report_month, html=html,
-                       jobs=jobs)
+    # the workers start now and get ready while the results are read and the packets built
+    with render_pool(jobs, config.clinic.page_size) as pool:
+        results = read_results(db_path, config, as_of, load=load, needs=NEEDS)
+        return _write(results, out_dir, rules, patient, report_month, html, pool)
