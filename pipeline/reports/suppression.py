@@ -255,8 +255,11 @@ class Ledger:
         system = Derivation(self)
         given_up: set[Key] = set()
         for _ in range(_MAX_ROUNDS):
-            leaks = [key for key in system.determined_small() if key not in given_up]
+            determined = system.determined_small()
+            leaks = [key for key in determined if key not in given_up]
             if not leaks:
+                # a leak given up on may have been closed by a later withholding
+                self.unresolved = [key for key in determined if key in given_up]
                 return
             # Several leaks are closed per round, but never two through one relation: the
             # first withheld cell may already protect the second leak.
@@ -268,7 +271,6 @@ class Ledger:
                 target = self._complement_for(leak, system)
                 if target is None:
                     given_up.add(leak)
-                    self.unresolved.append(leak)
                     continue
                 self._cells[target].state = SECONDARY
                 self.because[target] = leak

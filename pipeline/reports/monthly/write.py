@@ -19,7 +19,8 @@ from pipeline.results import Results, read_results
 
 TEMPLATE = "monthly.html.j2"
 # the rows of the canonical tables the report prints (pipeline/results.py INPUTS)
-NEEDS = ("monthly_sessions", "protocols", "monthly_loads", "monthly_reject_reasons")
+NEEDS = ("monthly_sessions", "protocols", "monthly_loads", "monthly_reject_reasons", "patients",
+         "treatment_history")
 
 
 def read_monthly_results(db_path: str | Path, month: Month, config: Config,
