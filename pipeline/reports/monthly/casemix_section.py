@@ -108,17 +108,15 @@ def case_mix_section(cells: Ledger, result: CaseMix, rolling: Period,
         "instrument": instrument,
         "sites": [], "providers": [], "model": None,
     }
-    if not result.adjusted or result.model is None:
-        section["n"] = cells.count(("case_mix", "model", "evaluable"), result.n, KEEP_TOTAL)
-        return section
     per = rolling.per
-    model = {"n": cells.count(("case_mix", "model", "evaluable"), result.model.n, KEEP_TOTAL),
-             "responders": cells.count(("case_mix", "model", "responders"),
-                                       result.model.responders, KEEP_TOTAL)}
-    _link(cells, model["n"], ("evaluable", per, instrument, ALL), "evaluable")
+    n = section["n"] = cells.count(("case_mix", "model", "evaluable"), result.n, KEEP_TOTAL)
+    _link(cells, n, ("evaluable", per, instrument, ALL), "evaluable")
+    if not result.adjusted or result.model is None:
+        return section
+    model = {"n": n, "responders": cells.count(("case_mix", "model", "responders"),
+                                               result.model.responders, KEEP_TOTAL)}
     _link(cells, model["responders"], ("responders", per, instrument, ALL), "responders")
     cells.complement(model["responders"], model["n"])
-    section["n"] = model["n"]
     for kind, plural in UNITS:
         rows = [_unit_row(cells, unit, kind, model, per, instrument)
                 for unit in (result.sites if kind == "site" else result.providers)]

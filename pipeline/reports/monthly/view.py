@@ -96,8 +96,8 @@ PREDICTOR_LABELS = {
     PRIOR_TRIALS.column: "Prior adequate antidepressant trials",
     INTERCEPT: "Intercept (odds of response at the reference levels, severity 0)",
 }
-POSITION_WORDS = {"below": "fewer responders than expected", "within": "as expected",
-                  "above": "more responders than expected"}
+POSITION_WORDS = {"below": "fewer than expected", "within": "as expected",
+                  "above": "more than expected"}
 
 
 def _coefficient_label(name: str, references: dict[str, str]) -> str:
