@@ -96,6 +96,8 @@ def severity_share(rows: pl.DataFrame, instruments: dict[str, Instrument]) -> pl
                          f"maximum total is unknown; add [instruments.\"{missing[0]}\"] with "
                          "total_max to the config")
     maxima = {name: float(instruments[name].total_max) for name in rows["instrument"].unique()}
+    if not maxima:  # no course in the window: an empty mapping would not be typed
+        return pl.lit(None, pl.Float64)
     return pl.col("baseline_score") / pl.col("instrument").replace_strict(
         maxima, return_dtype=pl.Float64)
 

@@ -590,6 +590,7 @@ def audit_monthly(report: dict[str, Any]) -> Audit:
         for column in ("baseline", "endpoint"):
             a.total(courses, [a.cell(b[column], f"band {b['label']} {column}")
                               for b in severity["bands"]])
+    audit_case_mix(a, report["case_mix"], lambda what: name("rolling", what), inst)
     # latest load
     for f in report["latest_load"]["files"]:
         read = a.cell(f["rows_read"], f"{f['file']} read")
@@ -606,6 +607,54 @@ def audit_monthly(report: dict[str, Any]) -> Audit:
         if parts and not what.startswith("item-9"):
             a.total(a.quantities[quantity], [*parts, a.free(f"{what}: other months")])
     return a
+
+
+def audit_case_mix(a: Audit, cm: dict[str, Any], rolling: Any, inst: str) -> None:
+    """Case mix (docs/case-mix.md, rolling 12 months): the sites, and the providers, add up to
+    the model's courses and responders; a unit's courses and responders contain its rolling
+    site/provider-table figures (the rest: courses evaluable only on another instrument); the
+    model's contain the clinic's. O = O/E x E, the interval gives O back from E, the adjusted
+    rate gives the overall rate, and the expected counts add up to the responders: none of
+    them may be printed beside a hidden count, nor an expected count of 1..10."""
+    n = a.cell(cm["n"], "case-mix courses")
+    a.part(n, a.q(rolling(f"{inst} evaluable all")), "case-mix courses on another instrument")
+    model = cm["model"]
+    if model is None:
+        return
+    a.equal(n, a.cell(model["n"], "case-mix model n"))
+    responders = a.cell(model["responders"], "case-mix responders")
+    a.part(n, responders, "case-mix non-responders")
+    a.part(responders, a.q(rolling(f"{inst} responders all")),
+           "case-mix responders on another instrument")
+    totals_known = a.kind[n] == a.kind[responders] == "known"
+    if model["overall_rate"] is not None and not totals_known:
+        a.direct.append("case-mix overall rate printed beside a hidden count")
+    for kind in ("site", "provider"):
+        rows = cm[f"{kind}s"]
+        observed, evaluable = [], []
+        for r in rows:
+            where = f"case-mix {kind} {r[kind]}"
+            o, e = a.rate(r["raw_rate"], f"{where} raw response")
+            a.equal(o, a.cell(r["observed"], f"{where} O"))
+            a.equal(e, a.cell(r["evaluable"], f"{where} courses"))
+            short = {"resp": o, "eval": e}
+            for what, var in short.items():
+                a.part(var, a.q(rolling(f"{what} {kind} {r[kind]}")),
+                       f"{where} {what} on another instrument")
+            observed.append(o)
+            evaluable.append(e)
+            printed = [key for key in ("oe", "oe_ci_low", "oe_ci_high", "adjusted_rate")
+                       if r[key] is not None]
+            expected = r["expected"]
+            if isinstance(expected, float | int) and 1 <= expected <= K:
+                a.direct.append(f"{where}: expected count {expected} printed")
+            if (printed or isinstance(expected, float)) and not (
+                    a.kind[o] == "known" and totals_known):
+                a.direct.append(f"{where}: {printed or 'E'} printed beside a hidden count")
+        a.total(n, evaluable)
+        a.total(responders, observed)
+        if rows and all(isinstance(r["expected"], float) for r in rows) and not totals_known:
+            a.direct.append(f"case-mix: every {kind}'s E printed (they add up to the responders)")
 
 
 def curve_leaks(curve: dict[str, Any]) -> list[str]:
@@ -846,7 +895,8 @@ def test_pdf_prints_what_the_json_says(demo: dict[str, Any]) -> None:
     line = next(li for li in text.splitlines() if li.strip().startswith("Courses ending"))
     assert str(h["courses_ended"]) in line.split()
     # no count from 1 to 10 in the site / provider tables of the PDF
-    block = text[text.index("By site and by provider"):text.index("Appendix: methods")]
+    block = text[text.index("By site and by provider"):
+                 text.index("Sites and providers adjusted for case mix")]
     for line in block.splitlines():
         cells = line.split()
         if len(cells) >= 3 and cells[0] not in ("Site", "Provider", "A"):
@@ -860,7 +910,7 @@ def test_no_report_json_carries_a_raw_small_count(demo: dict[str, Any]) -> None:
                     "not_evaluable", "count", "started", "completed", "discontinued",
                     "infusions", "bp_recorded", "scores", "patients", "responders",
                     "rows_read", "added", "corrected", "unchanged", "retired", "duplicates",
-                    "rejected", "problems", "itt",
+                    "rejected", "problems", "itt", "observed",
                     "in_progress", "courses_not_in_progress", "mix_n", "subjects", "finished",
                     "new_patients", "courses_started", "courses_completing", "cancelled",
                     "aborted", "baseline", "endpoint"}
@@ -1051,11 +1101,73 @@ def test_hand_built_pdf_prints_the_same_cells(hand: dict[str, Any]) -> None:
 def test_demo_reports_pass_the_audit(tmp_path: Path, patients: int, seed: int) -> None:
     from pipeline.reports.evidence.write import evidence_context
 
-    write_demo(tmp_path / "export", patients=patients, seed=seed, end=date(2026, 10, 31))
-    db = tmp_path / "clinic.duckdb"
-    ingest(tmp_path / "export", db, load_config(), today=LOAD_DAY)
-    config_path = write_suppress_config(tmp_path)
+    db, config_path = audited_demo(tmp_path, patients, seed)
     report = monthly_json(db, "2026-10", config_path)
     assert audit_monthly(report).leaks() == []
     evidence = json_ready(evidence_context(db, date(2026, 10, 31), load_config(config_path)))
     assert audit_evidence(evidence).leaks() == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Every month, not one: the demo at several sizes and seeds, each month of its data audited
+
+
+def audited_demo(folder: Path, patients: int, seed: int) -> tuple[Path, Path]:
+    """The demo export (clinic activity to 2026-10-31) loaded, and the suppression config."""
+    write_demo(folder / "export", patients=patients, seed=seed, end=date(2026, 10, 31))
+    db = folder / "clinic.duckdb"
+    ingest(folder / "export", db, load_config(), today=LOAD_DAY)
+    return db, write_suppress_config(folder)
+
+
+def data_months(db: Path) -> list[str]:
+    """Every month from the first infusion of the data to October 2026."""
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        first = con.sql("SELECT min(started_at) FROM sessions").fetchall()[0][0]
+    finally:
+        con.close()
+    year, month, months = first.year, first.month, []
+    while (year, month) <= (2026, 10):
+        months.append(f"{year}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return months
+
+
+def month_leaks(db: Path, config: Path, months: list[str]) -> dict[str, list[str]]:
+    leaks = {month: audit_monthly(monthly_json(db, month, config)).leaks() for month in months}
+    return {month: found for month, found in leaks.items() if found}
+
+
+@pytest.mark.parametrize(("patients", "seed", "month"), [(300, 3, "2025-08"), (150, 21, "2026-10")])
+def test_months_where_the_auditor_found_leaks_pass_it(tmp_path: Path, patients: int, seed: int,
+                                                       month: str) -> None:
+    """300 patients seed 3, August 2025: a "no follow-up score" count of 1 was ITT n minus
+    remission n; 150 patients seed 21, October 2026: the clinic's PHQ-9 "no baseline" was 1
+    (the protocols' reasons add up to the clinic's, the 12 months less each month too)."""
+    db, config = audited_demo(tmp_path, patients, seed)
+    assert month_leaks(db, config, [month]) == {}
+
+
+def test_every_month_of_a_small_demo_passes_the_audit(tmp_path: Path) -> None:
+    db, config = audited_demo(tmp_path, 80, 9)
+    months = data_months(db)
+    assert len(months) >= 15  # the demo's whole history, early sparse months included
+    assert month_leaks(db, config, months) == {}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("patients", "seed"), [(150, 21), (300, 3)])
+def test_every_month_of_the_demo_passes_the_audit(tmp_path: Path, patients: int,
+                                                   seed: int) -> None:
+    db, config = audited_demo(tmp_path, patients, seed)
+    assert month_leaks(db, config, data_months(db)) == {}
+
+
+@pytest.mark.slow
+def test_a_large_demo_month_passes_the_audit(tmp_path: Path) -> None:
+    """2,000 patients seed 5, July 2025: the auditor found 11 derivable counts there."""
+    db, config = audited_demo(tmp_path, 2000, 5)
+    assert month_leaks(db, config, ["2025-07"]) == {}

@@ -255,8 +255,11 @@ class Ledger:
         system = Derivation(self)
         given_up: set[Key] = set()
         for _ in range(_MAX_ROUNDS):
-            leaks = [key for key in system.determined_small() if key not in given_up]
+            determined = system.determined_small()
+            leaks = [key for key in determined if key not in given_up]
             if not leaks:
+                # a leak given up on may have been closed by a later withholding
+                self.unresolved = [key for key in determined if key in given_up]
                 return
             # Several leaks are closed per round, but never two through one relation: the
             # first withheld cell may already protect the second leak.
@@ -267,8 +270,13 @@ class Ledger:
                     continue
                 target = self._complement_for(leak, system)
                 if target is None:
-                    given_up.add(leak)
-                    self.unresolved.append(leak)
+                    blank = self._blank_for(leak, system)
+                    if blank is None:
+                        given_up.add(leak)
+                        continue
+                    self._cells[blank].state = UNPRINTED
+                    self.because[blank] = leak
+                    touched |= rows | system.rows_of(blank)
                     continue
                 self._cells[target].state = SECONDARY
                 self.because[target] = leak
@@ -311,6 +319,16 @@ class Ledger:
         back to the nearest shown cell around the leak."""
         found = self._break(leak, system, set(), 0)
         return found if found is not None else self._nearest(leak, system)
+
+    def _blank_for(self, leak: Key, system: Derivation) -> Key | None:
+        """When no shown cell is left to withhold (a month of small counts, where "<11"
+        meaning "at least 1" in many parts pins a total): the "<11" cell beside the leak to
+        leave blank (not printed at all), so that its "at least 1" no longer counts."""
+        near = {k for r in system.rows_of(leak) for k in system.row_keys(r)}
+        candidates = [k for k in near - {leak} if self._cells[k].state == PRIMARY]
+        if not candidates and self._cells[leak].state == PRIMARY:
+            candidates = [leak]
+        return min(candidates, key=self._rank) if candidates else None
 
     def _usable(self, key: Key) -> bool:
         cell = self._cells[key]

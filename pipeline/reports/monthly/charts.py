@@ -10,9 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from markupsafe import Markup
+from matplotlib import pyplot as plt
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-from pipeline.charts import FILLS, HATCHES, SERIES_STYLES, figure, to_svg
+from pipeline.casemix_stats import funnel_grid, oe_funnel_limits
+from pipeline.charts import FILLS, HATCHES, MM, SERIES_STYLES, figure, to_svg
 from pipeline.formatting import is_withheld
 from pipeline.months import parse_month
 
@@ -135,6 +137,52 @@ def severity_svg(severity: dict[str, Any] | None) -> Markup | None:
     return to_svg(fig)
 
 
+def _funnel_panel(ax: plt.Axes, rows: list[dict[str, Any]], title: str) -> None:
+    """O/E against E for one kind of unit, with the 95% and 99.8% limits around 1. Each point
+    carries the unit's row number in the report's table (names would overlap)."""
+    drawn = [(i, r) for i, r in enumerate(rows, start=1)
+             if isinstance(r["expected"], float) and r["oe"] is not None]
+    top = max((r["expected"] for _, r in drawn), default=1.0) * 1.12
+    grid = funnel_grid(top)
+    limits = oe_funnel_limits(grid)
+    for level, style in (("95", "--"), ("99_8", ":")):
+        label = f"{level.replace('_', '.')}% limits"
+        ax.plot(grid, limits[f"high_{level}"], color="#555555", linestyle=style, linewidth=0.9,
+                marker="", label=label)
+        ax.plot(grid, limits[f"low_{level}"], color="#555555", linestyle=style, linewidth=0.9,
+                marker="")
+    ax.axhline(1.0, color="#000000", linewidth=0.7, marker="")
+    for number, r in drawn:
+        flagged = r["position"] != "within"
+        ax.plot([r["expected"]], [r["oe"]], linestyle="none", marker="D" if flagged else "o",
+                markersize=4.5 if flagged else 3.5, color="#000000",
+                markerfacecolor="#000000" if flagged else "white")
+        ax.annotate(str(number), (r["expected"], r["oe"]), textcoords="offset points",
+                    xytext=(3, 3), fontsize=6.5, color="#000000")
+    ax.set_xlim(0, top)
+    highest = max([2.0, *(r["oe"] * 1.15 for _, r in drawn)])
+    ax.set_ylim(0, min(highest, 4.0))
+    ax.set_xlabel("expected responders E")
+    ax.set_ylabel("observed / expected")
+    ax.set_title(f"{title}: {len(drawn)} of {len(rows)} plotted (others withheld)"
+                 if len(drawn) < len(rows) else title)
+
+
+def funnel_svg(case_mix: dict[str, Any]) -> Markup | None:
+    """Funnel plot of O/E against E: sites left, providers right. Units whose figures are
+    withheld (small-cell suppression) are not drawn; the panel title counts them."""
+    if case_mix["model"] is None:
+        return None
+    if not any(r["oe"] is not None for plural in ("sites", "providers")
+               for r in case_mix[plural]):
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(170 * MM, 72 * MM), layout="constrained")
+    _funnel_panel(axes[0], case_mix["sites"], "Sites")
+    _funnel_panel(axes[1], case_mix["providers"], "Providers")
+    axes[0].legend(loc="upper right", frameon=False, fontsize=6)
+    return to_svg(fig)
+
+
 def chart_svgs(context: dict[str, Any]) -> dict[str, Markup | None]:
     return {
         "p_chart": p_chart_svg(context["control_chart"]),
@@ -142,4 +190,5 @@ def chart_svgs(context: dict[str, Any]) -> dict[str, Markup | None]:
         "cumulative_response": cumulative_response_svg(context["cumulative_response"],
                                                         context["headline_instrument"]),
         "severity": severity_svg(context["severity"]),
+        "funnel": funnel_svg(context["case_mix"]),
     }

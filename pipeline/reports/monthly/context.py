@@ -24,6 +24,7 @@ import pipeline
 from pipeline.formatting import Suppressed, fmt_month
 from pipeline.methods import methods_sentences
 from pipeline.months import Month, data_end_note
+from pipeline.reports.monthly.casemix_section import case_mix_section, compute_case_mix
 from pipeline.reports.monthly.curves import control_chart, km_curves
 from pipeline.reports.monthly.periods import (
     KEEP_DENOMINATOR,
@@ -94,14 +95,26 @@ def load_statement(load_id: int, mode: str | None) -> str:
 
 def link_periods(cells: Ledger, rolling: Period, parts: list[Period]) -> None:
     """A count of the 12 months = the same count in the month (and previous month) + the rest:
-    declared for every quantity registered in both, so "rolling minus month" is protected."""
+    declared for every quantity registered in both, so "rolling minus month" is protected.
+
+    Every difference a reader can form is a cell of its own: with the month M and M−1 both
+    registered, the 12 months less M (= M−1 + the rest) and less M−1 (= M + the rest) as well
+    as the rest, since any of them can be a count of 1..k even when none of its parts is
+    determined (docs/suppression.md, "Across periods")."""
     for key in cells.keys():
         if len(key) < 2 or key[1] != rolling.per or key[0] in NOT_ADDITIVE:
             continue
         inside = [(key[0], p.per, *key[2:]) for p in parts]
         inside = [k for k in inside if cells.has(k)]
-        if inside:
-            cells.split(key, inside, ("rest of the 12 months", *key))
+        if not inside:
+            continue
+        rest = cells.split(key, inside, ("rest of the 12 months", *key))
+        if len(inside) < 2:
+            continue
+        for part in inside:
+            others = [k for k in inside if k != part]
+            less = cells.split(key, [part], ("12 months less", part[1], *key))
+            cells.add(less, [*others, rest])
 
 
 def input_fingerprint(loads: pl.DataFrame) -> str | None:
@@ -183,7 +196,7 @@ def build_ledger_context(results: Results, month: Month) -> tuple[dict[str, Any]
                       for key in ("month", "rolling")},
         "attrition_columns": list(range(1, max_columns + 1)),
         "safety": {key: safety_section(cells, periods[key]) for key in ("month", "rolling")},
-        "completeness": {key: completeness_rows(cells, periods[key], outcome_cells[key])
+        "completeness": {key: completeness_rows(cells, periods[key])
                          for key in ("month", "rolling")},
         "latest_load": latest_load(cells, loads, results.input("monthly_reject_reasons")),
         "breakdown": {key: [breakdown(cells, periods[key], units, sessions, unit, instrument)
@@ -193,6 +206,8 @@ def build_ledger_context(results: Results, month: Month) -> tuple[dict[str, Any]
                                        rolling),
         "cumulative_response": km_curves(cells, rolling, instrument, outcome_cells["rolling"]),
         "severity": severity_distribution(cells, rolling, config),
+        "case_mix": case_mix_section(cells, compute_case_mix(results, month, units, instrument),
+                                     rolling, instrument),
         "methods": methods_sentences(config),
         "provenance": {
             "package_version": pipeline.__version__,

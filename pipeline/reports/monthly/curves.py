@@ -21,6 +21,7 @@ from pipeline.reports.monthly.periods import (
     clinic_summary,
     ended_courses,
     per_key,
+    reason_counts,
     register_outcomes,
     summary_row,
 )
@@ -48,10 +49,11 @@ def control_chart(cells: Ledger, course_outcomes: pl.DataFrame, month: Month,
     month_cells: dict[str, tuple[CountRef, CountRef]] = {}
     for m in history:
         per = per_key(m.first, m.last)
-        row = summary_row(clinic_summary(ended_courses(course_outcomes, m.first, m.last)),
-                          instrument)
+        ended = ended_courses(course_outcomes, m.first, m.last)
+        row = summary_row(clinic_summary(ended), instrument)
         if row is not None:
-            counts = register_outcomes(cells, per, row, ALL)
+            counts = register_outcomes(cells, per, row, ALL,
+                                       reason_counts(ended).get((ALL, row["instrument"]), {}))
             month_cells[m.text] = (counts["responders"], counts["evaluable"])
         else:
             month_cells[m.text] = (cells.virtual(("responders", per, instrument, ALL), 0),

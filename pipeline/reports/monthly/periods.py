@@ -128,42 +128,72 @@ OUTCOME_COUNTS = [("evaluable", "evaluable"), ("responders", "responders"),
 
 OutcomeCells = dict[str, CountRef]
 
+REASONS = ("no baseline", "zero baseline", "no follow-up score")  # of a course not evaluable
+NO_FOLLOW_UP = REASONS[2]
+BASELINE_AT_OR_BELOW = "baseline_at_or_below_remission"
+ReasonCounts = dict[tuple[str, str], dict[str, int]]
 
-def register_outcomes(cells: Ledger, per: str, row: dict[str, Any], protocol: str) -> OutcomeCells:
+
+def reason_counts(course_outcomes: pl.DataFrame) -> ReasonCounts:
+    """Courses not evaluable by reason, per (protocol, instrument) and clinic-wide
+    ((ALL, instrument)), of the ended courses in `course_outcomes`."""
+    ended = course_outcomes.filter(
+        (pl.col("status") != "in_progress") & pl.col("not_evaluable_reason").is_not_null())
+    out: ReasonCounts = {}
+    for protocol in (pl.col("protocol_id"), pl.lit(ALL)):
+        counts = ended.group_by(protocol.alias("protocol_id"), "instrument",
+                                "not_evaluable_reason").agg(n=pl.len())
+        for r in counts.to_dicts():
+            out.setdefault((r["protocol_id"], r["instrument"]), {})[
+                r["not_evaluable_reason"]] = int(r["n"])
+    return out
+
+
+def register_outcomes(cells: Ledger, per: str, row: dict[str, Any], protocol: str,
+                      reasons: dict[str, int]) -> OutcomeCells:
     """The counts of one protocol_summary row with the relations among them:
     evaluable = responders + partial + non-responders; courses = evaluable + not evaluable;
-    ITT = evaluable + no follow-up score; evaluable = remission-evaluable + baseline at or
-    below the remission cutoff."""
+    not evaluable = no baseline + zero baseline + no follow-up score; ITT = evaluable + no
+    follow-up score; evaluable = remission-evaluable + baseline at or below the remission
+    cutoff. `reasons`: the row's courses not evaluable by reason (reason_counts).
+
+    Every cell is returned (the unprinted parts too), so the protocol rows can be declared to
+    add up to the clinic's for each of them."""
     instrument = row["instrument"]
     out = {name: cells.virtual((name, per, instrument, protocol), int(row[column]))
            for name, column in OUTCOME_COUNTS}
     out["courses"] = cells.virtual(("courses", per, protocol), int(row["courses"]))
+    for reason in REASONS:
+        out[reason] = cells.virtual(("not_evaluable_reason", per, instrument, protocol, reason),
+                                    reasons.get(reason, 0))
     cells.add(out["evaluable"], [out["responders"], out["partial"], out["non_responders"]])
     cells.add(out["courses"], [out["evaluable"], out["not_evaluable"]])
-    cells.split(out["itt"], [out["evaluable"]],
-                ("not_evaluable_reason", per, instrument, protocol, "no follow-up score"))
-    cells.split(out["evaluable"], [out["remission_evaluable"]],
-                ("baseline_at_or_below_remission", per, instrument, protocol))
+    cells.add(out["not_evaluable"], [out[reason] for reason in REASONS])
+    cells.add(out["itt"], [out["evaluable"], out[NO_FOLLOW_UP]])
+    out[BASELINE_AT_OR_BELOW] = cells.split(out["evaluable"], [out["remission_evaluable"]],
+                                            (BASELINE_AT_OR_BELOW, per, instrument, protocol))
     return out
 
 
 def register_period(cells: Ledger, period: Period) -> dict[tuple[str, str], OutcomeCells]:
     """Outcome cells of a period per (protocol, instrument) and clinic-wide ((ALL, instrument)),
-    with the protocol rows adding up to the clinic's."""
+    with the protocol rows adding up to the clinic's in every cell, unprinted parts included
+    (courses without a follow-up score, baselines at or below the remission cutoff, ...)."""
     per = period.per
     out: dict[tuple[str, str], OutcomeCells] = {}
+    reasons = reason_counts(period.frames.course_outcomes)
     summary = period.metrics["protocol_summary"].sort("protocol_id", "instrument").to_dicts()
     for row in summary:
-        out[(row["protocol_id"], row["instrument"])] = register_outcomes(
-            cells, per, row, row["protocol_id"])
+        key = (row["protocol_id"], row["instrument"])
+        out[key] = register_outcomes(cells, per, row, row["protocol_id"], reasons.get(key, {}))
     clinic = clinic_summary(period.frames.course_outcomes)
     for row in clinic.sort("instrument").to_dicts() if clinic.height else []:
         instrument = row["instrument"]
-        total = out[(ALL, instrument)] = register_outcomes(cells, per, row, ALL)
+        total = out[(ALL, instrument)] = register_outcomes(
+            cells, per, row, ALL, reasons.get((ALL, instrument), {}))
         parts = [c for (p, i), c in out.items() if i == instrument and p != ALL]
-        for name, _ in OUTCOME_COUNTS:
+        for name in total:
             cells.add(total[name], [c[name] for c in parts])
-        cells.add(total["courses"], [c["courses"] for c in parts])
     return out
 
 

@@ -16,6 +16,7 @@ from pipeline.reports.monthly.periods import (
     ALL,
     KEEP_DENOMINATOR,
     KEEP_TOTAL,
+    REASONS,
     OutcomeCells,
     Period,
     clean,
@@ -27,7 +28,6 @@ from pipeline.reports.monthly.periods import (
 )
 from pipeline.reports.suppression import CountRef, Ledger
 
-REASONS = ["no baseline", "zero baseline", "no follow-up score"]  # of a course not evaluable
 SEVERITY_INSTRUMENT = "PHQ-9"  # the severity-band chart
 TIMING_KEYS = [cls.key for cls in TIMING_CLASSES] + [NEVER]
 
@@ -251,9 +251,9 @@ def safety_section(cells: Ledger, period: Period) -> dict[str, Any]:
     }
 
 
-def completeness_rows(cells: Ledger, period: Period,
-                      outcome_cells: dict[tuple[str, str], OutcomeCells]) -> list[dict[str, Any]]:
-    """Per instrument: courses ending in the period that are not evaluable, by reason.
+def completeness_rows(cells: Ledger, period: Period) -> list[dict[str, Any]]:
+    """Per instrument: courses ending in the period that are not evaluable, by reason (the
+    clinic's reason cells of periods.register_outcomes, printed).
     Relation: courses = no baseline + zero baseline + no follow-up score + evaluable."""
     co = period.frames.course_outcomes
     per = period.per
@@ -268,9 +268,6 @@ def completeness_rows(cells: Ledger, period: Period,
         evaluable = cells.count(("evaluable", per, instrument, ALL), counts.get(None, 0),
                                 KEEP_DENOMINATOR)
         cells.add(courses, [*reason_cells, evaluable])
-        clinic = outcome_cells.get((ALL, instrument))
-        if clinic is not None:
-            cells.add(clinic["not_evaluable"], reason_cells)
         rows.append({"instrument": instrument, "courses": courses, "reasons": reason_cells,
                      "evaluable": evaluable})
     return rows

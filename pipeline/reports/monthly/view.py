@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipeline.casemix import INTERCEPT, MIN_COURSES
+from pipeline.casemix_predictors import AGE_BAND, INSTRUMENT, PRIOR_TRIALS, PROTOCOL, SEVERITY, SEX
 from pipeline.config import Config
 from pipeline.formatting import fmt_count
 from pipeline.methods import labels
@@ -75,6 +77,54 @@ def _captions(r: dict[str, Any]) -> dict[str, str]:
             f"{SEVERITY_INSTRUMENT} severity band of the "
             f"{fmt_count(r['severity']['courses']) if r['severity'] else ''} evaluable courses "
             f"ending in the {rolling}, at baseline and at endpoint (the same courses)."),
+        "funnel": (
+            f"Observed ÷ expected responders ({inst}) against expected responders, courses "
+            f"ending in the {rolling}. Each point is a site (left) or provider (right), numbered "
+            "as in its table; dashed lines: 95% limits, dotted: 99.8% limits of a unit whose "
+            "patients respond exactly as the case mix predicts. Filled diamonds: the unit’s 95% "
+            "interval excludes 1. Limits narrow as a unit grows: a small unit far from 1 is not "
+            "yet evidence."),
+    }
+
+
+PREDICTOR_LABELS = {
+    SEVERITY.column: "Baseline severity (share of the scale’s maximum, 0–1)",
+    INSTRUMENT.column: "Instrument",
+    AGE_BAND.column: "Age band at infusion 1",
+    SEX.column: "Sex",
+    PROTOCOL.column: "Protocol",
+    PRIOR_TRIALS.column: "Prior adequate antidepressant trials",
+    INTERCEPT: "Intercept (odds of response at the reference levels, severity 0)",
+}
+POSITION_WORDS = {"below": "fewer than expected", "within": "as expected",
+                  "above": "more than expected"}
+
+
+def _coefficient_label(name: str, references: dict[str, str]) -> str:
+    """'age_band[25–44]' -> 'Age band at infusion 1: 25–44 (against < 25)'."""
+    column, _, level = name.partition("[")
+    label = PREDICTOR_LABELS.get(column, column)
+    if not level:
+        return label
+    reference = references.get(column)
+    return f"{label}: {level[:-1]}" + (f" (against {reference})" if reference else "")
+
+
+def _case_mix(case_mix: dict[str, Any]) -> dict[str, Any]:
+    """Readable coefficient rows and the verdict words of each unit."""
+    model = case_mix["model"]
+    coefficients = [] if model is None else [
+        {"label": _coefficient_label(name, model["reference_levels"]), **c}
+        for name, c in model["coefficients"].items()]
+    return {
+        "coefficients": coefficients,
+        "position_words": POSITION_WORDS,
+        "blocks": [{"unit": unit, "title": title, "rows": case_mix[plural]}
+                   for unit, plural, title in (("site", "sites", "Site"),
+                                               ("provider", "providers", "Provider"))],
+        "predictors": ", ".join(label.split(" (")[0].lower() for column, label in
+                                PREDICTOR_LABELS.items() if column != INTERCEPT),
+        "min_courses": MIN_COURSES,
     }
 
 
@@ -120,4 +170,5 @@ def build_view(r: dict[str, Any], config: Config) -> dict[str, Any]:
         "preferred_instrument": PREFERRED_INSTRUMENT,
         "run_length": RUN_LENGTH,
         "history_months": {"most": HISTORY_MONTHS, "least": MIN_HISTORY_MONTHS},
+        "case_mix": _case_mix(r["case_mix"]),
     }

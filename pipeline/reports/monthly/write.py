@@ -22,7 +22,7 @@ from pipeline.results import Results, read_results
 TEMPLATE = "monthly.html.j2"
 # the rows of the canonical tables the report prints (pipeline/results.py INPUTS)
 NEEDS = ("monthly_sessions", "protocols", "monthly_loads", "monthly_reject_reasons",
-         "latest_data_day")
+         "latest_data_day", "patients", "treatment_history")
 FIGURES = "building the figures"
 # the stages shown on a terminal (pipeline/progress.py)
 STAGES = (files.READ, FIGURES, files.CHARTS, files.RENDER)
