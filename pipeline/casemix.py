@@ -32,6 +32,7 @@ from pipeline.casemix_predictors import (
 )
 from pipeline.casemix_stats import c_statistic, poisson_oe_interval
 from pipeline.instruments import Instrument
+from pipeline.months import parse_month
 
 if TYPE_CHECKING:
     from pipeline.reports.payer.criteria import ResistanceRule
@@ -319,12 +320,9 @@ def adjust(courses: pl.DataFrame, start: date, end: date) -> CaseMix:
 
 
 def rolling_window(month: str) -> tuple[date, date]:
-    """First and last day of the 12 months ending with `month` (YYYY-MM)."""
-    year, mon = (int(part) for part in month.split("-"))
-    index = year * 12 + mon - 1
-    first = date((index - 11) // 12, (index - 11) % 12 + 1, 1)
-    following = date((index + 1) // 12, (index + 1) % 12 + 1, 1)
-    return first, date.fromordinal(following.toordinal() - 1)
+    """First and last day of the 12 months ending with `month` (YYYY-MM; pipeline/months.py)."""
+    last = parse_month(month)
+    return last.shift(-11).first, last.last
 
 
 def case_mix(
