@@ -23,7 +23,6 @@ import csv
 import io
 import re
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -69,11 +68,6 @@ def safe_frame(frame: pl.DataFrame) -> pl.DataFrame:
         .alias(name)
         for name in text
     )
-
-
-def write_frame(frame: pl.DataFrame, path: Path, datetime_format: str) -> None:
-    """A polars frame as CSV at `path`, text cells neutralised."""
-    safe_frame(frame).write_csv(path, datetime_format=datetime_format)
 
 
 def rows_csv(columns: Sequence[str], rows: Iterable[Sequence[Any]],

@@ -35,7 +35,6 @@ from pipeline.errors import InputError, disk_cause
 from pipeline.formatting import json_ready
 from pipeline.methods import methods_sentences
 from pipeline.metrics import METRIC_TABLES, ROW_TABLES, local_connection, metric_tables, row_query
-from pipeline.months import check_as_of
 from pipeline.outcomes import build_outcome_relations, outcome_query
 from pipeline.outputs import OutputGroup, atomic_paths
 from pipeline.progress import tracking
@@ -255,8 +254,7 @@ def run_metrics(db_path: str | Path, as_of: date, out_dir: Path, config: Config,
         except duckdb.Error as exc:
             raise InputError(f"{db_path} cannot be opened as a DuckDB database: {exc}") from exc
         try:
-            check_as_of(con, as_of)  # not after the day of the load it reads
-            inputs = read_inputs(con, NEEDS, as_of)
+            inputs = read_inputs(con, NEEDS, as_of)  # refuses an as-of after the load's day
             sessions = int(inputs["session_count"]["sessions"][0])
             if sessions:
                 tracker.stage(OUTCOMES)

@@ -90,6 +90,10 @@ def stored_tables(results: Results) -> dict[str, pl.DataFrame]:
 
 def read_inputs(con: duckdb.DuckDBPyConnection, names: Iterable[str], as_of: date
                 ) -> dict[str, pl.DataFrame]:
+    """The report inputs `names` as of `as_of`. Every reader of the database comes through here
+    first: an as-of day after the day of the load `con` shows is an InputError
+    (months.check_as_of), before anything is computed or written."""
+    check_as_of(con, as_of)
     frames = {}
     for name in dict.fromkeys(names):
         if name not in INPUTS:
@@ -103,8 +107,7 @@ def read_inputs(con: duckdb.DuckDBPyConnection, names: Iterable[str], as_of: dat
 def compute_results(con: duckdb.DuckDBPyConnection, as_of: date, config: Config,
                     load: int | None = None, needs: Iterable[str] = ()) -> Results:
     """Compute the outcomes on `con` (nothing is stored) and read the inputs named in `needs`.
-    An as-of day after the day of the load `con` shows is an InputError (months.check_as_of)."""
-    check_as_of(con, as_of)
+    An as-of day after the day of the load `con` shows is an InputError (read_inputs)."""
     inputs = read_inputs(con, needs, as_of)
     frames = compute_outcomes(con, as_of, config)
     return Results(as_of, config, frames, inputs, _load_id(con, load), stored=False)
@@ -169,7 +172,6 @@ def read_results(db_path: str | Path, config: Config, as_of: AsOf, load: int | N
         day = as_of if isinstance(as_of, date) else as_of(con)
         load_id = _load_id(con, load)
         if matches(stored_run(con), day, load_id, config):
-            check_as_of(con, day)
             return _read_stored(con, day, config, load_id, read_inputs(con, needs, day))
         return compute_results(con, day, config, load, needs)
     finally:
