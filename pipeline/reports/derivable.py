@@ -70,7 +70,8 @@ class Derivation:
     def propagate(self, lo: list[float], hi: list[float]) -> None:
         """Interval bounds through every relation, to a fixed point (worklist)."""
         rows, touching = self.rows, self.touching
-        queue = list(range(len(rows)))
+        # a row whose cells are all fixed tightens nothing: only the others start queued
+        queue = [r for r, (cols, _, _) in enumerate(rows) if any(lo[i] != hi[i] for i in cols)]
         queued = [True] * len(rows)
         budget = 200 * len(rows) + 1000
         while queue and budget > 0:
@@ -140,6 +141,21 @@ class Derivation:
                     stack.append(j)
         determined: set[int] = set()
         pivots: dict[int, dict[int, int]] = {}
+        # column -> the pivots whose (fully reduced) row holds it: back-substitution touches
+        # only those rows instead of scanning every pivot (same arithmetic, same result)
+        holders: dict[int, set[int]] = {}
+
+        def subtract(target: int, into: dict[int, int], factor: int, row: dict[int, int]) -> None:
+            for i, v in row.items():
+                value = (into.get(i, 0) - factor * v) % _PRIME
+                if value:
+                    if i not in into:
+                        holders.setdefault(i, set()).add(target)
+                    into[i] = value
+                elif i in into:
+                    del into[i]
+                    holders[i].discard(target)
+
         for row in (dict(v) for _, v in sorted(active.items())):
             row = {i: c % _PRIME for i, c in row.items()}
             while True:
@@ -158,16 +174,11 @@ class Derivation:
             pivot = min(row)
             inverse = pow(row[pivot], _PRIME - 2, _PRIME)
             row = {i: v * inverse % _PRIME for i, v in row.items()}
-            for other in pivots.values():
-                multiple = other.get(pivot)
-                if multiple:
-                    for i, v in row.items():
-                        value = (other.get(i, 0) - multiple * v) % _PRIME
-                        if value:
-                            other[i] = value
-                        else:
-                            other.pop(i, None)
+            for other in sorted(holders.get(pivot, ())):
+                subtract(other, pivots[other], pivots[other][pivot], row)
             pivots[pivot] = row
+            for i in row:
+                holders.setdefault(i, set()).add(pivot)
         determined.update(i for i, row in pivots.items() if len(row) == 1)
 
         def reduced(form: dict[int, int]) -> dict[int, int]:
