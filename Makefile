@@ -21,15 +21,19 @@ run: sysdeps $(STAMP)
 	$(BIN)/outcomes demo $(OUT)/demo-export --patients $(DEMO_PATIENTS) --seed $(DEMO_SEED)
 	$(BIN)/outcomes run $(OUT)/demo-export --out $(OUT)
 
+# -n auto: one pytest worker per core (pytest-xdist); a module runs on one worker, so its
+# fixtures are built once; tests/conftest.py starts the longest modules first.
+PYTEST_PARALLEL := -n auto --dist loadfile --no-loadscope-reorder
+
 test: sysdeps $(STAMP)
 	$(BIN)/ruff check pipeline tests bench
 	$(BIN)/mypy pipeline
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL)
 
 quick: $(STAMP)
 	$(BIN)/ruff check pipeline tests bench
 	$(BIN)/mypy pipeline
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) -m "not slow"
 
 # Not part of `make test` / CI: minutes, and gigabytes of generated exports under bench-out/.
 # Both write BENCHMARKS.md (each only its own marked part). bench: ~10 min (12 snapshots of 100k

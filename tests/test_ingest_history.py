@@ -103,11 +103,12 @@ def test_load_1_rebuilds_the_outputs_made_right_after_load_1(exports, tmp_path):
     config = load_config()
     db = tmp_path / "clinic.duckdb"
 
-    def everything(out: Path, load: int | None) -> dict[str, bytes]:
+    def everything(out: Path, load: int | None, reports: bool = True) -> dict[str, bytes]:
         run_metrics(db, AS_OF, out / "metrics", config, load=load)
-        write_monthly_report(db, "2026-09", out / "reports", config, load=load)
-        write_evidence_report(db, AS_OF, out / "reports", config, load=load)
-        write_payer_packets(db, out / "payer", config, patient=patient, jobs=1, load=load)
+        if reports:
+            write_monthly_report(db, "2026-09", out / "reports", config, load=load)
+            write_evidence_report(db, AS_OF, out / "reports", config, load=load)
+            write_payer_packets(db, out / "payer", config, patient=patient, jobs=1, load=load)
         return {str(p.relative_to(out)): p.read_bytes()
                 for p in sorted(out.rglob("*")) if p.is_file()}
 
@@ -119,7 +120,7 @@ def test_load_1_rebuilds_the_outputs_made_right_after_load_1(exports, tmp_path):
     patient = changed.filter(pl.col("status") == "completed")["patient_id"].sort()[0]
     right_after = everything(tmp_path / "right-after-1", None)
     ingest(exports["second"], db, config, today=LOAD_DAY)
-    latest = everything(tmp_path / "latest", None)
+    latest = everything(tmp_path / "latest", None, reports=False)  # only its metrics are compared
     rebuilt = everything(tmp_path / "rebuilt-1", 1)
     assert rebuilt.keys() == right_after.keys()
     for name in right_after:

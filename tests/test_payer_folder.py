@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -67,6 +68,22 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def rendered(db: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Each month's packets rendered once into a folder of their own (copy one to write into
+    it): the earlier month's, and the later month's on their own."""
+    root = tmp_path_factory.mktemp("payer-months")
+    for month in (EARLIER, LATER):
+        payer(db, month, root / month)
+    return {month: root / month for month in (EARLIER, LATER)}
+
+
+def copied(folder: Path, target: Path) -> tuple[Path, list[dict[str, str]]]:
+    """A copy of a rendered folder to run into, and its index."""
+    shutil.copytree(folder, target)
+    return target, read_index(target)
+
+
 def payer(db: Path, month: str, out: Path, *extra: str) -> list[dict[str, str]]:
     result = cli("report", "payer", "--db", db, "--month", month, "--out", out, "--jobs", "1",
                  *extra)
@@ -100,9 +117,8 @@ def kill_while_rendering(db: Path, month: str, out: Path) -> int:
 
 
 @pytest.mark.slow
-def test_a_killed_run_leaves_the_folder_and_its_index_as_they_were(db, tmp_path):
-    out = tmp_path / "payer"
-    first = payer(db, EARLIER, out)
+def test_a_killed_run_leaves_the_folder_and_its_index_as_they_were(db, rendered, tmp_path):
+    out, first = copied(rendered[EARLIER], tmp_path / "payer")
     assert len(first) >= 3
     files = {p.name: sha256(p) for p in out.glob("*.pdf")}
     pid = kill_while_rendering(db, LATER, out)
@@ -121,10 +137,10 @@ def test_a_killed_run_leaves_the_folder_and_its_index_as_they_were(db, tmp_path)
 
 
 @pytest.mark.slow
-def test_the_index_lists_every_packet_in_the_folder_with_its_sha256(db, tmp_path):
-    later = payer(db, LATER, tmp_path / "probe")  # the later month's packets on their own
-    out = tmp_path / "payer"
-    earlier = {r["file"]: r for r in payer(db, EARLIER, out)}
+def test_the_index_lists_every_packet_in_the_folder_with_its_sha256(db, rendered, tmp_path):
+    later = read_index(rendered[LATER])  # the later month's packets on their own
+    out, earlier_rows = copied(rendered[EARLIER], tmp_path / "payer")
+    earlier = {r["file"]: r for r in earlier_rows}
     payer(db, LATER, out)
     rows = assert_index_is_the_folder(out)
     # this run's packets first, as a run into an empty folder lists them (same bytes) ...
@@ -139,10 +155,9 @@ def test_the_index_lists_every_packet_in_the_folder_with_its_sha256(db, tmp_path
 
 
 @pytest.mark.slow
-def test_an_index_row_whose_file_was_changed_or_removed_is_dropped(db, tmp_path):
-    out = tmp_path / "payer"
-    earlier = payer(db, EARLIER, out)
-    later_files = {r["file"] for r in payer(db, LATER, tmp_path / "probe")}
+def test_an_index_row_whose_file_was_changed_or_removed_is_dropped(db, rendered, tmp_path):
+    out, earlier = copied(rendered[EARLIER], tmp_path / "payer")
+    later_files = {r["file"] for r in read_index(rendered[LATER])}
     own = [r["file"] for r in earlier if r["file"] not in later_files]
     assert len(own) >= 2
     (out / own[0]).write_bytes(b"%PDF-1.7 edited by hand")
