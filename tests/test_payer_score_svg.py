@@ -146,8 +146,12 @@ def test_bands_labels_axes_and_notes():
         assert f"{band['label']} ({band['low']}–{band['high']})" in texts
     assert "PHQ-9 total" in texts
     assert "baseline 18" in texts and "endpoint 6" in texts
-    notes = [a for a, t in chart.texts if t.startswith(("baseline", "endpoint"))]
-    assert all(a.get("font-weight") == "bold" for a in notes)
+    notes = {t: a for a, t in chart.texts if t.startswith(("baseline", "endpoint"))}
+    assert all(a.get("font-weight") == "bold" for a in notes.values())
+    for text, index in (("baseline 18", 1), ("endpoint 6", 6)):  # beside their own point
+        x, y = chart.circles[index]
+        assert abs(float(notes[text]["x"]) - x) <= text_width(text, 6.5, bold=True) / 2 + 8
+        assert abs(float(notes[text]["y"]) - y) <= 14
     # y ticks: a few whole numbers within the scale, each at its score's height
     y_of = chart.y_of(PHQ9)
     y_ticks = [(a, t) for a, t in chart.texts if float(a["x"]) < chart.left and t.isdigit()]
@@ -212,6 +216,10 @@ def test_long_or_odd_export_text_is_bounded_like_every_chart_label():
     assert band.startswith("x\ufffd[U+1F489]y") and band.endswith("y (0–27)") and "…" in band
     axis = next(t for t in chart.text_values() if t.endswith(" total"))
     assert axis.startswith("QQQ") and "…" in axis and len(axis) < 60
+    # each fits where it is printed: the band label in the right 40 % of the plot, the rotated
+    # axis label along the plot's height
+    assert text_width(band, 6.2) <= 0.4 * chart.rects[0]["width"]
+    assert text_width(axis, 7.5) <= chart.bottom
 
 
 @pytest.mark.parametrize("case", ["one score", "one day", "all equal", "no bands", "at the top"])

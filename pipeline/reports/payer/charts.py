@@ -19,7 +19,7 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-from pipeline.fonts import chart_label, text_width
+from pipeline.fonts import MAX_LABEL_CHARS, chart_label, text_width
 from pipeline.reports.payer.chart_notes import place
 from pipeline.reports.payer.date_ticks import date_ticks, day_number
 
@@ -28,7 +28,6 @@ PT_PER_MM = 72 / 25.4
 WIDTH, HEIGHT = 180 * PT_PER_MM, 58 * PT_PER_MM  # the SVG's user unit is the point
 FONT = "DejaVu Sans"
 TICK_SIZE, AXIS_LABEL_SIZE, BAND_SIZE, NOTE_SIZE = 7.0, 7.5, 6.2, 6.5  # font sizes, pt
-EM = 0.62  # a generous average DejaVu Sans advance, in em: characters that fit a length
 TICK = 3.5  # tick length, pt
 TOP, RIGHT, BOTTOM = 3.0, WIDTH - 3.0, HEIGHT - 16.0  # plot area edges (left depends on labels)
 MARKER_R, TRIANGLE = 2.4, 2.75  # score dot radius, half the infusion triangle's side, pt
@@ -51,6 +50,16 @@ def _n(value: float) -> str:
 def _text(x: float, y: float, text: str, **attrs: str) -> str:
     extra = "".join(f' {key.replace("_", "-")}="{value}"' for key, value in attrs.items())
     return f'<text x="{_n(x)}" y="{_n(y)}"{extra}>{escape(text)}</text>'
+
+
+def _fit(text: str, size: float, room: float) -> str:
+    """Export text as one chart line (fonts.chart_label: the middle elided) at most `room` wide."""
+    limit = MAX_LABEL_CHARS
+    label = chart_label(text.replace("\n", " "), limit)
+    while limit > 12 and text_width(label, size) > room:
+        limit -= 2
+        label = chart_label(text.replace("\n", " "), limit)
+    return label
 
 
 def _y_ticks(low: float, high: float) -> list[float]:
@@ -106,8 +115,8 @@ def score_chart(instrument: str, spec: dict[str, Any], scores: list[dict[str, An
             continue
         parts.append(f'<rect x="{_n(left)}" y="{_n(y_of(b_high))}" width="{_n(RIGHT - left)}" '
                      f'height="{_n(y_of(b_low) - y_of(b_high))}" fill="{grey}"/>')
-        text = chart_label(f"{band['label']} ({band['low']:g}–{band['high']:g})".replace("\n", " "),
-                           limit=int((RIGHT - left) * LABEL_ROOM / (BAND_SIZE * EM)))
+        text = _fit(f"{band['label']} ({band['low']:g}–{band['high']:g})", BAND_SIZE,
+                    (RIGHT - left) * LABEL_ROOM - 6.0)
         labels.append(((y_of(b_low) + y_of(b_high)) / 2, text))
     label_room = min(max((text_width(t, BAND_SIZE) for _, t in labels), default=0.0) + 6.0,
                      (RIGHT - left) * LABEL_ROOM)
@@ -164,8 +173,7 @@ def _axes(left: float, y_ticks: list[float], y_of: Any, x_ticks: list[tuple[floa
     parts.append("</g>")
     centre = (TOP + BOTTOM) / 2
     x = 4.0 + AXIS_LABEL_SIZE * 0.8  # the rotated label's baseline
-    label = chart_label(f"{instrument} total".replace("\n", " "),
-                        limit=int((BOTTOM - TOP) / (AXIS_LABEL_SIZE * EM)))
+    label = _fit(f"{instrument} total", AXIS_LABEL_SIZE, BOTTOM - TOP)
     parts.append(_text(x, centre, label, font_size=f"{AXIS_LABEL_SIZE:g}", fill="#000000",
                        text_anchor="middle", transform=f"rotate(-90 {_n(x)} {_n(centre)})"))
     return parts
@@ -183,7 +191,7 @@ def _notes(points: list[dict[str, Any]], xy: list[tuple[float, float]], left: fl
             notes.append((text, point, text_width(text, NOTE_SIZE, bold=True) / 2 + 0.5))
     half_h = NOTE_SIZE * 0.4
     centres = place([(point, half_w, half_h) for _, point, half_w in notes], xy, MARKER_R,
-                    (left + 1.0, TOP, data_right + 4.0, BOTTOM - 2 * TRIANGLE))
+                    (left + 1.0, TOP, data_right, BOTTOM - 2 * TRIANGLE))
     # the text's baseline sits below the box centre by about half the height of its capitals
     return [f'<g font-size="{NOTE_SIZE:g}" font-weight="bold" fill="#000000" '
             'text-anchor="middle">',
