@@ -1,4 +1,5 @@
-"""Chart basics shared by every report: matplotlib -> inline SVG with text kept as text.
+"""Chart basics of the monthly and evidence reports: matplotlib -> inline SVG with text kept as
+text (the payer packet's chart is plain SVG: pipeline/reports/payer/charts.py).
 
 Why matplotlib's SVG backend: axes, ticks and legends come right without hand-written layout;
 with `svg.fonttype = none` every label stays real, selectable PDF text (pdftotext reads it),
