@@ -3,13 +3,11 @@
 Bands go from near-white (least severe) to mid-grey (most severe), each labelled on the right,
 so they read in a black-and-white fax; the scores are a black line with round markers on top,
 baseline and endpoint labelled beside their points (chart_notes.py), infusion days marked as
-triangles along the
-bottom axis. Grayscale only, 180 × 58 mm, every text a real `<text>` in DejaVu Sans (the report
-stylesheet maps that family to the bundled file), so pdftotext reads it.
+triangles along the bottom axis. Grayscale only, 180 × 58 mm, every text a real `<text>` in
+DejaVu Sans (the report stylesheet maps that family to the bundled file), so pdftotext reads it.
 
-No matplotlib: payer workers never import it (README "Charts"). The same input
-gives the same bytes: coordinates are printed with two decimals, labels use fixed English month
-names. Export text (instrument names, band labels) goes through fonts.chart_label and is
+No matplotlib: payer workers never import it (README "Charts"). The same input gives the same
+bytes: coordinates are printed with two decimals, labels use fixed English month names. Export text (instrument names, band labels) goes through fonts.chart_label and is
 XML-escaped; the rest is our own.
 """
 
