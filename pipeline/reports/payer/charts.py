@@ -7,8 +7,9 @@ triangles along the bottom axis. Grayscale only, 180 × 58 mm, every text a real
 DejaVu Sans (the report stylesheet maps that family to the bundled file), so pdftotext reads it.
 
 No matplotlib: payer workers never import it (README "Charts"). The same input gives the same
-bytes: coordinates are printed with two decimals, labels use fixed English month names. Export text (instrument names, band labels) goes through fonts.chart_label and is
-XML-escaped; the rest is our own.
+bytes: coordinates are printed with two decimals, labels use fixed English month names. Export
+text (instrument names, band labels) goes through fonts.chart_label and is XML-escaped; the rest
+is our own.
 """
 
 from __future__ import annotations
