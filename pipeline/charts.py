@@ -1,4 +1,5 @@
-"""Chart basics shared by every report: matplotlib -> inline SVG with text kept as text.
+"""Chart basics of the monthly and evidence reports: matplotlib -> inline SVG with text kept as
+text (the payer packet's chart is plain SVG: pipeline/reports/payer/charts.py).
 
 Why matplotlib's SVG backend: axes, ticks and legends come right without hand-written layout;
 with `svg.fonttype = none` every label stays real, selectable PDF text (pdftotext reads it),
@@ -8,11 +9,8 @@ printing: black/grey lines told apart by dash pattern and marker, never by colou
 
 from __future__ import annotations
 
-import functools
 import io
 import re
-import unicodedata
-from pathlib import Path
 from typing import Any
 
 import matplotlib
@@ -24,6 +22,11 @@ from matplotlib import pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 from matplotlib.ticker import FixedFormatter, FuncFormatter  # noqa: E402
+
+from pipeline.fonts import MAX_LABEL_CHARS, chart_label  # noqa: E402  (label rules: fonts.py)
+
+__all__ = ["FILLS", "HATCHES", "MAX_LABEL_CHARS", "MM", "SERIES_STYLES", "chart_label", "figure",
+           "to_svg"]
 
 MM = 1 / 25.4  # inches per millimetre
 
@@ -70,56 +73,6 @@ plt.rcParams.update({
 def figure(width_mm: float = 170, height_mm: float = 65) -> tuple[Figure, plt.Axes]:
     fig, ax = plt.subplots(figsize=(width_mm * MM, height_mm * MM), layout="constrained")
     return fig, ax
-
-
-FONT_FILES = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf",
-              "DejaVuSans-BoldOblique.ttf")  # the faces report.css loads
-
-
-@functools.cache
-def font_coverage() -> frozenset[int]:
-    """Code points some bundled face can draw (reports and charts use only these fonts; the
-    oblique faces lack Arabic, which Pango then takes from an upright face)."""
-    from matplotlib.ft2font import FT2Font
-
-    folder = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
-    maps = [set(FT2Font(str(folder / name)).get_charmap()) for name in FONT_FILES]
-    return frozenset(set.union(*maps))
-
-
-def drawable(text: str) -> str:
-    """Characters the bundled fonts cannot draw (emoji, CJK) as a visible `[U+1F489]`: an
-    empty box would hide what was there, its text layer would repeat whichever missing
-    character came first, and PDF/A forbids references to the .notdef glyph. Format
-    characters (zero-width joiners, variation selectors, bidi isolates) are left alone."""
-    if text.isascii():
-        return text
-    covered = font_coverage()
-    return "".join(
-        c if ord(c) in covered or unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")
-        else f"[U+{ord(c):04X}]"
-        for c in text)
-
-
-MAX_LABEL_CHARS = 80  # per line; the longest built-in label (a forest-plot row) has 63
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_BIDI_CONTROL = re.compile(r"[\u202a-\u202e\u2066-\u2069]")
-
-
-def chart_label(text: str, limit: int = MAX_LABEL_CHARS) -> str:
-    """Export text as a chart label: each line at most `limit` characters (the middle elided
-    with "…", so the start and the "· n 12" tail stay readable), control characters shown as
-    U+FFFD, explicit bidi embeddings/overrides dropped (one would reverse the rest of a composed
-    label such as "This clinic, <id> (PHQ-9) · n 12"). The report's tables print the full text.
-    """
-    text = drawable(_BIDI_CONTROL.sub("", _CONTROL.sub("\ufffd", str(text))))
-    lines = []
-    for line in text.split("\n"):
-        if len(line) > limit:
-            head = (limit - 1) * 2 // 3
-            line = line[:head] + "…" + line[len(line) - (limit - 1 - head):]
-        lines.append(line)
-    return "\n".join(lines)
 
 
 def _shorten_func(func: Any) -> Any:

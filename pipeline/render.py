@@ -17,20 +17,17 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 import jinja2
-import matplotlib
 from markupsafe import Markup
 from weasyprint import CSS, HTML, Attachment
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherResponse
 
 from pipeline import formatting
-from pipeline.charts import drawable
+from pipeline.fonts import FONT_DIR, drawable
 from pipeline.outputs import atomic_path
 from pipeline.paths import TEMPLATES_DIR
 
-# DejaVu Sans ships inside the pinned matplotlib wheel: the same font bytes on every machine,
-# for the PDF text and for the chart text alike, without committing font binaries.
-FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+# The bundled DejaVu Sans (pipeline/fonts.py) is served under report_templates/fonts/.
 FONT_URL_DIR = TEMPLATES_DIR / "fonts"
 
 
@@ -56,7 +53,7 @@ class LockedFetcher(URLFetcher):
 
 # Export text is printed as typed, but some characters cannot be "typed" on paper: C0/C1
 # controls (no glyph; PDF/A forbids .notdef) print as U+FFFD, characters the bundled fonts
-# lack as [U+XXXX] (charts.drawable), and explicit bidi controls
+# lack as [U+XXXX] (fonts.drawable), and explicit bidi controls
 # (U+202E RIGHT-TO-LEFT OVERRIDE in a patient id turned "abc.fdp · course X" into
 # "pdf.cba · X esruoc") are dropped. WeasyPrint 70 ignores CSS unicode-bidi, so a value holding
 # right-to-left script is isolated in the text itself (FSI … PDI, what <bdi> does in a browser).

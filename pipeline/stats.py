@@ -12,7 +12,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 Z95 = 1.959964
 
@@ -138,6 +137,8 @@ def count_tails(p0: float, n: int, tau2: float | None = None
     tau2 None or 0: R ~ Binomial(n, p0). tau2 > 0: R | theta ~ Binomial(n, expit(theta)) with
     theta ~ Normal(logit p0, tau2), the random-effects predictive distribution of a new cohort.
     """
+    from scipy import stats  # here only: importing it costs ~1 s that payer packets never need
+
     if not 0 <= p0 <= 1:
         raise ValueError(f"p0 must be a proportion, got {p0}")
     if not tau2:

@@ -24,6 +24,7 @@ from pipeline.csv_cells import rows_csv
 from pipeline.outputs import atomic_path
 from pipeline.progress import tracking
 from pipeline.reports.files import pdf_document
+from pipeline.reports.payer.charts import score_chart  # plain SVG: no matplotlib (charts.py)
 
 HEADER_ID_CHARS = 40  # ids longer than this are cut with "…" in the running header
 PDF_VARIANT = "pdf/a-3b"  # PDF/A-3 keeps attachments; never a-1/a-2 with patient data
@@ -139,12 +140,9 @@ def make_renderer(page_size: str) -> Any:
 def init_worker(page_size: str) -> None:
     global _renderer
     _renderer = make_renderer(page_size)
-    import pipeline.reports.payer.charts  # noqa: F401  (matplotlib: imported before the work)
 
 
 def charts_for(packet: dict[str, Any]) -> list[dict[str, Any]]:
-    from pipeline.reports.payer.charts import score_chart
-
     infusion_days = sorted({
         (s["started_at"].date() if isinstance(s["started_at"], dt.datetime) else s["started_at"])
         for s in packet["sessions"] if s["infusion_number"] is not None
