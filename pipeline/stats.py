@@ -133,29 +133,48 @@ class ExactFunnel:
         return side(self.counts95), side(self.counts998)
 
 
+Moments = tuple[float, float, float]  # mean, variance, third central moment
+
+
 def _count_distribution(p0: float, n: int, tau2: float | None
                         ) -> tuple[Callable[[int], float], Callable[[int], float],
-                                   tuple[float, float, float]]:
-    """(F, S, (mean, variance, third central moment)) of a unit's count R of n (count_tails);
-    the moments only tell `_exact_limits` where to start looking."""
+                                   Callable[[], Moments]]:
+    """(F, S, moments) of a unit's count R of n (count_tails); the moments (computed when
+    called) only tell `_exact_limits` where to start looking."""
     if not 0 <= p0 <= 1:
         raise ValueError(f"p0 must be a proportion, got {p0}")
     if not tau2:
-        binomial = stats.binom(n, p0)
-        return ((lambda r: float(binomial.cdf(r))), (lambda r: float(binomial.sf(r - 1))),
-                (n * p0, n * p0 * (1 - p0), n * p0 * (1 - p0) * (1 - 2 * p0)))
+        return ((lambda r: float(stats.binom.cdf(r, n, p0))),
+                (lambda r: float(stats.binom.sf(r - 1, n, p0))),
+                lambda: (n * p0, n * p0 * (1 - p0), n * p0 * (1 - p0) * (1 - 2 * p0)))
     if tau2 < 0 or not 0 < p0 < 1:
         raise ValueError(f"tau2 must be >= 0 and p0 strictly between 0 and 1, got {tau2}, {p0}")
-    weights = stats.norm.pdf(_MIXTURE_GRID) * (_MIXTURE_GRID[1] - _MIXTURE_GRID[0])
-    weights[[0, -1]] /= 2
-    rates = 1 / (1 + np.exp(-(math.log(p0 / (1 - p0)) + math.sqrt(tau2) * _MIXTURE_GRID)))
+    weights, rates = _mixture_weights(), _mixture_rates(p0, tau2)
     return ((lambda r: float(weights @ stats.binom.cdf(r, n, rates))),
             (lambda r: float(weights @ stats.binom.sf(r - 1, n, rates))),
-            _mixture_moments(weights / weights.sum(), rates, n))
+            lambda: _mixture_moments(weights / weights.sum(), rates, n))
+
+
+@functools.cache
+def _mixture_weights() -> NDArray[np.float64]:
+    """Trapezoid weights of the standard-normal density on _MIXTURE_GRID (read-only)."""
+    weights = stats.norm.pdf(_MIXTURE_GRID) * (_MIXTURE_GRID[1] - _MIXTURE_GRID[0])
+    weights[[0, -1]] /= 2
+    weights.flags.writeable = False
+    return weights
+
+
+@functools.lru_cache(maxsize=64)
+def _mixture_rates(p0: float, tau2: float) -> NDArray[np.float64]:
+    """expit(logit p0 + tau * z) at each score z of _MIXTURE_GRID (read-only; the same for
+    every n, so a chart's funnel computes it once)."""
+    rates = 1 / (1 + np.exp(-(math.log(p0 / (1 - p0)) + math.sqrt(tau2) * _MIXTURE_GRID)))
+    rates.flags.writeable = False
+    return rates
 
 
 def _mixture_moments(weights: NDArray[np.float64], rates: NDArray[np.float64], n: int
-                     ) -> tuple[float, float, float]:
+                     ) -> Moments:
     """Mean, variance and third central moment of R when R | p ~ Binomial(n, p) and p takes
     `rates` with probabilities `weights` (the law of total cumulance)."""
     mean = n * rates                          # E[R | p]
@@ -215,7 +234,7 @@ def _first(test: Callable[[int], bool], low: int, high: int, guess: int) -> int:
 _Z_TAIL = {TAIL95: 1.959964, TAIL998: 3.090232}
 
 
-def _quantile_guesses(moments: tuple[float, float, float], tail: float) -> tuple[int, int]:
+def _quantile_guesses(moments: Moments, tail: float) -> tuple[int, int]:
     """Rough counts at the lower and upper `tail` (Cornish-Fisher: normal scores corrected for
     skewness); where the exact search starts."""
     mean, variance, third = moments
@@ -255,11 +274,11 @@ def exact_funnel_limits(p0: float, n: int, tau2: float | None = None,
     if n <= 0:
         return None
     cdf, sf, moments = _count_distribution(p0, n, tau2)
-    cdf, sf = functools.cache(cdf), functools.cache(sf)
+    cdf, sf, moments = functools.cache(cdf), functools.cache(sf), functools.cache(moments)
 
     def guesses(tail: float, limits: tuple[float, float] | None) -> tuple[int, int]:
         if limits is None:
-            return _quantile_guesses(moments, tail)
+            return _quantile_guesses(moments(), tail)
         return math.ceil(limits[0] * n), math.floor(limits[1] * n)
 
     counts95, limits95 = _exact_limits(cdf, sf, n, TAIL95,
