@@ -13,6 +13,7 @@ import datetime as dt  # noqa: F401  (attachment dates)
 import functools
 import gc
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -193,15 +194,26 @@ def make_environment(full_text_in: str = FULL_TEXT_IN_JSON) -> jinja2.Environmen
 FULL_PASS_THRESHOLD = 1_000_000  # young-generation passes before a full pass: in effect none
 
 
+_pause_lock = threading.Lock()
+_pause: dict[str, Any] = {"depth": 0, "thresholds": None}  # nested or concurrent renders
+
+
 @contextlib.contextmanager
 def no_full_collections() -> Iterator[None]:
-    """Python's cyclic garbage collector without its full (oldest-generation) passes."""
-    young, middle, old = gc.get_threshold()
-    gc.set_threshold(young, middle, max(old, FULL_PASS_THRESHOLD))
+    """Python's cyclic garbage collector without its full (oldest-generation) passes; the
+    thresholds come back when the last of any nested or concurrent pauses ends."""
+    with _pause_lock:
+        if _pause["depth"] == 0:
+            _pause["thresholds"] = young, middle, old = gc.get_threshold()
+            gc.set_threshold(young, middle, max(old, FULL_PASS_THRESHOLD))
+        _pause["depth"] += 1
     try:
         yield
     finally:
-        gc.set_threshold(young, middle, old)
+        with _pause_lock:
+            _pause["depth"] -= 1
+            if _pause["depth"] == 0:
+                gc.set_threshold(*_pause["thresholds"])
 
 
 @dataclass
