@@ -20,9 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
-import statsmodels.api as sm
 from numpy.typing import NDArray
-from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
 
 from pipeline.casemix_predictors import (
     CaseMixInputs,
@@ -250,11 +248,17 @@ def fit(y: NDArray[np.float64], d: Design) -> tuple[Any, Design]:
     """GLM binomial fit; while it separates (no convergence, a separation warning or a standard
     error above MAX_SE) the predictor owning the largest of the coefficients with such a standard
     error (any but the intercept when none has one) is left out, and the model refitted."""
+    # statsmodels (with pandas, ~1 s) only when a model is fitted, and only the GLM modules
+    # (`statsmodels.api` would import every model and the datasets besides)
+    from statsmodels.genmod.families import Binomial
+    from statsmodels.genmod.generalized_linear_model import GLM
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
+
     d = drop_dependent_columns(d)
     while True:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            result = sm.GLM(y, d.matrix, family=sm.families.Binomial()).fit()
+            result = GLM(y, d.matrix, family=Binomial()).fit()
         se = np.asarray(result.bse, dtype=float)
         separated = any(issubclass(w.category, (PerfectSeparationWarning, ConvergenceWarning))
                         for w in caught)

@@ -124,3 +124,21 @@ def test_tau2_zero_is_plain_binomial_and_bad_input_is_refused():
         exact_funnel_limits(1.2, 30)
     with pytest.raises(ValueError, match="successes"):
         exact_funnel_limits(0.4, 30).place(31)
+
+
+@pytest.mark.parametrize(("p0", "tau2"), [(0.538, 0.0163), (0.05, 1.0), (0.6, None), (0.97, None)])
+def test_search_start_never_changes_the_limits(p0, tau2):
+    # the counts by scanning every r (no search at all): the lowest r with P(R <= r) >= tail
+    # and the highest with P(R >= r) >= tail; a `near` funnel (good, poor or absurd) only moves
+    # where the search starts, so the result is the same to the last bit
+    n = 90
+    cdf, sf = count_tails(p0, n, tau2)
+    for tail, attr in ((0.025, "counts95"), (0.001, "counts998")):
+        scanned = (min(r for r in range(n + 1) if cdf(r) >= tail),
+                   max(r for r in range(n + 1) if sf(r) >= tail))
+        assert getattr(exact_funnel_limits(p0, n, tau2), attr) == scanned
+    plain = exact_funnel_limits(p0, n, tau2)
+    for near_n in (89, 91, 2, 5000):
+        near = exact_funnel_limits(p0, near_n, tau2)
+        assert exact_funnel_limits(p0, n, tau2, near=near) == plain
+    assert exact_funnel_limits(p0, n, tau2, near=exact_funnel_limits(1 - p0, 7, tau2)) == plain

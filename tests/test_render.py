@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import gc
 import subprocess
 from datetime import datetime
 from pathlib import Path
 
 import pytest
+from weasyprint import HTML
 from weasyprint.urls import FatalURLFetchingError
 
 from pipeline.paths import TEMPLATES_DIR
-from pipeline.render import FONT_URL_DIR, LockedFetcher, Renderer
+from pipeline.render import FONT_URL_DIR, LockedFetcher, Renderer, no_full_collections
 
 CREATED = datetime(2026, 10, 31, 12, 0)
 PAYLOAD = '<link rel="attachment" href="file:///etc/passwd">'
@@ -101,3 +103,44 @@ def test_fonts_are_embedded(renderer: Renderer, tmp_path: Path) -> None:
         columns = line.split()
         assert "Report-Sans" in columns[0] or "DejaVu" in columns[0], line
         assert columns[-5] == "yes", line  # the "emb" column
+
+
+def test_no_full_collection_runs_while_a_document_renders(renderer: Renderer,
+                                                          tmp_path: Path) -> None:
+    """WeasyPrint renders without the collector's full passes (each walked the whole heap and
+    found almost nothing); young passes still run, and the thresholds come back after, also
+    when the render fails."""
+    before = gc.get_threshold()
+    passes: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            passes.append(info["generation"])
+
+    html = renderer.html("base.html.j2", {"doc": doc(title="Collector")})
+    rows = "".join(f"<tr><td>{i}</td><td>row {i}</td></tr>" for i in range(1500))
+    html = html.replace("</body>", f"<table>{rows}</table></body>")
+    heap = [[i] for i in range(200_000)]  # a report's context and modules: full passes walk it
+    gc.callbacks.append(count)
+    try:
+        # the same document through WeasyPrint directly, with the default thresholds
+        HTML(string=html, base_url=str(TEMPLATES_DIR) + "/", url_fetcher=renderer.fetcher
+             ).write_pdf(tmp_path / "direct.pdf", stylesheets=renderer._stylesheets,
+                         font_config=renderer.fonts)
+        assert 2 in passes  # without the pause a render this size has full passes
+        passes.clear()
+        renderer.pdf(html, tmp_path / "collector.pdf", created=CREATED)
+    finally:
+        gc.callbacks.remove(count)
+    assert 0 in passes and 2 not in passes
+    assert gc.get_threshold() == before
+    with no_full_collections():
+        assert gc.get_threshold()[:2] == before[:2] and gc.get_threshold()[2] >= 10**6
+        with no_full_collections():  # nested (or a second thread): restored by the outer one
+            pass
+        assert gc.get_threshold()[2] >= 10**6
+    with pytest.raises(FatalURLFetchingError):
+        renderer.pdf(html.replace("</body>", PAYLOAD + "</body>"), tmp_path / "x.pdf",
+                     created=CREATED)
+    assert gc.get_threshold() == before
+    del heap

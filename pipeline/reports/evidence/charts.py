@@ -140,8 +140,9 @@ def funnel_lines(p0: float, tau2: float | None, n_max: int, clinic_n: int | None
     grid = np.unique(np.concatenate([np.linspace(2, max(n_max, 3), GRID_POINTS).round(),
                                      [clinic_n] if clinic_n else []])).astype(int)
     limits = []
+    funnel = None
     for n in grid:
-        funnel = exact_funnel_limits(p0, int(n), tau2)
+        funnel = exact_funnel_limits(p0, int(n), tau2, near=funnel)  # near: a head start
         assert funnel is not None
         limits.append([*funnel.limits95, *funnel.limits998])
     return grid, np.array(limits)
