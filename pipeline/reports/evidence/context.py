@@ -26,7 +26,7 @@ from pipeline.config import Config
 from pipeline.methods import Labels, methods_sentences
 from pipeline.methods import labels as methods_labels
 from pipeline.reports.evidence import texts
-from pipeline.reports.evidence.cells import completion_counts, register_cells
+from pipeline.reports.evidence.cells import completion_counts, read_course_spans, register_cells
 from pipeline.reports.evidence.claims import claims_for
 from pipeline.reports.evidence.compare import verdict_rules
 from pipeline.reports.evidence.families import (
@@ -74,7 +74,7 @@ def not_comparable(config: Config) -> str | None:
 
 def report_protocols(results: Results) -> pl.DataFrame:
     """The protocols with at least one course as of the report day, with their plans."""
-    used = results.frames.courses.select("protocol_id").unique()
+    used = results.read(read_course_spans).select("protocol_id").unique()
     return (results.input("protocols").drop("indication").sort("protocol_id")
             .join(used, on="protocol_id", how="semi"))
 
@@ -135,7 +135,7 @@ def build_ledger_context(results: Results, settings: EvidenceSettings
     counts = {(r["protocol_id"], r["instrument"]): r
               for r in outcome_counts(metrics["course_outcomes"], config.instruments,
                                       tuple(limit for limit, _ in severe)).to_dicts()}
-    completion = completion_counts(results.frames.courses, protocols)
+    completion = completion_counts(results.read(read_course_spans), protocols)
     protocol_rows = protocols.sort("protocol_id").to_dicts()
     # Order: induction protocols first, by plan; maintenance last.
     protocol_rows.sort(key=lambda p: ((p.get("phase") or "") == "maintenance",

@@ -30,13 +30,14 @@ UNITS = (("site", "sites"), ("provider", "providers"))
 BELOW, WITHIN, ABOVE = "below", "within", "above"
 
 
-def compute_case_mix(results: Results, month: Month, units: pl.DataFrame,
-                     instrument: str | None) -> CaseMix:
+def compute_case_mix(results: Results, course_outcomes: pl.DataFrame, month: Month,
+                     units: pl.DataFrame, instrument: str | None) -> CaseMix:
     """The adjustment for the 12 months ending with `month` (the monthly report's rolling
-    period), on its headline instrument first."""
+    period), on its headline instrument first. course_outcomes: course rows of at least those
+    12 months (reports/monthly/data.py); units: the site and provider of their courses."""
     inputs = CaseMixInputs(patients=results.input("patients"),
                            treatment_history=results.input("treatment_history"))
-    return case_mix(results.frames.course_outcomes, units, inputs, results.config.instruments,
+    return case_mix(course_outcomes, units, inputs, results.config.instruments,
                     month.text, payer_rules(results.config).resistance, instrument)
 
 

@@ -4,8 +4,8 @@
 "month" = courses whose outcome date falls in M; "previous" = the same for M-1; "rolling" =
 outcome dates in the 12 months ending with M; all from the one computation as of the last day
 of M. Safety and activity count infusions and scores dated in the period. A period's metrics
-are `compute_metrics` over the outcome frames restricted to it, so every figure uses the same
-definitions as metrics.json.
+are pipeline/metrics.py's tables over the outcome relations restricted to it, computed in DuckDB
+(reports/monthly/data.py), so every figure uses the same definitions as metrics.json.
 
 Every count goes through one `Ledger` (pipeline/reports/suppression.py) under a key naming the
 quantity — (what, period, [instrument,] unit) — so a figure printed in two sections is one cell.
@@ -14,15 +14,14 @@ quantity — (what, period, [instrument,] unit) — so a figure printed in two s
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 import polars as pl
 
-from pipeline.config import Config
-from pipeline.metrics import compute_metrics, protocol_summary
-from pipeline.outcomes import OutcomeFrames
+from pipeline.metrics import protocol_summary
+from pipeline.months import Month
 from pipeline.reports.suppression import CountRef, Ledger, RateRef
 
 ALL = "All protocols"
@@ -44,19 +43,14 @@ def ended_courses(course_outcomes: pl.DataFrame, start: date, end: date) -> pl.D
     )
 
 
-def period_frames(frames: OutcomeFrames, start: date, end: date) -> OutcomeFrames:
-    """The outcome frames restricted to one period, so compute_metrics yields period metrics.
+ACTIVITY_PERIODS = ("month", "previous")  # the periods whose activity the report counts
 
-    Courses: outcome date in the period; infusions and scores: dated in the period.
-    """
-    return replace(
-        frames,
-        course_outcomes=ended_courses(frames.course_outcomes, start, end),
-        courses=ended_courses(frames.courses, start, end),
-        course_infusions=frames.course_infusions.filter(
-            pl.col("infusion_day").is_between(start, end)),
-        scores=frames.scores.filter(pl.col("score_day").is_between(start, end)),
-    )
+
+def period_bounds(month: Month) -> dict[str, tuple[date, date]]:
+    """First and last day of the month, the previous month and the rolling 12 months."""
+    previous = month.shift(-1)
+    return {"month": (month.first, month.last), "previous": (previous.first, previous.last),
+            "rolling": (month.shift(-11).first, month.last)}
 
 
 @dataclass(frozen=True)
@@ -65,18 +59,19 @@ class Period:
     label: str
     start: date
     end: date
-    frames: OutcomeFrames  # restricted to the period
-    metrics: dict[str, pl.DataFrame]  # compute_metrics over the restricted frames
+    course_outcomes: pl.DataFrame  # the course rows ending in the period (ended_courses)
+    # the metric tables of the period and its own counts (reports/monthly/data.py read_period)
+    metrics: dict[str, pl.DataFrame]
 
     @property
     def per(self) -> str:
         return per_key(self.start, self.end)
 
 
-def make_period(key: str, label: str, frames: OutcomeFrames, start: date, end: date,
-                config: Config) -> Period:
-    restricted = period_frames(frames, start, end)
-    return Period(key, label, start, end, restricted, compute_metrics(restricted, config))
+def make_period(key: str, label: str, course_outcomes: pl.DataFrame, start: date, end: date,
+                metrics: dict[str, pl.DataFrame]) -> Period:
+    """A period of the report: `course_outcomes` (the window's course rows) restricted to it."""
+    return Period(key, label, start, end, ended_courses(course_outcomes, start, end), metrics)
 
 
 def course_keys(frame: pl.DataFrame) -> pl.DataFrame:
@@ -181,12 +176,12 @@ def register_period(cells: Ledger, period: Period) -> dict[tuple[str, str], Outc
     (courses without a follow-up score, baselines at or below the remission cutoff, ...)."""
     per = period.per
     out: dict[tuple[str, str], OutcomeCells] = {}
-    reasons = reason_counts(period.frames.course_outcomes)
+    reasons = reason_counts(period.course_outcomes)
     summary = period.metrics["protocol_summary"].sort("protocol_id", "instrument").to_dicts()
     for row in summary:
         key = (row["protocol_id"], row["instrument"])
         out[key] = register_outcomes(cells, per, row, row["protocol_id"], reasons.get(key, {}))
-    clinic = clinic_summary(period.frames.course_outcomes)
+    clinic = clinic_summary(period.course_outcomes)
     for row in clinic.sort("instrument").to_dicts() if clinic.height else []:
         instrument = row["instrument"]
         total = out[(ALL, instrument)] = register_outcomes(

@@ -1,0 +1,23 @@
+-- unit_infusions: the period's administered infusions (view course_infusions) per site and per
+-- provider of their session ("not recorded" when it names none). docs/definitions.md "Site and
+-- provider of a course".
+with placed as (
+    select
+        coalesce(monthly_sessions.site, 'not recorded') as site,
+        coalesce(monthly_sessions.provider, 'not recorded') as provider
+    from course_infusions
+    left join monthly_sessions using (session_id)
+),
+
+final as (
+    select 'site' as unit, site as name, count(*) as infusions
+    from placed
+    group by site
+    union all
+    select 'provider' as unit, provider as name, count(*) as infusions
+    from placed
+    group by provider
+)
+
+select * from final
+order by unit, name
