@@ -10,7 +10,8 @@ way every report receives the same `Results`, read on that one connection as of 
 A report reads only what it uses, and says what that is:
 - `needs`: the rows of the canonical tables it prints (INPUTS, sql/reports/<name>.sql);
 - `frames`: whether it needs the outcome frames whole (the payer packets, the metrics files);
-- `tables`: the metric tables it reads (pipeline/metrics.py METRIC_TABLES);
+- `tables`: the metric tables it reads (pipeline/metrics.py METRIC_TABLES), and of those only
+  the `columns` it names (e.g. a course-level table without its identifiers);
 - `readers`: its own queries over the outcome relations (a `Reader`), run on the open
   connection, so that DuckDB filters and aggregates the course, infusion and score rows and
   only what the report prints reaches Python (`Results.read`).
@@ -26,7 +27,7 @@ connection and stores what it computed, for the reports run after it.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -205,11 +206,15 @@ def matches(run: tuple[date, int | None, dict[str, Any]] | None, as_of: date,
 
 def _read_stored(con: duckdb.DuckDBPyConnection, as_of: date, config: Config,
                  load_id: int | None, inputs: dict[str, pl.DataFrame], frames: bool,
-                 tables: Iterable[str], readers: Iterable[Reader]) -> Results:
-    """The stored results: the metric tables in `tables` (all of them with `frames`), the
-    outcome frames when asked for, and what the readers read over the stored tables."""
+                 tables: Iterable[str], columns: Mapping[str, Sequence[str]],
+                 readers: Iterable[Reader]) -> Results:
+    """The stored results: the metric tables in `tables` (all of them, whole, with `frames`),
+    the outcome frames when asked for, and what the readers read over the stored tables."""
     names = METRIC_TABLES if frames else tuple(t for t in METRIC_TABLES if t in set(tables))
-    read = {name: con.sql(f"SELECT * FROM main.{name}").pl()  # our own table names
+    if frames:
+        columns = {}
+    read = {name: con.sql(f"SELECT {', '.join(columns.get(name, ())) or '*'} "
+                          f"FROM main.{name}").pl()  # our own table and column names
             for name in names}
     outcome_frames = None
     if frames:
@@ -230,13 +235,15 @@ def _read_stored(con: duckdb.DuckDBPyConnection, as_of: date, config: Config,
 
 def read_results(db_path: str | Path, config: Config, as_of: AsOf, load: int | None = None,
                  needs: Iterable[str] = (), frames: bool = True,
-                 tables: Iterable[str] = METRIC_TABLES, readers: Iterable[Reader] = ()
-                 ) -> Results:
+                 tables: Iterable[str] = METRIC_TABLES,
+                 columns: Mapping[str, Sequence[str]] | None = None,
+                 readers: Iterable[Reader] = ()) -> Results:
     """Open the database read-only once and return the results as of `as_of` (see module doc).
 
     needs: the inputs to read; frames: read the outcome frames whole; tables: the metric tables
-    to read back (stored results; computed ones are all computed on first use); readers: the
-    report's own queries over the outcome relations, kept for `Results.read`.
+    to read back, with only the `columns` named for a table (stored results; computed ones are
+    all computed, whole, on first use); readers: the report's own queries over the outcome
+    relations, kept for `Results.read`.
     Raises InputError for a missing or unreadable database file.
     """
     db_path = Path(db_path)
@@ -252,7 +259,7 @@ def read_results(db_path: str | Path, config: Config, as_of: AsOf, load: int | N
         load_id = _load_id(con, load)
         if matches(stored_run(con), day, load_id, config):
             return _read_stored(con, day, config, load_id, read_inputs(con, needs, day), frames,
-                                tables, readers)
+                                tables, columns or {}, readers)
         return compute_results(con, day, config, load, needs, readers)
     finally:
         con.close()

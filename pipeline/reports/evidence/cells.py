@@ -30,16 +30,26 @@ DURABILITY_DAYS = 28  # "relief lasts weeks to months": still responding 4 weeks
 CLAIM_INFUSIONS = 4  # "better after 3-4 infusions"
 
 
-def km_frames(metrics: dict[str, pl.DataFrame], pid: str, instrument: str
-              ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Rated courses with infusions to response (or last scored infusion) and the durability
-    courses of one protocol x instrument: the Kaplan-Meier inputs of two claims."""
-    rated = rated_courses(metrics["course_outcomes"]).filter(
-        (pl.col("protocol_id") == pid) & (pl.col("instrument") == instrument)
-    ).with_columns(
+KM_COURSES = "km_courses"  # the key of km_courses in the tables handed to register_cells
+
+
+def km_courses(course_outcomes: pl.DataFrame) -> pl.DataFrame:
+    """Rated courses with infusions to response (or last scored infusion): the Kaplan-Meier
+    input of the "better after 3-4 infusions" claim, taken once for every protocol."""
+    return rated_courses(course_outcomes).select(
+        "protocol_id", "instrument",
         responded=pl.col("infusions_to_response").is_not_null(),
         infusion_number=pl.coalesce("infusions_to_response", "last_scored_infusion"),
     ).filter(pl.col("infusion_number").is_not_null())
+
+
+def km_frames(metrics: dict[str, pl.DataFrame], pid: str, instrument: str
+              ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Rated courses with infusions to response (or last scored infusion) and the durability
+    courses of one protocol x instrument: the Kaplan-Meier inputs of two claims. `metrics`
+    holds km_courses under KM_COURSES."""
+    rated = metrics[KM_COURSES].filter(
+        (pl.col("protocol_id") == pid) & (pl.col("instrument") == instrument))
     durable = metrics["durability_courses"].filter(
         (pl.col("protocol_id") == pid) & (pl.col("instrument") == instrument))
     return rated, durable

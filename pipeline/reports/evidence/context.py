@@ -26,7 +26,13 @@ from pipeline.config import Config
 from pipeline.methods import Labels, methods_sentences
 from pipeline.methods import labels as methods_labels
 from pipeline.reports.evidence import texts
-from pipeline.reports.evidence.cells import completion_counts, read_course_spans, register_cells
+from pipeline.reports.evidence.cells import (
+    KM_COURSES,
+    completion_counts,
+    km_courses,
+    read_course_spans,
+    register_cells,
+)
 from pipeline.reports.evidence.claims import claims_for
 from pipeline.reports.evidence.compare import verdict_rules
 from pipeline.reports.evidence.families import (
@@ -124,7 +130,9 @@ def build_context(results: Results, settings: EvidenceSettings) -> dict[str, Any
 def build_ledger_context(results: Results, settings: EvidenceSettings
                          ) -> tuple[dict[str, Any], Ledger]:
     """The context and the solved ledger behind it (tests read the ledger's self-checks)."""
-    config, as_of, metrics = results.config, results.as_of, results.tables
+    config, as_of = results.config, results.as_of
+    course_outcomes = results.tables["course_outcomes"]
+    metrics = {**results.tables, KM_COURSES: km_courses(course_outcomes)}
     protocols = report_protocols(results)
     k = evidence_small_cell_max(config)
     labels = evidence_labels(config)

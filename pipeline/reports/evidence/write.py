@@ -26,9 +26,15 @@ from pipeline.results import Results, read_results
 
 TEMPLATE = "evidence.html.j2"
 NEEDS = ("protocols",)  # the rows of the canonical tables the report prints
-# the metric tables it reads, and its own reading of the courses; no outcome frame whole
+# the metric tables it reads (of the course rows, the columns its counts use: no identifier),
+# and its own reading of the courses; no outcome frame whole
 TABLES = ("course_outcomes", "protocol_summary", "same_session_effect", "durability_courses",
           "durability_summary")
+COLUMNS = {"course_outcomes": (
+    "protocol_id", "instrument", "status", "evaluable", "category", "remission",
+    "reliable_improvement", "reliable_deterioration", "baseline_score", "caseness_at_baseline",
+    "recovery", "reliable_recovery", "infusions_to_response", "last_scored_infusion",
+    "response_timing")}
 READERS = (read_course_spans,)
 POOL = "pooling the studies and comparing"
 # the stages shown on a terminal (pipeline/progress.py)
@@ -39,7 +45,7 @@ def read_evidence_results(db_path: str | Path, as_of: date, config: Config,
                           load: int | None = None) -> Results:
     """The results the report is built from; InputError when no infusion was given by as-of."""
     results = read_results(db_path, config, as_of, load=load, needs=NEEDS, frames=False,
-                           tables=TABLES, readers=READERS)
+                           tables=TABLES, columns=COLUMNS, readers=READERS)
     if results.read(read_course_spans).height == 0:
         raise InputError(f"{db_path} has no administered infusion on or before "
                          f"{as_of.isoformat()}; choose a later --as-of")
