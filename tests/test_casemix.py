@@ -40,12 +40,10 @@ from pipeline.casemix_predictors import (
     case_mix_courses,
     one_row_per_course,
     prior_trials,
-    read_case_mix_inputs,
     reporting_window,
 )
 from pipeline.casemix_stats import c_statistic, oe_funnel_limits, poisson_oe_interval
 from pipeline.config import load_config
-from pipeline.db import connect
 from pipeline.errors import InputError
 from pipeline.reports.monthly.data import read_monthly
 from pipeline.reports.payer.criteria import ResistanceRule, classify_trial
@@ -65,12 +63,7 @@ def run_case_mix(db_path: Path) -> CaseMix:
     """As the monthly report would: outcomes as of the month's end, its site/provider rule."""
     config = load_config(None)
     monthly = read_results(db_path, config, AS_OF, readers=(read_monthly,)).read(read_monthly)
-    con = connect(db_path, config, read_only=True)
-    try:
-        inputs = read_case_mix_inputs(con, AS_OF)
-    finally:
-        con.close()
-    return case_mix(monthly.course_outcomes, monthly.units, inputs,
+    return case_mix(monthly.case_rows, monthly.units, monthly.case_mix_inputs,
                     config.instruments, MONTH, ResistanceRule(), preferred_instrument="PHQ-9")
 
 

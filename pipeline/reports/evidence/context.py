@@ -67,7 +67,8 @@ def report_instrument(results: Results, settings: EvidenceSettings) -> str:
     instrument with most evaluable courses)."""
     if settings.primary_instrument is not None:
         return settings.primary_instrument
-    return headline_instrument(results.tables["course_outcomes"]) or DEFAULT_INSTRUMENT
+    rows = results.tables["course_outcomes"].group_by("instrument", "evaluable").agg(n=pl.len())
+    return headline_instrument(rows) or DEFAULT_INSTRUMENT
 
 
 def not_comparable(config: Config) -> str | None:

@@ -32,7 +32,6 @@ from pipeline.reports.monthly.periods import (
     KEEP_DENOMINATOR,
     Period,
     headline_instrument,
-    make_period,
     period_bounds,
     register_period,
 )
@@ -159,12 +158,11 @@ def build_ledger_context(results: Results, month: Month) -> tuple[dict[str, Any]
     label = fmt_month(month.text)
     labels = {"month": label, "previous": fmt_month(previous.text),
               "rolling": f"12 months to {label}"}
-    this, prev, rolling = (make_period(key, labels[key], data.course_outcomes, *bounds[key],
-                                       data.periods[key]) for key in ("month", "previous", "rolling"))
-    instrument = headline_instrument(rolling.course_outcomes)
+    this, prev, rolling = (Period(key, labels[key], *bounds[key], data.periods[key])
+                           for key in ("month", "previous", "rolling"))
+    instrument = headline_instrument(rolling.course_counts)
     planned = data.planned
     max_columns = min(max(planned.values(), default=1), 10)
-    units = data.units
     used = data.instruments_used
     periods = {p.key: p for p in (this, prev, rolling)}
     outcome_cells = {key: register_period(cells, p) for key, p in periods.items()}
@@ -201,15 +199,13 @@ def build_ledger_context(results: Results, month: Month) -> tuple[dict[str, Any]
         "completeness": {key: completeness_rows(cells, periods[key])
                          for key in ("month", "rolling")},
         "latest_load": latest_load(cells, loads, results.input("monthly_reject_reasons")),
-        "breakdown": {key: [breakdown(cells, periods[key], units, unit, instrument)
+        "breakdown": {key: [breakdown(cells, periods[key], unit, instrument)
                             for unit in ("site", "provider")]
                       for key in ("month", "rolling")},
-        "control_chart": control_chart(cells, data.course_outcomes, month, instrument,
-                                       rolling),
+        "control_chart": control_chart(cells, data.months, month, instrument, rolling),
         "cumulative_response": km_curves(cells, rolling, instrument, outcome_cells["rolling"]),
         "severity": severity_distribution(cells, rolling, config),
-        "case_mix": case_mix_section(cells, compute_case_mix(results, data.course_outcomes, month,
-                                                             units, instrument),
+        "case_mix": case_mix_section(cells, compute_case_mix(results, data, month, instrument),
                                      rolling, instrument),
         "methods": methods_sentences(config),
         "provenance": {

@@ -20,8 +20,6 @@ from pipeline.reports.monthly.periods import (
     OutcomeCells,
     Period,
     clean,
-    clinic_summary,
-    course_keys,
     outcome_rates,
     per_key,
     summary_row,
@@ -32,18 +30,22 @@ SEVERITY_INSTRUMENT = "PHQ-9"  # the severity-band chart
 TIMING_KEYS = [cls.key for cls in TIMING_CLASSES] + [NEVER]
 
 
+def course_totals(period: Period) -> dict[str, int]:
+    """The courses (not course rows) ending in the period, and those discontinued."""
+    row = period.metrics["course_totals"].to_dicts()[0]
+    return {name: int(value) for name, value in row.items()}
+
+
 def courses_ended(cells: Ledger, period: Period) -> CountRef:
-    return cells.count(("courses", period.per, ALL),
-                       course_keys(period.course_outcomes).height, KEEP_TOTAL)
+    return cells.count(("courses", period.per, ALL), course_totals(period)["ended"], KEEP_TOTAL)
 
 
 def headline(cells: Ledger, period: Period, instrument: str | None,
              outcome_cells: dict[tuple[str, str], OutcomeCells]) -> dict[str, Any]:
-    co = period.course_outcomes
     ended = courses_ended(cells, period)
     discontinued = cells.count(("discontinued", period.per, ALL),
-                               course_keys(co.filter(pl.col("status") == "discontinued")).height)
-    row = summary_row(clinic_summary(co), instrument)
+                               course_totals(period)["discontinued"])
+    row = summary_row(period.metrics["clinic_summary"], instrument)
     safety = period.metrics["safety_summary"].filter(pl.col("scope") == "clinic").to_dicts()
     infusions = cells.count(("infusions", period.per, ALL),
                             int(safety[0]["infusions"]) if safety else 0, KEEP_DENOMINATOR)
@@ -108,12 +110,12 @@ def timing_rows(cells: Ledger, period: Period, instrument: str | None,
     The classes add up to the evaluable courses; each share is printed only with its count."""
     if instrument is None:
         return []
-    rated = period.course_outcomes.filter(
+    rated = period.course_counts.filter(
         pl.col("evaluable") & (pl.col("instrument") == instrument))
     summary = period.metrics["protocol_summary"].filter(pl.col("instrument") == instrument)
     medians = {r["protocol_id"]: clean(r["median_infusions_to_response"])
                for r in summary.to_dicts()}
-    counts = rated.group_by("protocol_id", "response_timing").agg(n=pl.len()).sort(
+    counts = rated.group_by("protocol_id", "response_timing").agg(n=pl.col("n").sum()).sort(
         "protocol_id", "response_timing")
     rows = []
     for protocol_id in sorted(medians):
@@ -239,14 +241,14 @@ def completeness_rows(cells: Ledger, period: Period) -> list[dict[str, Any]]:
     """Per instrument: courses ending in the period that are not evaluable, by reason (the
     clinic's reason cells of periods.register_outcomes, printed).
     Relation: courses = no baseline + zero baseline + no follow-up score + evaluable."""
-    co = period.course_outcomes
+    co = period.course_counts
     per = period.per
     rows = []
     for instrument in sorted(co["instrument"].unique().to_list()):
         mine = co.filter(pl.col("instrument") == instrument)
-        reasons = mine.group_by("not_evaluable_reason").agg(n=pl.len()).to_dicts()
+        reasons = mine.group_by("not_evaluable_reason").agg(n=pl.col("n").sum()).to_dicts()
         counts = {r["not_evaluable_reason"]: int(r["n"]) for r in reasons}
-        courses = cells.count(("courses", per, ALL), mine.height, KEEP_TOTAL)
+        courses = cells.count(("courses", per, ALL), int(mine["n"].sum()), KEEP_TOTAL)
         reason_cells = [cells.count(("not_evaluable_reason", per, instrument, ALL, reason),
                                     counts.get(reason, 0)) for reason in REASONS]
         evaluable = cells.count(("evaluable", per, instrument, ALL), counts.get(None, 0),
@@ -266,16 +268,17 @@ def severity_distribution(cells: Ledger, period: Period, config: Config) -> dict
     if inst is None or not inst.severity_bands:
         return None
     per = period.per
-    rated = period.course_outcomes.filter(
-        pl.col("evaluable") & (pl.col("instrument") == name))
-    courses = cells.count(("evaluable", per, name, ALL), rated.height, KEEP_DENOMINATOR)
+    # evaluable course rows counted per instrument, baseline and endpoint score
+    rated = period.metrics["severity_scores"].filter(pl.col("instrument") == name)
+    total = int(rated["n"].sum())
+    courses = cells.count(("evaluable", per, name, ALL), total, KEEP_DENOMINATOR)
     bands: list[dict[str, Any]] = []
     for column in ("baseline", "endpoint"):
-        banded = rated.select(band=severity_band(pl.col("instrument"), pl.col(f"{column}_score"),
-                                                 {name: inst}))
+        banded = rated.select("n", band=severity_band(pl.col("instrument"),
+                                                      pl.col(f"{column}_score"), {name: inst}))
         band_cells = []
         for band in inst.severity_bands:
-            n = banded.filter(pl.col("band") == band.label).height
+            n = int(banded.filter(pl.col("band") == band.label)["n"].sum())
             band_cells.append(cells.count(("severity", per, column, band.label), n))
         cells.add(courses, band_cells)
         for i, cell in enumerate(band_cells):
@@ -285,4 +288,4 @@ def severity_distribution(cells: Ledger, period: Period, config: Config) -> dict
                               "baseline": cell})
             else:
                 bands[i]["endpoint"] = cell
-    return {"courses": courses, "bands": bands, "empty": rated.height == 0}
+    return {"courses": courses, "bands": bands, "empty": total == 0}

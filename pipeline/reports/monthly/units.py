@@ -13,35 +13,30 @@ from pipeline.reports.monthly.periods import ALL, KEEP_DENOMINATOR, Period
 from pipeline.reports.suppression import Ledger
 
 
-def breakdown(cells: Ledger, period: Period, units: pl.DataFrame, unit: str,
-              instrument: str | None) -> dict[str, Any]:
+def breakdown(cells: Ledger, period: Period, unit: str, instrument: str | None
+              ) -> dict[str, Any]:
     """Courses ending, dropouts, response (headline instrument) and infusions per site/provider.
     Every column of units adds up to the "All" row, which is the clinic's figure elsewhere.
 
-    units: the site and provider of each course (reports/monthly/data.py); the period's
-    infusions per site and provider are its `unit_infusions` table."""
+    From the period's unit_courses, unit_rated and unit_infusions (reports/monthly/data.py)."""
     per = period.per
-    co = period.course_outcomes.join(units, on=["patient_id", "course_id"], how="left")
-    co = co.with_columns(pl.col(unit).fill_null("not recorded"))
-    per_course = co.select("patient_id", "course_id", unit, "status").unique()
-    rated = co.filter(pl.col("evaluable") & (pl.col("instrument") == (instrument or "")))
-    infusions = {r["name"]: int(r["infusions"]) for r in
-                 period.metrics["unit_infusions"].filter(pl.col("unit") == unit).to_dicts()}
-    names = sorted(set(per_course[unit].to_list()) | set(infusions))
 
-    def per_unit(frame: pl.DataFrame, condition: pl.Expr | None = None) -> list[int]:
-        if condition is not None:
-            frame = frame.filter(condition)
-        got = {r[unit]: int(r["n"]) for r in frame.group_by(unit).agg(n=pl.len()).to_dicts()}
-        return [got.get(name, 0) for name in names]
+    def counts(table: str, column: str, extra: pl.Expr | None = None) -> dict[str, int]:
+        rows = period.metrics[table].filter(pl.col("unit") == unit)
+        if extra is not None:
+            rows = rows.filter(extra)
+        return {r["name"]: int(r[column]) for r in rows.to_dicts()}
 
-    columns = {
-        "courses": per_unit(per_course),
-        "discontinued": per_unit(per_course, pl.col("status") == "discontinued"),
-        "evaluable": per_unit(rated),
-        "responders": per_unit(rated, pl.col("category") == "response"),
-        "infusions": [infusions.get(name, 0) for name in names],
+    rated = pl.col("instrument") == (instrument or "")
+    found = {
+        "courses": counts("unit_courses", "courses"),
+        "discontinued": counts("unit_courses", "discontinued"),
+        "evaluable": counts("unit_rated", "evaluable", rated),
+        "responders": counts("unit_rated", "responders", rated),
+        "infusions": counts("unit_infusions", "infusions"),
     }
+    names = sorted(set(found["courses"]) | set(found["infusions"]))
+    columns = {column: [got.get(name, 0) for name in names] for column, got in found.items()}
     keep = {"courses": KEEP_DENOMINATOR, "evaluable": KEEP_DENOMINATOR,
             "infusions": KEEP_DENOMINATOR}
 

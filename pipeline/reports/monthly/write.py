@@ -23,8 +23,7 @@ from pipeline.results import Results, read_results
 TEMPLATE = "monthly.html.j2"
 # the rows of the canonical tables the report prints (pipeline/results.py INPUTS) and its own
 # reading of the outcomes (reports/monthly/data.py): no outcome frame and no metric table whole
-NEEDS = ("protocols", "monthly_loads", "monthly_reject_reasons", "latest_data_day", "patients",
-         "treatment_history")
+NEEDS = ("protocols", "monthly_loads", "monthly_reject_reasons", "latest_data_day")
 READERS = (read_monthly,)
 FIGURES = "building the figures"
 # the stages shown on a terminal (pipeline/progress.py)

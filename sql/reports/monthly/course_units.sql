@@ -1,13 +1,13 @@
--- course_units: the site and provider of each course of the report's window (the courses of the
--- view course_outcomes): those of its first infusion, "not recorded" when it names none.
--- docs/definitions.md "Site and provider of a course".
+-- course_units: the site and provider of each course of the view course_outcomes: those of its
+-- first infusion, "not recorded" when it names none. docs/definitions.md "Site and provider of a
+-- course".
 with first_infusions as (
     select patient_id, course_id, session_id
     from all_course_infusions
     where infusion_number = 1
 ),
 
-window_courses as (
+reported_courses as (
     select distinct patient_id, course_id
     from course_outcomes
 ),
@@ -19,9 +19,8 @@ final as (
         coalesce(monthly_sessions.site, 'not recorded') as site,
         coalesce(monthly_sessions.provider, 'not recorded') as provider
     from first_infusions
-    semi join window_courses using (patient_id, course_id)
+    semi join reported_courses using (patient_id, course_id)
     left join monthly_sessions using (session_id)
 )
 
 select * from final
-order by patient_id, course_id

@@ -1,6 +1,6 @@
 -- unit_infusions: the period's administered infusions (view course_infusions) per site and per
--- provider of their session ("not recorded" when it names none). docs/definitions.md "Site and
--- provider of a course".
+-- provider of their session (unit, name; "not recorded" when it names none).
+-- docs/definitions.md "Site and provider of a course".
 with placed as (
     select
         coalesce(monthly_sessions.site, 'not recorded') as site,
@@ -10,13 +10,12 @@ with placed as (
 ),
 
 final as (
-    select 'site' as unit, site as name, count(*) as infusions
+    select
+        case when grouping(site) = 0 then 'site' else 'provider' end as unit,
+        coalesce(site, provider) as name,
+        count(*) as infusions
     from placed
-    group by site
-    union all
-    select 'provider' as unit, provider as name, count(*) as infusions
-    from placed
-    group by provider
+    group by grouping sets ((site), (provider))
 )
 
 select * from final

@@ -1,5 +1,5 @@
--- course_outcomes of one period of the monthly report: the course rows, not in progress, whose
--- outcome date falls in report_period. docs/definitions.md "Reporting month".
+-- period_outcomes: the course rows of one period of the monthly report: not in progress, with the
+-- outcome date in report_period. docs/definitions.md "Reporting month".
 select all_course_outcomes.*
 from all_course_outcomes
 cross join report_period

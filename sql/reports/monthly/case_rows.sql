@@ -1,0 +1,15 @@
+-- case_rows: the evaluable course rows of the view course_outcomes with the columns the case-mix
+-- model reads (docs/case-mix.md "What is compared"), in the stored order.
+select
+    patient_id,
+    course_id,
+    protocol_id,
+    instrument,
+    course_start,
+    status,
+    course_outcome_date,
+    evaluable,
+    baseline_score,
+    category
+from course_outcomes
+where evaluable
