@@ -15,9 +15,11 @@ A report reads only what it uses, and says what that is:
 - `readers`: its own queries over the outcome relations (a `Reader`), run on the open
   connection, so that DuckDB filters and aggregates the course, infusion and score rows and
   only what the report prints reaches Python (`Results.read`).
-From stored results only those are read. When the outcomes are computed, they are computed
-whole, as before (the frames in memory, the metric tables over them on first use); the readers
-then run over the frames in memory, so a report's figures are the same either way.
+From stored results only those are read. When the outcomes are computed instead, a report
+that reads no frame keeps the outcome relations in DuckDB (temporary tables, as `outcomes
+metrics` does) and reads its tables and readers there; with the frames, they are computed whole
+into memory (the metric tables over them on first use) and the readers run over them. The
+readers' SQL is the same over any of the three, so a report's figures are too.
 
 `outcomes run` builds one `Results` and hands it to the metrics files and to every report, so
 the outcomes are computed once per run; `outcomes metrics` computes on its own (writable)
@@ -40,9 +42,23 @@ import pipeline
 from pipeline.config import Config
 from pipeline.db import connect, latest_load
 from pipeline.errors import InputError
-from pipeline.metrics import METRIC_TABLES, compute_metrics, define_macros
+from pipeline.metrics import (
+    METRIC_TABLES,
+    ROW_TABLES,
+    compute_metrics,
+    define_macros,
+    metric_tables,
+    row_query,
+)
 from pipeline.months import check_as_of
-from pipeline.outcomes import OutcomeFrames, compute_outcomes, define_settings
+from pipeline.outcomes import (
+    SCORE_ID_COLUMNS,
+    OutcomeFrames,
+    build_outcome_relations,
+    compute_outcomes,
+    define_settings,
+    drop_outcome_relations,
+)
 from pipeline.paths import sql
 
 # The outcome frames besides course_outcomes, stored beside the metric tables under these names
@@ -148,21 +164,69 @@ def read_inputs(con: duckdb.DuckDBPyConnection, names: Iterable[str], as_of: dat
 
 
 def compute_results(con: duckdb.DuckDBPyConnection, as_of: date, config: Config,
-                    load: int | None = None, needs: Iterable[str] = (),
+                    load: int | None = None, needs: Iterable[str] = (), frames: bool = True,
+                    tables: Iterable[str] = METRIC_TABLES,
+                    columns: Mapping[str, Sequence[str]] | None = None,
                     readers: Iterable[Reader] = ()) -> Results:
-    """Compute the outcomes on `con` (nothing is stored), read the inputs named in `needs` and
-    run `readers` over the frames. An as-of day after the day of the load `con` shows is an
-    InputError (read_inputs)."""
+    """Compute the outcomes on `con` (nothing is stored) and read the inputs named in `needs`.
+    With `frames`, the outcome frames are computed whole into memory (compute_outcomes) and the
+    readers run over them; without, the outcome relations stay in DuckDB, as `outcomes metrics`
+    keeps them, and only the metric tables in `tables` (their `columns`) and what the readers
+    read reach Python. An as-of day after the day of the load `con` shows is an InputError
+    (read_inputs)."""
     inputs = read_inputs(con, needs, as_of)
-    frames = compute_outcomes(con, as_of, config)
-    results = Results(as_of, config, inputs, _load_id(con, load), stored=False, _frames=frames)
+    load_id = _load_id(con, load)
+    if not frames:
+        return _compute_in_duckdb(con, as_of, config, load_id, inputs, tables, columns or {},
+                                  readers)
+    outcome_frames = compute_outcomes(con, as_of, config)
+    results = Results(as_of, config, inputs, load_id, stored=False, _frames=outcome_frames)
     if readers:
         for name in FRAMES:
-            con.register(f"all_{name}", getattr(frames, name))
+            con.register(f"all_{name}", getattr(outcome_frames, name))
         results._read = run_readers(con, readers, as_of, config)
         for name in FRAMES:
             con.unregister(f"all_{name}")
     return results
+
+
+def _compute_in_duckdb(con: duckdb.DuckDBPyConnection, as_of: date, config: Config,
+                       load_id: int | None, inputs: dict[str, pl.DataFrame], tables: Iterable[str],
+                       columns: Mapping[str, Sequence[str]], readers: Iterable[Reader]) -> Results:
+    """The outcome relations computed as temporary tables on `con`; the metric tables asked for
+    computed over them (pipeline/metrics.py, as compute_metrics does over frames) and read; the
+    relations then renamed computed_<frame> (the readers' period views take their names) and
+    shown to the readers as all_<frame>; everything dropped at the end."""
+    build_outcome_relations(con, as_of, config)
+    renamed: list[str] = []
+    try:
+        wanted = [name for name in METRIC_TABLES if name in set(tables)]
+        read: dict[str, pl.DataFrame] = {}
+        if wanted:
+            summaries = metric_tables(con)  # the course-level ones stay temp tables
+            for name in wanted:
+                query = row_query(name) if name in ROW_TABLES else None
+                if query is not None and columns.get(name):
+                    query = f"SELECT {', '.join(columns[name])} FROM ({query})"
+                read[name] = con.sql(query).pl() if query else summaries[name]
+        for name in FRAMES:  # our own relation names
+            source = "course_scores" if name == "score_ids" else name
+            if name != "score_ids":
+                con.execute(f"ALTER TABLE temp.main.{name} RENAME TO computed_{name}")
+                renamed.append(f"computed_{name}")
+                source = f"computed_{name}"
+            columns_of = SCORE_ID_COLUMNS if name == "score_ids" else "*"
+            con.execute(f"CREATE OR REPLACE TEMP VIEW all_{name} AS "
+                        f"SELECT {columns_of} FROM {source}")
+        results = Results(as_of, config, inputs, load_id, stored=False, _tables=read)
+        results._read = run_readers(con, readers, as_of, config)
+        return results
+    finally:
+        for name in FRAMES:
+            con.execute(f"DROP VIEW IF EXISTS temp.main.all_{name}")
+        for name in (*renamed, *(t for t in ROW_TABLES if t != "course_outcomes")):
+            con.execute(f"DROP TABLE IF EXISTS temp.main.{name}")
+        drop_outcome_relations(con)
 
 
 def run_readers(con: duckdb.DuckDBPyConnection, readers: Iterable[Reader], as_of: date,
@@ -260,6 +324,6 @@ def read_results(db_path: str | Path, config: Config, as_of: AsOf, load: int | N
         if matches(stored_run(con), day, load_id, config):
             return _read_stored(con, day, config, load_id, read_inputs(con, needs, day), frames,
                                 tables, columns or {}, readers)
-        return compute_results(con, day, config, load, needs, readers)
+        return compute_results(con, day, config, load, needs, frames, tables, columns, readers)
     finally:
         con.close()

@@ -268,18 +268,41 @@ def test_monthly_results_hold_counts_and_the_case_mix_rows_only(stored: Path) ->
 
 
 def test_the_monthly_reader_reads_the_same_from_stored_and_computed_results(
-        stored: Path, twin_dbs: dict[str, Path]) -> None:
-    """Stored tables (DuckDB views over them) and computed frames (registered) give the same
-    figures: the reader's SQL runs over either."""
+        stored: Path, twin_dbs: dict[str, Path], calls: list[date]) -> None:
+    """Stored tables (views over them), computed frames (registered) and outcome relations left
+    in DuckDB (a report's own computation) give the same figures: the reader's SQL runs over
+    any of them."""
     from pipeline.reports.monthly.data import read_monthly
 
     config = load_config()
     from_store = read_results(stored, config, DEMO_END, frames=False, tables=(),
                               readers=(read_monthly,))
-    computed = read_results(twin_dbs["b"], config, DEMO_END, readers=(read_monthly,))
-    assert from_store.stored and not computed.stored
-    a, b = held_frames(from_store.read(read_monthly)), held_frames(computed.read(read_monthly))
-    assert a.keys() == b.keys() and len(a) > 20
-    for path, frame in a.items():
-        assert frame.equals(b[path]), path
-    assert from_store.read(read_monthly).activity == computed.read(read_monthly).activity
+    in_memory = read_results(twin_dbs["b"], config, DEMO_END, readers=(read_monthly,))
+    in_duckdb = read_results(twin_dbs["b"], config, DEMO_END, frames=False, tables=(),
+                             readers=(read_monthly,))
+    assert from_store.stored and not in_memory.stored and not in_duckdb.stored
+    assert calls == [DEMO_END]  # only the frames are computed in memory
+    expected = held_frames(from_store.read(read_monthly))
+    assert len(expected) > 20
+    for computed in (in_memory, in_duckdb):
+        found = held_frames(computed.read(read_monthly))
+        assert found.keys() == expected.keys()
+        for path, frame in expected.items():
+            assert frame.equals(found[path]), path
+        assert computed.read(read_monthly).activity == from_store.read(read_monthly).activity
+
+
+def test_metric_tables_computed_in_duckdb_equal_the_stored_ones(stored: Path,
+                                                                twin_dbs: dict[str, Path]) -> None:
+    """A report's metric tables, computed without reading the outcome frames into memory, are
+    the tables `outcomes metrics` stored, column for column (the evidence report's columns)."""
+    from pipeline.reports.evidence.write import COLUMNS, TABLES
+
+    config = load_config()
+    a = read_results(stored, config, DEMO_END, frames=False, tables=TABLES, columns=COLUMNS)
+    b = read_results(twin_dbs["b"], config, DEMO_END, frames=False, tables=TABLES,
+                     columns=COLUMNS)
+    assert a.stored and not b.stored
+    assert a.tables.keys() == b.tables.keys() == set(TABLES)
+    for name in TABLES:
+        assert a.tables[name].equals(b.tables[name]), name

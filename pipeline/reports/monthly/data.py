@@ -123,7 +123,8 @@ def read_monthly(con: duckdb.DuckDBPyConnection, as_of: date, config: Config) ->
                     + sql("reports/monthly/placed_outcomes.sql"))
         case_rows = con.sql(sql("reports/monthly/case_rows.sql")).pl()
         units = con.sql("SELECT * FROM report_units SEMI JOIN (SELECT patient_id, course_id "
-                        "FROM course_outcomes WHERE evaluable) USING (patient_id, course_id)").pl()
+                        "FROM course_outcomes WHERE evaluable) USING (patient_id, course_id) "
+                        "ORDER BY patient_id, course_id").pl()
         periods = {key: read_period(con, first, last) for key, (first, last) in bounds.items()}
         set_period(con, month.shift(1 - HISTORY_MONTHS).first, month.last, BY_MONTH)
         months = {"summary": summary(con),

@@ -1,5 +1,5 @@
 -- case_rows: the evaluable course rows of the view course_outcomes with the columns the case-mix
--- model reads (docs/case-mix.md "What is compared"), in the stored order.
+-- model reads (docs/case-mix.md "What is compared"), in the stored order (OUTCOME_ORDER).
 select
     patient_id,
     course_id,
@@ -13,3 +13,4 @@ select
     category
 from course_outcomes
 where evaluable
+order by patient_id, course_start, course_id, instrument
