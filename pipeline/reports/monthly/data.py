@@ -116,9 +116,11 @@ def read_monthly(con: duckdb.DuckDBPyConnection, as_of: date, config: Config) ->
                     + sql(f"reports/monthly/period_{name}.sql"))
     try:
         set_period(con, *bounds["rolling"])
-        # the site and provider of every course ending in the rolling 12 months
-        con.execute("CREATE OR REPLACE TEMP TABLE report_units AS "
-                    + sql("reports/monthly/course_units.sql"))
+        # the site and provider of the rolling 12 months' infusions and of every course ending
+        # in them (one join with the sessions)
+        for name, file in (("placed_infusions", "placed_infusions"), ("report_units", "course_units")):
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS "
+                        + sql(f"reports/monthly/{file}.sql"))
         con.execute("CREATE OR REPLACE TEMP VIEW placed_outcomes AS "
                     + sql("reports/monthly/placed_outcomes.sql"))
         case_rows = con.sql(sql("reports/monthly/case_rows.sql")).pl()
@@ -136,7 +138,7 @@ def read_monthly(con: duckdb.DuckDBPyConnection, as_of: date, config: Config) ->
     finally:
         for name in TEMP:
             con.execute(f"DROP VIEW IF EXISTS temp.main.{name}")
-        for name in ("report_units", "report_period"):
+        for name in ("report_units", "placed_infusions", "report_period"):
             con.execute(f"DROP TABLE IF EXISTS temp.main.{name}")
     return MonthlyData(periods, months, activity, case_rows, units,
                        read_case_mix_inputs(con, as_of), planned, used)

@@ -1,12 +1,11 @@
--- unit_infusions: the period's administered infusions (view course_infusions) per site and per
--- provider of their session (unit, name; "not recorded" when it names none).
--- docs/definitions.md "Site and provider of a course".
+-- unit_infusions: the administered infusions dated in report_period per site and per provider of
+-- their session (unit, name; placed_infusions). docs/definitions.md "Site and provider of a
+-- course".
 with placed as (
-    select
-        coalesce(monthly_sessions.site, 'not recorded') as site,
-        coalesce(monthly_sessions.provider, 'not recorded') as provider
-    from course_infusions
-    left join monthly_sessions using (session_id)
+    select placed_infusions.site, placed_infusions.provider
+    from placed_infusions
+    cross join report_period
+    where placed_infusions.infusion_day between report_period.first_day and report_period.last_day
 ),
 
 final as (
