@@ -340,8 +340,10 @@ def case_mix(
 ) -> CaseMix:
     """The case-mix comparison for the 12 months ending with `month` (YYYY-MM).
 
-    course_outcomes: compute_outcomes(...).course_outcomes as of the month's last day;
-    units: reports.monthly.units.course_units(frames, sessions) (site and provider of infusion 1);
+    course_outcomes: course rows as of the month's last day (compute_outcomes(...).course_outcomes,
+    or those the monthly report reads, reports/monthly/data.py), the 12 months among them;
+    units: patient_id, course_id, site, provider of those courses (infusion 1's,
+    sql/reports/monthly/course_units.sql);
     inputs: read_case_mix_inputs (patients, treatment_history); instruments: the registry in
     force; resistance: payer_rules(config).resistance (what an adequate trial is);
     preferred_instrument: the report's headline instrument.

@@ -179,7 +179,7 @@ def case_mix_courses(
     predictor columns (prior_adequate_trials only when treatment_history has rows).
 
     units: patient_id, course_id, site, provider — the monthly report's assignment
-    (pipeline/reports/monthly/units.py `course_units`: the site and provider of infusion 1).
+    (sql/reports/monthly/course_units.sql: the site and provider of infusion 1).
     """
     rows = one_row_per_course(reporting_window(course_outcomes, start, end), preferred_instrument)
     patients = inputs.patients.select("patient_id", "birth_date", "sex").unique(

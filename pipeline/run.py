@@ -32,8 +32,10 @@ from pipeline.months import (
 )
 from pipeline.progress import Tracker, tracking
 from pipeline.reports.evidence.write import NEEDS as EVIDENCE_NEEDS
+from pipeline.reports.evidence.write import READERS as EVIDENCE_READERS
 from pipeline.reports.evidence.write import write_evidence
 from pipeline.reports.monthly.write import NEEDS as MONTHLY_NEEDS
+from pipeline.reports.monthly.write import READERS as MONTHLY_READERS
 from pipeline.reports.monthly.write import write_monthly
 from pipeline.reports.payer.write import NEEDS as PAYER_NEEDS
 from pipeline.reports.payer.write import write_payer
@@ -43,6 +45,7 @@ DB_NAME = "clinic.duckdb"
 STEPS = ("ingest", "course outcomes", "metrics", "monthly report", "evidence report",
          "payer packets")
 NEEDS = (*METRICS_NEEDS, *MONTHLY_NEEDS, *EVIDENCE_NEEDS, *PAYER_NEEDS)
+READERS = (*MONTHLY_READERS, *EVIDENCE_READERS)
 
 
 def run_all(
@@ -114,7 +117,9 @@ def _run_all(data_dir: Path, db_path: Path, out_dir: Path, config: Config, chose
     echo(report.render())
     notes: list[str] = []
     step()
-    results = read_results(db_path, config, _report_month_end(chosen, notes), needs=NEEDS)
+    # the outcome frames whole (metrics files, payer packets) and the reports' own readings
+    results = read_results(db_path, config, _report_month_end(chosen, notes), needs=NEEDS,
+                           readers=READERS)
     report_month = month_of(results.as_of)
     written: dict[str, Path] = {"database": db_path}
     step()

@@ -40,17 +40,14 @@ from pipeline.casemix_predictors import (
     case_mix_courses,
     one_row_per_course,
     prior_trials,
-    read_case_mix_inputs,
     reporting_window,
 )
 from pipeline.casemix_stats import c_statistic, oe_funnel_limits, poisson_oe_interval
 from pipeline.config import load_config
-from pipeline.db import connect
 from pipeline.errors import InputError
-from pipeline.outcomes import compute_outcomes
-from pipeline.paths import sql
-from pipeline.reports.monthly.units import course_units
+from pipeline.reports.monthly.data import read_monthly
 from pipeline.reports.payer.criteria import ResistanceRule, classify_trial
+from pipeline.results import read_results
 from tests.casemix_clinics import (
     AS_OF,
     MONTH,
@@ -65,14 +62,8 @@ from tests.casemix_clinics import (
 def run_case_mix(db_path: Path) -> CaseMix:
     """As the monthly report would: outcomes as of the month's end, its site/provider rule."""
     config = load_config(None)
-    con = connect(db_path, config, read_only=True)
-    try:
-        frames = compute_outcomes(con, AS_OF, config)
-        sessions = con.sql(sql("reports/monthly_sessions.sql"), params={"as_of": AS_OF}).pl()
-        inputs = read_case_mix_inputs(con, AS_OF)
-    finally:
-        con.close()
-    return case_mix(frames.course_outcomes, course_units(frames, sessions), inputs,
+    monthly = read_results(db_path, config, AS_OF, readers=(read_monthly,)).read(read_monthly)
+    return case_mix(monthly.case_rows, monthly.units, monthly.case_mix_inputs,
                     config.instruments, MONTH, ResistanceRule(), preferred_instrument="PHQ-9")
 
 

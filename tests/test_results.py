@@ -5,6 +5,7 @@ and every label following the configured cut-offs."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -13,6 +14,7 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
+import polars as pl
 import pytest
 
 import pipeline.results
@@ -180,3 +182,127 @@ def test_response_pct_reaches_every_label_of_every_report(twin_dbs: dict[str, Pa
     assert "Response (≥40% reduction)" in evidence and "<40% reduction" in evidence
     assert "partial responders (20–39%)" in evidence
     assert "reduction ≥ 40%; partial response: 20–40%" in packet
+
+
+# ---------------------------------------------------------------------------------------------
+# A report reads only what it uses (the stored results): no score or infusion rows
+
+
+def held_frames(value: object, name: str = "results") -> dict[str, pl.DataFrame]:
+    """Every frame a `Results` holds (inputs, tables, frames, what its readers read), by path."""
+    if isinstance(value, pl.DataFrame):
+        return {name: value}
+    if isinstance(value, dict):
+        items = value.items()
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        items = ((f.name, getattr(value, f.name)) for f in dataclasses.fields(value))
+    else:
+        return {}
+    found: dict[str, pl.DataFrame] = {}
+    for key, item in items:
+        label = getattr(key, "__name__", str(key))
+        found |= held_frames(item, f"{name}.{label}")
+    return found
+
+
+def raw_count(db: Path, query: str) -> int:
+    """A count straight from the database file (not through the code under test)."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return int(con.execute(query).fetchall()[0][0])
+    finally:
+        con.close()
+
+
+# columns of score rows and infusion rows
+ROW_COLUMNS = {"assessment_id", "total_score", "score_day", "session_id", "infusion_day"}
+
+
+def test_evidence_results_hold_no_score_or_infusion_rows(stored: Path) -> None:
+    from pipeline.reports.evidence.write import COLUMNS, TABLES, read_evidence_results
+
+    results = read_evidence_results(stored, DEMO_END, load_config())
+    assert results.stored
+    with pytest.raises(KeyError, match="without the outcome frames"):
+        results.frames  # noqa: B018
+    assert set(results.tables) == set(TABLES)
+    held = held_frames(results)
+    assert all(not ROW_COLUMNS & set(frame.columns) for frame in held.values()), held.keys()
+    # every course row, without its identifiers: as many as the stored table holds
+    rows = results.tables["course_outcomes"]
+    assert rows.columns == list(COLUMNS["course_outcomes"])
+    assert rows.height == raw_count(stored, "SELECT count(*) FROM main.course_outcomes") > 0
+    spans = next(frame for path, frame in held.items() if "read_course_spans" in path)
+    assert spans["courses"].sum() == raw_count(stored, "SELECT count(*) FROM outcome_courses")
+    # the rows it did not read are there: the course rows are the most it holds
+    assert raw_count(stored, "SELECT count(*) FROM outcome_scores") > rows.height
+    assert max(frame.height for frame in held.values()) == rows.height
+    # ... and read whole (the payer packets), the frames do hold score rows
+    whole = held_frames(read_results(stored, load_config(), DEMO_END))
+    assert any(ROW_COLUMNS & set(frame.columns) for frame in whole.values())
+
+
+def test_monthly_results_hold_counts_and_the_case_mix_rows_only(stored: Path) -> None:
+    from pipeline.months import parse_month
+    from pipeline.reports.monthly.data import read_monthly
+    from pipeline.reports.monthly.write import read_monthly_results
+
+    results = read_monthly_results(stored, parse_month("2026-10"), load_config())
+    assert results.stored and results.tables == {}
+    with pytest.raises(KeyError, match="without the outcome frames"):
+        results.frames  # noqa: B018
+    held = held_frames(results)
+    assert all(not ROW_COLUMNS & set(frame.columns) for frame in held.values()), held.keys()
+    data = results.read(read_monthly)
+    # the case-mix model's rows: evaluable course rows ending in the 12 months to 2026-10
+    assert data.case_rows.height == raw_count(stored, """
+        SELECT count(*) FROM main.course_outcomes WHERE evaluable AND status <> 'in_progress'
+        AND course_outcome_date BETWEEN DATE '2025-11-01' AND DATE '2026-10-31'""") > 0
+    courses = raw_count(stored, "SELECT count(*) FROM main.course_outcomes")
+    patients = raw_count(stored, "SELECT count(*) FROM patients")
+    # besides those rows, the case-mix inputs (a row per patient, per prior trial) and counts
+    for path, frame in held.items():
+        if not any(part in path for part in ("case_rows", "units", "case_mix_inputs")):
+            assert frame.height < courses, path
+    assert data.case_mix_inputs.patients.height == patients
+
+
+def test_the_monthly_reader_reads_the_same_from_stored_and_computed_results(
+        stored: Path, twin_dbs: dict[str, Path], calls: list[date]) -> None:
+    """Stored tables (views over them), computed frames (registered) and outcome relations left
+    in DuckDB (a report's own computation) give the same figures: the reader's SQL runs over
+    any of them."""
+    from pipeline.reports.monthly.data import read_monthly
+
+    config = load_config()
+    from_store = read_results(stored, config, DEMO_END, frames=False, tables=(),
+                              readers=(read_monthly,))
+    in_memory = read_results(twin_dbs["b"], config, DEMO_END, readers=(read_monthly,))
+    in_duckdb = read_results(twin_dbs["b"], config, DEMO_END, frames=False, tables=(),
+                             readers=(read_monthly,))
+    assert from_store.stored and not in_memory.stored and not in_duckdb.stored
+    assert calls == [DEMO_END]  # only the frames are computed in memory
+    expected = held_frames(from_store.read(read_monthly))
+    assert len(expected) > 20
+    for computed in (in_memory, in_duckdb):
+        found = held_frames(computed.read(read_monthly))
+        assert found.keys() == expected.keys()
+        for path, frame in expected.items():
+            assert frame.equals(found[path]), path
+        assert computed.read(read_monthly).activity == from_store.read(read_monthly).activity
+
+
+def test_metric_tables_computed_in_duckdb_equal_the_stored_ones(stored: Path,
+                                                                twin_dbs: dict[str, Path]) -> None:
+    """A report's metric tables, computed without reading the outcome frames into memory, are
+    the tables `outcomes metrics` stored, column for column (the evidence report's columns)."""
+    from pipeline.reports.evidence.write import COLUMNS, TABLES
+
+    config = load_config()
+    a = read_results(stored, config, DEMO_END, frames=False, tables=TABLES, columns=COLUMNS)
+    b = read_results(twin_dbs["b"], config, DEMO_END, frames=False, tables=TABLES,
+                     columns=COLUMNS)
+    assert a.stored and not b.stored
+    assert a.tables.keys() == b.tables.keys() == set(TABLES)
+    for name in TABLES:
+        assert a.tables[name].equals(b.tables[name]), name

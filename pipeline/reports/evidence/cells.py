@@ -5,13 +5,16 @@ table, the case mix, the claims' counts and their Kaplan-Meier estimates, comple
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
+import duckdb
 import polars as pl
 
 from pipeline.config import Config
 from pipeline.metrics import rated_courses
 from pipeline.outcomes import TIMING_CLASSES
+from pipeline.paths import sql
 from pipeline.reports.evidence.compare import KMPoint, km_at, rate_withheld
 from pipeline.reports.evidence.rates import (
     RATE_COUNTS,
@@ -27,16 +30,26 @@ DURABILITY_DAYS = 28  # "relief lasts weeks to months": still responding 4 weeks
 CLAIM_INFUSIONS = 4  # "better after 3-4 infusions"
 
 
-def km_frames(metrics: dict[str, pl.DataFrame], pid: str, instrument: str
-              ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Rated courses with infusions to response (or last scored infusion) and the durability
-    courses of one protocol x instrument: the Kaplan-Meier inputs of two claims."""
-    rated = rated_courses(metrics["course_outcomes"]).filter(
-        (pl.col("protocol_id") == pid) & (pl.col("instrument") == instrument)
-    ).with_columns(
+KM_COURSES = "km_courses"  # the key of km_courses in the tables handed to register_cells
+
+
+def km_courses(course_outcomes: pl.DataFrame) -> pl.DataFrame:
+    """Rated courses with infusions to response (or last scored infusion): the Kaplan-Meier
+    input of the "better after 3-4 infusions" claim, taken once for every protocol."""
+    return rated_courses(course_outcomes).select(
+        "protocol_id", "instrument",
         responded=pl.col("infusions_to_response").is_not_null(),
         infusion_number=pl.coalesce("infusions_to_response", "last_scored_infusion"),
     ).filter(pl.col("infusion_number").is_not_null())
+
+
+def km_frames(metrics: dict[str, pl.DataFrame], pid: str, instrument: str
+              ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Rated courses with infusions to response (or last scored infusion) and the durability
+    courses of one protocol x instrument: the Kaplan-Meier inputs of two claims. `metrics`
+    holds km_courses under KM_COURSES."""
+    rated = metrics[KM_COURSES].filter(
+        (pl.col("protocol_id") == pid) & (pl.col("instrument") == instrument))
     durable = metrics["durability_courses"].filter(
         (pl.col("protocol_id") == pid) & (pl.col("instrument") == instrument))
     return rated, durable
@@ -153,18 +166,24 @@ def register_cells(cells: Ledger, counts: dict[tuple[str, str], dict[str, Any]],
     return registered
 
 
-def completion_counts(courses: pl.DataFrame, protocols: pl.DataFrame) -> dict[str, dict[str, int]]:
-    """Per protocol: finished courses, those completing the plan, and within planned days."""
-    frame = courses.filter(pl.col("status") != "in_progress").join(
-        protocols.select("protocol_id", "planned_days"), on="protocol_id", how="left"
-    ).with_columns(
-        span_days=(pl.col("last_infusion_day") - pl.col("first_infusion_day")).dt.total_days() + 1,
-    )
+def read_course_spans(con: duckdb.DuckDBPyConnection, as_of: date, config: Config
+                      ) -> pl.DataFrame:
+    """The evidence report's reader (pipeline/results.py `Reader`): courses per protocol,
+    status and span in days (sql/reports/evidence/course_spans.sql)."""
+    return con.sql(sql("reports/evidence/course_spans.sql")).pl()
+
+
+def completion_counts(spans: pl.DataFrame, protocols: pl.DataFrame) -> dict[str, dict[str, int]]:
+    """Per protocol: finished courses, those completing the plan, and within planned days.
+    spans: read_course_spans."""
+    frame = spans.filter(pl.col("status") != "in_progress").join(
+        protocols.select("protocol_id", "planned_days"), on="protocol_id", how="left")
+    completed = pl.col("status") == "completed"
     counts = frame.group_by("protocol_id").agg(
-        finished=pl.len(),
-        completed=(pl.col("status") == "completed").sum(),
-        within=((pl.col("status") == "completed")
-                & (pl.col("span_days") <= pl.col("planned_days"))).sum(),
+        finished=pl.col("courses").sum(),
+        completed=pl.col("courses").filter(completed).sum(),
+        within=pl.col("courses").filter(completed
+                                        & (pl.col("span_days") <= pl.col("planned_days"))).sum(),
     ).sort("protocol_id")
     return {row["protocol_id"]: {key: int(row[key]) for key in ("finished", "completed", "within")}
             for row in counts.to_dicts()}

@@ -26,7 +26,13 @@ from pipeline.config import Config
 from pipeline.methods import Labels, methods_sentences
 from pipeline.methods import labels as methods_labels
 from pipeline.reports.evidence import texts
-from pipeline.reports.evidence.cells import completion_counts, register_cells
+from pipeline.reports.evidence.cells import (
+    KM_COURSES,
+    completion_counts,
+    km_courses,
+    read_course_spans,
+    register_cells,
+)
 from pipeline.reports.evidence.claims import claims_for
 from pipeline.reports.evidence.compare import verdict_rules
 from pipeline.reports.evidence.families import (
@@ -61,7 +67,8 @@ def report_instrument(results: Results, settings: EvidenceSettings) -> str:
     instrument with most evaluable courses)."""
     if settings.primary_instrument is not None:
         return settings.primary_instrument
-    return headline_instrument(results.tables["course_outcomes"]) or DEFAULT_INSTRUMENT
+    rows = results.tables["course_outcomes"].group_by("instrument", "evaluable").agg(n=pl.len())
+    return headline_instrument(rows) or DEFAULT_INSTRUMENT
 
 
 def not_comparable(config: Config) -> str | None:
@@ -74,7 +81,7 @@ def not_comparable(config: Config) -> str | None:
 
 def report_protocols(results: Results) -> pl.DataFrame:
     """The protocols with at least one course as of the report day, with their plans."""
-    used = results.frames.courses.select("protocol_id").unique()
+    used = results.read(read_course_spans).select("protocol_id").unique()
     return (results.input("protocols").drop("indication").sort("protocol_id")
             .join(used, on="protocol_id", how="semi"))
 
@@ -124,7 +131,9 @@ def build_context(results: Results, settings: EvidenceSettings) -> dict[str, Any
 def build_ledger_context(results: Results, settings: EvidenceSettings
                          ) -> tuple[dict[str, Any], Ledger]:
     """The context and the solved ledger behind it (tests read the ledger's self-checks)."""
-    config, as_of, metrics = results.config, results.as_of, results.tables
+    config, as_of = results.config, results.as_of
+    course_outcomes = results.tables["course_outcomes"]
+    metrics = {**results.tables, KM_COURSES: km_courses(course_outcomes)}
     protocols = report_protocols(results)
     k = evidence_small_cell_max(config)
     labels = evidence_labels(config)
@@ -135,7 +144,7 @@ def build_ledger_context(results: Results, settings: EvidenceSettings
     counts = {(r["protocol_id"], r["instrument"]): r
               for r in outcome_counts(metrics["course_outcomes"], config.instruments,
                                       tuple(limit for limit, _ in severe)).to_dicts()}
-    completion = completion_counts(results.frames.courses, protocols)
+    completion = completion_counts(results.read(read_course_spans), protocols)
     protocol_rows = protocols.sort("protocol_id").to_dicts()
     # Order: induction protocols first, by plan; maintenance last.
     protocol_rows.sort(key=lambda p: ((p.get("phase") or "") == "maintenance",

@@ -15,6 +15,7 @@ from pipeline.errors import InputError
 from pipeline.formatting import finite
 from pipeline.progress import Tracker, tracking
 from pipeline.reports import files
+from pipeline.reports.evidence.cells import read_course_spans
 from pipeline.reports.evidence.charts import forest_plot, funnel_plot
 from pipeline.reports.evidence.context import build_context
 from pipeline.reports.evidence.families import evidence_settings
@@ -25,6 +26,16 @@ from pipeline.results import Results, read_results
 
 TEMPLATE = "evidence.html.j2"
 NEEDS = ("protocols",)  # the rows of the canonical tables the report prints
+# the metric tables it reads (of the course rows, the columns its counts use: no identifier),
+# and its own reading of the courses; no outcome frame whole
+TABLES = ("course_outcomes", "protocol_summary", "same_session_effect", "durability_courses",
+          "durability_summary")
+COLUMNS = {"course_outcomes": (
+    "protocol_id", "instrument", "status", "evaluable", "category", "remission",
+    "reliable_improvement", "reliable_deterioration", "baseline_score", "caseness_at_baseline",
+    "recovery", "reliable_recovery", "infusions_to_response", "last_scored_infusion",
+    "response_timing")}
+READERS = (read_course_spans,)
 POOL = "pooling the studies and comparing"
 # the stages shown on a terminal (pipeline/progress.py)
 STAGES = (files.READ, POOL, files.CHARTS, files.RENDER)
@@ -33,8 +44,9 @@ STAGES = (files.READ, POOL, files.CHARTS, files.RENDER)
 def read_evidence_results(db_path: str | Path, as_of: date, config: Config,
                           load: int | None = None) -> Results:
     """The results the report is built from; InputError when no infusion was given by as-of."""
-    results = read_results(db_path, config, as_of, load=load, needs=NEEDS)
-    if results.frames.courses.height == 0:
+    results = read_results(db_path, config, as_of, load=load, needs=NEEDS, frames=False,
+                           tables=TABLES, columns=COLUMNS, readers=READERS)
+    if results.read(read_course_spans).height == 0:
         raise InputError(f"{db_path} has no administered infusion on or before "
                          f"{as_of.isoformat()}; choose a later --as-of")
     return results

@@ -15,12 +15,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import polars as pl
-
 from pipeline.casemix import CaseMix, ModelSummary, UnitComparison, case_mix
-from pipeline.casemix_predictors import CaseMixInputs
 from pipeline.formatting import Suppressed
 from pipeline.months import Month
+from pipeline.reports.monthly.data import MonthlyData
 from pipeline.reports.monthly.periods import ALL, KEEP_DENOMINATOR, KEEP_TOTAL, Period
 from pipeline.reports.payer.criteria import payer_rules
 from pipeline.reports.suppression import CountRef, GuardRef, Ledger
@@ -30,13 +28,12 @@ UNITS = (("site", "sites"), ("provider", "providers"))
 BELOW, WITHIN, ABOVE = "below", "within", "above"
 
 
-def compute_case_mix(results: Results, month: Month, units: pl.DataFrame,
+def compute_case_mix(results: Results, data: MonthlyData, month: Month,
                      instrument: str | None) -> CaseMix:
     """The adjustment for the 12 months ending with `month` (the monthly report's rolling
-    period), on its headline instrument first."""
-    inputs = CaseMixInputs(patients=results.input("patients"),
-                           treatment_history=results.input("treatment_history"))
-    return case_mix(results.frames.course_outcomes, units, inputs, results.config.instruments,
+    period), on its headline instrument first, over the evaluable course rows of those 12
+    months, their sites and providers and the model's inputs (reports/monthly/data.py)."""
+    return case_mix(data.case_rows, data.units, data.case_mix_inputs, results.config.instruments,
                     month.text, payer_rules(results.config).resistance, instrument)
 
 

@@ -26,11 +26,13 @@ from pipeline.methods import methods_sentences
 from pipeline.months import Month, data_end_note
 from pipeline.reports.monthly.casemix_section import case_mix_section, compute_case_mix
 from pipeline.reports.monthly.curves import control_chart, km_curves
+from pipeline.reports.monthly.data import MonthlyData, read_monthly
 from pipeline.reports.monthly.periods import (
+    ACTIVITY_PERIODS,
     KEEP_DENOMINATOR,
     Period,
     headline_instrument,
-    make_period,
+    period_bounds,
     register_period,
 )
 from pipeline.reports.monthly.sections import (
@@ -44,7 +46,7 @@ from pipeline.reports.monthly.sections import (
     severity_distribution,
     timing_rows,
 )
-from pipeline.reports.monthly.units import breakdown, course_units
+from pipeline.reports.monthly.units import breakdown
 from pipeline.reports.suppression import Ledger
 from pipeline.results import Results
 
@@ -138,32 +140,30 @@ def build_context(results: Results, month: Month) -> dict[str, Any]:
 def build_ledger_context(results: Results, month: Month) -> tuple[dict[str, Any], Ledger]:
     """The context and the solved ledger behind it (tests read the ledger's self-checks).
 
-    `results` must be as of the last day of `month`: the month, the previous month, the rolling
-    12 months and every p-chart month are the courses whose outcome date falls in them, all in
-    that one computation."""
+    `results` must be as of the last day of `month`, read with the monthly reader
+    (reports/monthly/data.py): the month, the previous month, the rolling 12 months and every
+    p-chart month are the courses whose outcome date falls in them, all in that one
+    computation."""
     if results.as_of != month.last:
         raise ValueError(f"monthly report for {month.text} needs results as of {month.last}, "
                          f"not {results.as_of}")
-    config, frames = results.config, results.frames
-    sessions = results.input("monthly_sessions")
+    config = results.config
+    data: MonthlyData = results.read(read_monthly)
     loads = results.input("monthly_loads")
     protocols = {r["protocol_id"]: r["name"] for r in results.input("protocols").to_dicts()}
     cells = Ledger(config.definitions.suppress_small_cells, config.definitions.small_cell_max)
-    start, end = month.first, month.last
+    bounds = period_bounds(month)
+    start, end = bounds["month"]
     previous = month.shift(-1)
-    p_start, p_end = previous.first, previous.last
-    r_start = month.shift(-11).first
     label = fmt_month(month.text)
-    this = make_period("month", label, frames, start, end, config)
-    prev = make_period("previous", fmt_month(previous.text), frames, p_start, p_end, config)
-    rolling = make_period("rolling", f"12 months to {label}", frames, r_start, end, config)
-    instrument = headline_instrument(rolling.frames.course_outcomes)
-    planned = {r["protocol_id"]: int(r["planned_infusions"])
-               for r in frames.courses.select("protocol_id", "planned_infusions")
-               .unique().sort("protocol_id").to_dicts()}
+    labels = {"month": label, "previous": fmt_month(previous.text),
+              "rolling": f"12 months to {label}"}
+    this, prev, rolling = (Period(key, labels[key], *bounds[key], data.periods[key])
+                           for key in ("month", "previous", "rolling"))
+    instrument = headline_instrument(rolling.course_counts)
+    planned = data.planned
     max_columns = min(max(planned.values(), default=1), 10)
-    units = course_units(frames, sessions)
-    used = set(frames.course_outcomes["instrument"].unique().to_list())
+    used = data.instruments_used
     periods = {p.key: p for p in (this, prev, rolling)}
     outcome_cells = {key: register_period(cells, p) for key, p in periods.items()}
 
@@ -185,8 +185,8 @@ def build_ledger_context(results: Results, month: Month) -> tuple[dict[str, Any]
         "periods": {key: period_info(p) for key, p in periods.items()},
         "headline": {key: headline(cells, p, instrument, outcome_cells[key])
                      for key, p in periods.items()},
-        "activity": {key: activity(cells, frames, sessions, s, e) for key, s, e in
-                     (("month", start, end), ("previous", p_start, p_end))},
+        "activity": {key: activity(cells, data.activity[key], *bounds[key])
+                     for key in ACTIVITY_PERIODS},
         "outcomes": {key: outcome_rows(cells, periods[key], protocols, outcome_cells[key])
                      for key in ("month", "rolling")},
         "instruments_not_used": sorted(set(config.instruments) - used),
@@ -199,14 +199,13 @@ def build_ledger_context(results: Results, month: Month) -> tuple[dict[str, Any]
         "completeness": {key: completeness_rows(cells, periods[key])
                          for key in ("month", "rolling")},
         "latest_load": latest_load(cells, loads, results.input("monthly_reject_reasons")),
-        "breakdown": {key: [breakdown(cells, periods[key], units, sessions, unit, instrument)
+        "breakdown": {key: [breakdown(cells, periods[key], unit, instrument)
                             for unit in ("site", "provider")]
                       for key in ("month", "rolling")},
-        "control_chart": control_chart(cells, frames.course_outcomes, month, instrument,
-                                       rolling),
+        "control_chart": control_chart(cells, data.months, month, instrument, rolling),
         "cumulative_response": km_curves(cells, rolling, instrument, outcome_cells["rolling"]),
         "severity": severity_distribution(cells, rolling, config),
-        "case_mix": case_mix_section(cells, compute_case_mix(results, month, units, instrument),
+        "case_mix": case_mix_section(cells, compute_case_mix(results, data, month, instrument),
                                      rolling, instrument),
         "methods": methods_sentences(config),
         "provenance": {

@@ -18,8 +18,6 @@ from pipeline.reports.monthly.periods import (
     KEEP_TOTAL,
     OutcomeCells,
     Period,
-    clinic_summary,
-    ended_courses,
     per_key,
     reason_counts,
     register_outcomes,
@@ -33,9 +31,12 @@ MIN_HISTORY_MONTHS = 12  # ... and never fewer than 12
 RUN_LENGTH = 8  # Wheeler's run rule: this many months in a row on one side of the centre line
 
 
-def control_chart(cells: Ledger, course_outcomes: pl.DataFrame, month: Month,
+def control_chart(cells: Ledger, pooled: dict[str, pl.DataFrame], month: Month,
                   instrument: str | None, rolling: Period) -> Deferred:
     """p-chart of the monthly response rate (headline instrument), as of the report month's end.
+
+    pooled: the course rows of the 24 months pooled by month (protocol_id = YYYY-MM): their
+    protocol_summary ("summary") and course_counts (reports/monthly/data.py).
 
     Centre line p-bar and 3-sigma limits per month's n (stats.p_chart); months before the first
     month with any course are dropped, keeping at least 12. Each month's responders/evaluable
@@ -49,11 +50,12 @@ def control_chart(cells: Ledger, course_outcomes: pl.DataFrame, month: Month,
     month_cells: dict[str, tuple[CountRef, CountRef]] = {}
     for m in history:
         per = per_key(m.first, m.last)
-        ended = ended_courses(course_outcomes, m.first, m.last)
-        row = summary_row(clinic_summary(ended), instrument)
+        in_month = pl.col("protocol_id") == m.text
+        row = summary_row(pooled["summary"].filter(in_month), instrument)
         if row is not None:
+            reasons = reason_counts(pooled["course_counts"].filter(in_month))
             counts = register_outcomes(cells, per, row, ALL,
-                                       reason_counts(ended).get((ALL, row["instrument"]), {}))
+                                       reasons.get((ALL, row["instrument"]), {}))
             month_cells[m.text] = (counts["responders"], counts["evaluable"])
         else:
             month_cells[m.text] = (cells.virtual(("responders", per, instrument, ALL), 0),

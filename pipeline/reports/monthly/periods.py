@@ -4,8 +4,8 @@
 "month" = courses whose outcome date falls in M; "previous" = the same for M-1; "rolling" =
 outcome dates in the 12 months ending with M; all from the one computation as of the last day
 of M. Safety and activity count infusions and scores dated in the period. A period's metrics
-are `compute_metrics` over the outcome frames restricted to it, so every figure uses the same
-definitions as metrics.json.
+are pipeline/metrics.py's tables over the outcome relations restricted to it, computed in DuckDB
+(reports/monthly/data.py), so every figure uses the same definitions as metrics.json.
 
 Every count goes through one `Ledger` (pipeline/reports/suppression.py) under a key naming the
 quantity — (what, period, [instrument,] unit) — so a figure printed in two sections is one cell.
@@ -14,15 +14,13 @@ quantity — (what, period, [instrument,] unit) — so a figure printed in two s
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 import polars as pl
 
-from pipeline.config import Config
-from pipeline.metrics import compute_metrics, protocol_summary
-from pipeline.outcomes import OutcomeFrames
+from pipeline.months import Month
 from pipeline.reports.suppression import CountRef, Ledger, RateRef
 
 ALL = "All protocols"
@@ -36,27 +34,14 @@ def per_key(start: date, end: date) -> str:
     return f"{start.isoformat()}..{end.isoformat()}"
 
 
-def ended_courses(course_outcomes: pl.DataFrame, start: date, end: date) -> pl.DataFrame:
-    """docs/definitions.md "Reporting month": non-in-progress courses with outcome date in range."""
-    return course_outcomes.filter(
-        (pl.col("status") != "in_progress")
-        & pl.col("course_outcome_date").is_between(start, end)
-    )
+ACTIVITY_PERIODS = ("month", "previous")  # the periods whose activity the report counts
 
 
-def period_frames(frames: OutcomeFrames, start: date, end: date) -> OutcomeFrames:
-    """The outcome frames restricted to one period, so compute_metrics yields period metrics.
-
-    Courses: outcome date in the period; infusions and scores: dated in the period.
-    """
-    return replace(
-        frames,
-        course_outcomes=ended_courses(frames.course_outcomes, start, end),
-        courses=ended_courses(frames.courses, start, end),
-        course_infusions=frames.course_infusions.filter(
-            pl.col("infusion_day").is_between(start, end)),
-        scores=frames.scores.filter(pl.col("score_day").is_between(start, end)),
-    )
+def period_bounds(month: Month) -> dict[str, tuple[date, date]]:
+    """First and last day of the month, the previous month and the rolling 12 months."""
+    previous = month.shift(-1)
+    return {"month": (month.first, month.last), "previous": (previous.first, previous.last),
+            "rolling": (month.shift(-11).first, month.last)}
 
 
 @dataclass(frozen=True)
@@ -65,29 +50,19 @@ class Period:
     label: str
     start: date
     end: date
-    frames: OutcomeFrames  # restricted to the period
-    metrics: dict[str, pl.DataFrame]  # compute_metrics over the restricted frames
+    # the metric tables of the period and its counts of course rows, courses, sites and
+    # providers (reports/monthly/data.py read_period)
+    metrics: dict[str, pl.DataFrame]
 
     @property
     def per(self) -> str:
         return per_key(self.start, self.end)
 
-
-def make_period(key: str, label: str, frames: OutcomeFrames, start: date, end: date,
-                config: Config) -> Period:
-    restricted = period_frames(frames, start, end)
-    return Period(key, label, start, end, restricted, compute_metrics(restricted, config))
-
-
-def course_keys(frame: pl.DataFrame) -> pl.DataFrame:
-    return frame.select("patient_id", "course_id").unique().sort("patient_id", "course_id")
-
-
-def clinic_summary(course_outcomes: pl.DataFrame) -> pl.DataFrame:
-    """protocol_summary with every protocol pooled: the same definitions, clinic-wide."""
-    if course_outcomes.height == 0:
-        return pl.DataFrame()
-    return protocol_summary(course_outcomes.with_columns(protocol_id=pl.lit(ALL)))
+    @property
+    def course_counts(self) -> pl.DataFrame:
+        """The period's course rows counted (sql/reports/monthly/course_counts.sql: n per
+        protocol, instrument, status, evaluable, reason, category, timing)."""
+        return self.metrics["course_counts"]
 
 
 def summary_row(summary: pl.DataFrame, instrument: str | None) -> dict[str, Any] | None:
@@ -97,18 +72,19 @@ def summary_row(summary: pl.DataFrame, instrument: str | None) -> dict[str, Any]
     return rows[0] if rows else None
 
 
-def headline_instrument(course_outcomes: pl.DataFrame) -> str | None:
-    """PHQ-9 when any course in the period has it evaluable; else the most evaluated instrument."""
-    rated = course_outcomes.filter(pl.col("evaluable"))
+def headline_instrument(counts: pl.DataFrame) -> str | None:
+    """PHQ-9 when any course in the period has it evaluable; else the most evaluated instrument.
+    counts: course rows counted per instrument and evaluable (column n)."""
+    rated = counts.filter(pl.col("evaluable") & (pl.col("n") > 0))
     if rated.height == 0:
-        present = sorted(course_outcomes["instrument"].unique().to_list())
+        present = sorted(counts.filter(pl.col("n") > 0)["instrument"].unique().to_list())
         return PREFERRED_INSTRUMENT if PREFERRED_INSTRUMENT in present else (
             present[0] if present else None)
     if rated.filter(pl.col("instrument") == PREFERRED_INSTRUMENT).height:
         return PREFERRED_INSTRUMENT
-    counts = rated.group_by("instrument").agg(n=pl.len()).sort(["n", "instrument"],
-                                                                 descending=[True, False])
-    return str(counts["instrument"][0])
+    totals = rated.group_by("instrument").agg(n=pl.col("n").sum()).sort(
+        ["n", "instrument"], descending=[True, False])
+    return str(totals["instrument"][0])
 
 
 def clean(value: Any) -> Any:
@@ -134,16 +110,16 @@ BASELINE_AT_OR_BELOW = "baseline_at_or_below_remission"
 ReasonCounts = dict[tuple[str, str], dict[str, int]]
 
 
-def reason_counts(course_outcomes: pl.DataFrame) -> ReasonCounts:
+def reason_counts(counts: pl.DataFrame) -> ReasonCounts:
     """Courses not evaluable by reason, per (protocol, instrument) and clinic-wide
-    ((ALL, instrument)), of the ended courses in `course_outcomes`."""
-    ended = course_outcomes.filter(
+    ((ALL, instrument)), of the ended course rows counted in `counts` (course_counts)."""
+    ended = counts.filter(
         (pl.col("status") != "in_progress") & pl.col("not_evaluable_reason").is_not_null())
     out: ReasonCounts = {}
     for protocol in (pl.col("protocol_id"), pl.lit(ALL)):
-        counts = ended.group_by(protocol.alias("protocol_id"), "instrument",
-                                "not_evaluable_reason").agg(n=pl.len())
-        for r in counts.to_dicts():
+        sums = ended.group_by(protocol.alias("protocol_id"), "instrument",
+                              "not_evaluable_reason").agg(n=pl.col("n").sum())
+        for r in sums.to_dicts():
             out.setdefault((r["protocol_id"], r["instrument"]), {})[
                 r["not_evaluable_reason"]] = int(r["n"])
     return out
@@ -181,12 +157,12 @@ def register_period(cells: Ledger, period: Period) -> dict[tuple[str, str], Outc
     (courses without a follow-up score, baselines at or below the remission cutoff, ...)."""
     per = period.per
     out: dict[tuple[str, str], OutcomeCells] = {}
-    reasons = reason_counts(period.frames.course_outcomes)
+    reasons = reason_counts(period.course_counts)
     summary = period.metrics["protocol_summary"].sort("protocol_id", "instrument").to_dicts()
     for row in summary:
         key = (row["protocol_id"], row["instrument"])
         out[key] = register_outcomes(cells, per, row, row["protocol_id"], reasons.get(key, {}))
-    clinic = clinic_summary(period.frames.course_outcomes)
+    clinic = period.metrics["clinic_summary"]
     for row in clinic.sort("instrument").to_dicts() if clinic.height else []:
         instrument = row["instrument"]
         total = out[(ALL, instrument)] = register_outcomes(

@@ -11,7 +11,7 @@ from typing import Any
 import polars as pl
 
 from pipeline.config import Config
-from pipeline.outcomes import NEVER, TIMING_CLASSES, OutcomeFrames, severity_band
+from pipeline.outcomes import NEVER, TIMING_CLASSES, severity_band
 from pipeline.reports.monthly.periods import (
     ALL,
     KEEP_DENOMINATOR,
@@ -20,8 +20,6 @@ from pipeline.reports.monthly.periods import (
     OutcomeCells,
     Period,
     clean,
-    clinic_summary,
-    course_keys,
     outcome_rates,
     per_key,
     summary_row,
@@ -32,18 +30,22 @@ SEVERITY_INSTRUMENT = "PHQ-9"  # the severity-band chart
 TIMING_KEYS = [cls.key for cls in TIMING_CLASSES] + [NEVER]
 
 
+def course_totals(period: Period) -> dict[str, int]:
+    """The courses (not course rows) ending in the period, and those discontinued."""
+    row = period.metrics["course_totals"].to_dicts()[0]
+    return {name: int(value) for name, value in row.items()}
+
+
 def courses_ended(cells: Ledger, period: Period) -> CountRef:
-    return cells.count(("courses", period.per, ALL),
-                       course_keys(period.frames.course_outcomes).height, KEEP_TOTAL)
+    return cells.count(("courses", period.per, ALL), course_totals(period)["ended"], KEEP_TOTAL)
 
 
 def headline(cells: Ledger, period: Period, instrument: str | None,
              outcome_cells: dict[tuple[str, str], OutcomeCells]) -> dict[str, Any]:
-    co = period.frames.course_outcomes
     ended = courses_ended(cells, period)
     discontinued = cells.count(("discontinued", period.per, ALL),
-                               course_keys(co.filter(pl.col("status") == "discontinued")).height)
-    row = summary_row(clinic_summary(co), instrument)
+                               course_totals(period)["discontinued"])
+    row = summary_row(period.metrics["clinic_summary"], instrument)
     safety = period.metrics["safety_summary"].filter(pl.col("scope") == "clinic").to_dicts()
     infusions = cells.count(("infusions", period.per, ALL),
                             int(safety[0]["infusions"]) if safety else 0, KEEP_DENOMINATOR)
@@ -57,38 +59,24 @@ def headline(cells: Ledger, period: Period, instrument: str | None,
     }
 
 
-def activity(cells: Ledger, frames: OutcomeFrames, sessions: pl.DataFrame, start: date,
-             end: date) -> dict[str, CountRef]:
-    """What happened in the month, by the date it happened (not by course outcome date)."""
+def activity(cells: Ledger, counts: dict[str, int], start: date, end: date
+             ) -> dict[str, CountRef]:
+    """What happened in the month, by the date it happened (not by course outcome date):
+    `counts` of sql/reports/monthly/activity.sql."""
     per = per_key(start, end)
-    infusions = frames.course_infusions
-    in_month = infusions.filter(pl.col("infusion_day").is_between(start, end))
-    first_day = infusions.group_by("patient_id").agg(first=pl.col("infusion_day").min())
-    new_patients = first_day.filter(pl.col("first").is_between(start, end)).height
-    courses = frames.courses
-    started = courses.filter(pl.col("first_infusion_day").is_between(start, end)).height
-    # a course completes on the day of its planned infusion number (planned_infusions-th)
-    completing = in_month.join(
-        courses.select("patient_id", "course_id", "planned_infusions"),
-        on=["patient_id", "course_id"], how="inner",
-    ).filter(pl.col("infusion_number") == pl.col("planned_infusions")).height
-    discontinued = courses.filter(
-        (pl.col("status") == "discontinued")
-        & pl.col("course_outcome_date").is_between(start, end)).height
-    month_sessions = sessions.filter(pl.col("session_day").is_between(start, end))
-    cancelled = month_sessions.filter(pl.col("status") == "cancelled").height
-    aborted = in_month.filter(pl.col("status") == "aborted").height
-    infusions_cell = cells.count(("infusions", per, ALL), in_month.height, KEEP_DENOMINATOR)
-    aborted_cell = cells.count(("aborted", per, ALL), aborted)
+    infusions_cell = cells.count(("infusions", per, ALL), counts["infusions"], KEEP_DENOMINATOR)
+    aborted_cell = cells.count(("aborted", per, ALL), counts["aborted"])
     cells.split(infusions_cell, [aborted_cell], ("not aborted", per, ALL))
     return {
-        "new_patients": cells.count(("new_patients", per), new_patients),
-        "courses_started": cells.count(("courses_started", per), started),
-        "courses_completing": cells.count(("courses_completing", per), completing),
-        "courses_discontinued": cells.count(("discontinued", per, ALL), discontinued),
+        "new_patients": cells.count(("new_patients", per), counts["new_patients"]),
+        "courses_started": cells.count(("courses_started", per), counts["courses_started"]),
+        "courses_completing": cells.count(("courses_completing", per),
+                                          counts["courses_completing"]),
+        "courses_discontinued": cells.count(("discontinued", per, ALL),
+                                            counts["courses_discontinued"]),
         "infusions": infusions_cell,
         "aborted": aborted_cell,
-        "cancelled": cells.count(("cancelled", per), cancelled),
+        "cancelled": cells.count(("cancelled", per), counts["cancelled"]),
     }
 
 
@@ -122,12 +110,12 @@ def timing_rows(cells: Ledger, period: Period, instrument: str | None,
     The classes add up to the evaluable courses; each share is printed only with its count."""
     if instrument is None:
         return []
-    rated = period.frames.course_outcomes.filter(
+    rated = period.course_counts.filter(
         pl.col("evaluable") & (pl.col("instrument") == instrument))
     summary = period.metrics["protocol_summary"].filter(pl.col("instrument") == instrument)
     medians = {r["protocol_id"]: clean(r["median_infusions_to_response"])
                for r in summary.to_dicts()}
-    counts = rated.group_by("protocol_id", "response_timing").agg(n=pl.len()).sort(
+    counts = rated.group_by("protocol_id", "response_timing").agg(n=pl.col("n").sum()).sort(
         "protocol_id", "response_timing")
     rows = []
     for protocol_id in sorted(medians):
@@ -160,7 +148,7 @@ def attrition_rows(cells: Ledger, period: Period, protocols_planned: dict[str, i
     started courses; the protocols' completed and discontinued add up to the clinic's.
     """
     table = period.metrics["attrition"]
-    courses = period.frames.courses
+    status = {r["protocol_id"]: r for r in period.metrics["course_status"].to_dicts()}
     per = period.per
     rows = []
     columns: dict[str, list[CountRef]] = {"completed": [], "discontinued": []}
@@ -173,11 +161,10 @@ def attrition_rows(cells: Ledger, period: Period, protocols_planned: dict[str, i
         cells.add(started, reached[:1])
         for i in range(len(reached) - 1):
             cells.split(reached[i], [reached[i + 1]], ("stopped after", per, protocol_id, i + 1))
-        mine = courses.filter(pl.col("protocol_id") == protocol_id)
-        completed = cells.count(("completed", per, protocol_id),
-                                mine.filter(pl.col("status") == "completed").height)
+        mine = status.get(protocol_id, {})
+        completed = cells.count(("completed", per, protocol_id), int(mine.get("completed", 0)))
         discontinued = cells.count(("discontinued", per, protocol_id),
-                                   mine.filter(pl.col("status") == "discontinued").height)
+                                   int(mine.get("discontinued", 0)))
         cells.add(started, [completed, discontinued])
         columns["completed"].append(completed)
         columns["discontinued"].append(discontinued)
@@ -211,10 +198,9 @@ def safety_section(cells: Ledger, period: Period) -> dict[str, Any]:
     any event <= the sum of the types; item-9 scores >= patients with such a score."""
     per = period.per
     rows = period.metrics["safety_summary"].filter(pl.col("scope") == "clinic").to_dicts()
-    flags = period.metrics["item9_flags"]
-    scores = cells.count(("item9_scores", per), flags.height)
-    patients = cells.count(("item9_patients", per),
-                           flags["patient_id"].n_unique() if flags.height else 0)
+    flags = period.metrics["item9"].to_dicts()[0]  # the item-9 flags counted
+    scores = cells.count(("item9_scores", per), int(flags["scores"]))
+    patients = cells.count(("item9_patients", per), int(flags["patients"]))
     cells.at_least([scores], [patients])
     item9 = {"scores": scores, "patients": patients}
     if not rows:
@@ -255,14 +241,14 @@ def completeness_rows(cells: Ledger, period: Period) -> list[dict[str, Any]]:
     """Per instrument: courses ending in the period that are not evaluable, by reason (the
     clinic's reason cells of periods.register_outcomes, printed).
     Relation: courses = no baseline + zero baseline + no follow-up score + evaluable."""
-    co = period.frames.course_outcomes
+    co = period.course_counts
     per = period.per
     rows = []
     for instrument in sorted(co["instrument"].unique().to_list()):
         mine = co.filter(pl.col("instrument") == instrument)
-        reasons = mine.group_by("not_evaluable_reason").agg(n=pl.len()).to_dicts()
+        reasons = mine.group_by("not_evaluable_reason").agg(n=pl.col("n").sum()).to_dicts()
         counts = {r["not_evaluable_reason"]: int(r["n"]) for r in reasons}
-        courses = cells.count(("courses", per, ALL), mine.height, KEEP_TOTAL)
+        courses = cells.count(("courses", per, ALL), int(mine["n"].sum()), KEEP_TOTAL)
         reason_cells = [cells.count(("not_evaluable_reason", per, instrument, ALL, reason),
                                     counts.get(reason, 0)) for reason in REASONS]
         evaluable = cells.count(("evaluable", per, instrument, ALL), counts.get(None, 0),
@@ -282,16 +268,17 @@ def severity_distribution(cells: Ledger, period: Period, config: Config) -> dict
     if inst is None or not inst.severity_bands:
         return None
     per = period.per
-    rated = period.frames.course_outcomes.filter(
-        pl.col("evaluable") & (pl.col("instrument") == name))
-    courses = cells.count(("evaluable", per, name, ALL), rated.height, KEEP_DENOMINATOR)
+    # evaluable course rows counted per instrument, baseline and endpoint score
+    rated = period.metrics["severity_scores"].filter(pl.col("instrument") == name)
+    total = int(rated["n"].sum())
+    courses = cells.count(("evaluable", per, name, ALL), total, KEEP_DENOMINATOR)
     bands: list[dict[str, Any]] = []
     for column in ("baseline", "endpoint"):
-        banded = rated.select(band=severity_band(pl.col("instrument"), pl.col(f"{column}_score"),
-                                                 {name: inst}))
+        banded = rated.select("n", band=severity_band(pl.col("instrument"),
+                                                      pl.col(f"{column}_score"), {name: inst}))
         band_cells = []
         for band in inst.severity_bands:
-            n = banded.filter(pl.col("band") == band.label).height
+            n = int(banded.filter(pl.col("band") == band.label)["n"].sum())
             band_cells.append(cells.count(("severity", per, column, band.label), n))
         cells.add(courses, band_cells)
         for i, cell in enumerate(band_cells):
@@ -301,4 +288,4 @@ def severity_distribution(cells: Ledger, period: Period, config: Config) -> dict
                               "baseline": cell})
             else:
                 bands[i]["endpoint"] = cell
-    return {"courses": courses, "bands": bands, "empty": rated.height == 0}
+    return {"courses": courses, "bands": bands, "empty": total == 0}

@@ -1,5 +1,6 @@
-"""Sites and providers of the monthly report: which site and provider a course belongs to, and
-the by-site / by-provider tables (docs/definitions.md "Site and provider of a course").
+"""Sites and providers of the monthly report: the by-site / by-provider tables
+(docs/definitions.md "Site and provider of a course"; which site and provider a course belongs
+to is sql/reports/monthly/course_units.sql).
 """
 
 from __future__ import annotations
@@ -8,51 +9,34 @@ from typing import Any
 
 import polars as pl
 
-from pipeline.outcomes import OutcomeFrames
 from pipeline.reports.monthly.periods import ALL, KEEP_DENOMINATOR, Period
 from pipeline.reports.suppression import Ledger
 
 
-def course_units(frames: OutcomeFrames, sessions: pl.DataFrame) -> pl.DataFrame:
-    """Site and provider of each course: those of its first infusion (a choice, see methods).
-
-    sessions: the monthly_sessions input (session_id, site, provider). The case-mix model
-    (pipeline/casemix.py) takes this frame as its `units`."""
-    first = frames.course_infusions.filter(pl.col("infusion_number") == 1).select(
-        "patient_id", "course_id", "session_id")
-    return first.join(sessions.select("session_id", "site", "provider"), on="session_id",
-                      how="left").with_columns(
-        pl.col("site").fill_null("not recorded"), pl.col("provider").fill_null("not recorded"),
-    ).select("patient_id", "course_id", "site", "provider")
-
-
-def breakdown(cells: Ledger, period: Period, units: pl.DataFrame, sessions: pl.DataFrame,
-              unit: str, instrument: str | None) -> dict[str, Any]:
+def breakdown(cells: Ledger, period: Period, unit: str, instrument: str | None
+              ) -> dict[str, Any]:
     """Courses ending, dropouts, response (headline instrument) and infusions per site/provider.
-    Every column of units adds up to the "All" row, which is the clinic's figure elsewhere."""
+    Every column of units adds up to the "All" row, which is the clinic's figure elsewhere.
+
+    From the period's unit_courses, unit_rated and unit_infusions (reports/monthly/data.py)."""
     per = period.per
-    co = period.frames.course_outcomes.join(units, on=["patient_id", "course_id"], how="left")
-    co = co.with_columns(pl.col(unit).fill_null("not recorded"))
-    per_course = co.select("patient_id", "course_id", unit, "status").unique()
-    rated = co.filter(pl.col("evaluable") & (pl.col("instrument") == (instrument or "")))
-    infusion_units = period.frames.course_infusions.join(
-        sessions.select("session_id", "site", "provider"), on="session_id", how="left"
-    ).with_columns(pl.col(unit).fill_null("not recorded"))
-    names = sorted(set(per_course[unit].to_list()) | set(infusion_units[unit].to_list()))
 
-    def per_unit(frame: pl.DataFrame, condition: pl.Expr | None = None) -> list[int]:
-        if condition is not None:
-            frame = frame.filter(condition)
-        got = {r[unit]: int(r["n"]) for r in frame.group_by(unit).agg(n=pl.len()).to_dicts()}
-        return [got.get(name, 0) for name in names]
+    def counts(table: str, column: str, extra: pl.Expr | None = None) -> dict[str, int]:
+        rows = period.metrics[table].filter(pl.col("unit") == unit)
+        if extra is not None:
+            rows = rows.filter(extra)
+        return {r["name"]: int(r[column]) for r in rows.to_dicts()}
 
-    columns = {
-        "courses": per_unit(per_course),
-        "discontinued": per_unit(per_course, pl.col("status") == "discontinued"),
-        "evaluable": per_unit(rated),
-        "responders": per_unit(rated, pl.col("category") == "response"),
-        "infusions": per_unit(infusion_units),
+    rated = pl.col("instrument") == (instrument or "")
+    found = {
+        "courses": counts("unit_courses", "courses"),
+        "discontinued": counts("unit_courses", "discontinued"),
+        "evaluable": counts("unit_rated", "evaluable", rated),
+        "responders": counts("unit_rated", "responders", rated),
+        "infusions": counts("unit_infusions", "infusions"),
     }
+    names = sorted(set(found["courses"]) | set(found["infusions"]))
+    columns = {column: [got.get(name, 0) for name in names] for column, got in found.items()}
     keep = {"courses": KEEP_DENOMINATOR, "evaluable": KEEP_DENOMINATOR,
             "infusions": KEEP_DENOMINATOR}
 

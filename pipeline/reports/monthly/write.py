@@ -16,13 +16,15 @@ from pipeline.reports import files
 from pipeline.reports.files import pdf_document, report_timestamp, w3c, write_pdf_and_json
 from pipeline.reports.monthly.charts import chart_svgs
 from pipeline.reports.monthly.context import build_context
+from pipeline.reports.monthly.data import read_monthly
 from pipeline.reports.monthly.view import build_view
 from pipeline.results import Results, read_results
 
 TEMPLATE = "monthly.html.j2"
-# the rows of the canonical tables the report prints (pipeline/results.py INPUTS)
-NEEDS = ("monthly_sessions", "protocols", "monthly_loads", "monthly_reject_reasons",
-         "latest_data_day", "patients", "treatment_history")
+# the rows of the canonical tables the report prints (pipeline/results.py INPUTS) and its own
+# reading of the outcomes (reports/monthly/data.py): no outcome frame and no metric table whole
+NEEDS = ("protocols", "monthly_loads", "monthly_reject_reasons", "latest_data_day")
+READERS = (read_monthly,)
 FIGURES = "building the figures"
 # the stages shown on a terminal (pipeline/progress.py)
 STAGES = (files.READ, FIGURES, files.CHARTS, files.RENDER)
@@ -31,7 +33,8 @@ STAGES = (files.READ, FIGURES, files.CHARTS, files.RENDER)
 def read_monthly_results(db_path: str | Path, month: Month, config: Config,
                          load: int | None = None) -> Results:
     """The results the report for `month` is built from: as of its last day."""
-    return read_results(db_path, config, month.last, load=load, needs=NEEDS)
+    return read_results(db_path, config, month.last, load=load, needs=NEEDS, frames=False,
+                        tables=(), readers=READERS)
 
 
 def write_monthly(results: Results, month: Month, out_dir: Path) -> list[Path]:

@@ -1,0 +1,150 @@
+"""What the monthly report reads from the results: one reader, `read_monthly`, over the outcome
+relations on the results' connection (pipeline/results.py `Reader`). DuckDB filters and counts
+the course, infusion and score rows (sql/reports/monthly); only counts per protocol, instrument,
+site, provider or month reach Python, and the course rows of the case-mix model
+(docs/definitions.md "Reporting month").
+
+For the month, the previous month and the rolling 12 months (`periods.period_bounds`), with the
+outcome relations restricted to the period (sql/reports/monthly/period_*.sql):
+- the metric tables the report prints, by pipeline/metrics.py (the same definitions as
+  metrics.json), per protocol and pooled over the protocols (`clinic_summary`);
+- the course rows counted by protocol, instrument, status, reason, category and timing
+  (`course_counts`), the courses ended and discontinued (`course_totals`), the baseline and
+  endpoint scores of evaluable rows (`severity_scores`);
+- per site and provider: courses, evaluable rows and responses, infusions;
+- the item-9 flags counted and the courses per protocol and status.
+Besides: each month of the p-chart pooled (`months`: its summary and course counts), the
+month's and the previous month's activity, the case-mix model's course rows, units and inputs,
+each protocol's planned infusions and the instruments any course row is scored on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from pipeline.casemix_predictors import CaseMixInputs, read_case_mix_inputs
+from pipeline.config import Config
+from pipeline.metrics import attrition, cumulative_response, safety, summarise
+from pipeline.months import month_of
+from pipeline.paths import sql
+from pipeline.reports.monthly.curves import HISTORY_MONTHS
+from pipeline.reports.monthly.periods import ACTIVITY_PERIODS, ALL, period_bounds
+
+# the relations restricted to a period: the metric SQL reads them under these names
+PERIOD_VIEWS = ("courses", "course_infusions", "scores")
+# what the view course_outcomes shows of the period's course rows (period_outcomes)
+BY_PROTOCOL, POOLED, BY_MONTH = "by protocol", "pooled", "by month"
+OUTCOME_VIEWS = {POOLED: "pooled_course_outcomes", BY_MONTH: "month_course_outcomes"}
+TEMP = ("monthly_sessions", "period_outcomes", "course_outcomes", "placed_outcomes", *PERIOD_VIEWS)
+
+
+@dataclass(frozen=True)
+class MonthlyData:
+    """Everything the monthly report reads for one month (see the module doc)."""
+
+    periods: dict[str, dict[str, pl.DataFrame]]  # period key -> its tables (read_period)
+    months: dict[str, pl.DataFrame]  # the p-chart's 24 months pooled: summary, course_counts
+    activity: dict[str, dict[str, int]]  # month / previous -> activity.sql counts
+    case_rows: pl.DataFrame  # evaluable course rows of the rolling 12 months (case_rows.sql)
+    units: pl.DataFrame  # patient_id, course_id, site, provider of the rolling 12 months' courses
+    case_mix_inputs: CaseMixInputs
+    planned: dict[str, int]  # protocol_id -> planned infusions
+    instruments_used: set[str]
+
+
+def set_period(con: duckdb.DuckDBPyConnection, first: date, last: date, shown: str = BY_PROTOCOL
+               ) -> None:
+    """The period the views show (first..last, both included) and how the view course_outcomes
+    shows its course rows: by protocol, pooled over the protocols (ALL) or by month."""
+    _bounds(con, first, last)
+    view = OUTCOME_VIEWS.get(shown)
+    con.execute("CREATE OR REPLACE TEMP VIEW course_outcomes AS "
+                + (sql(f"reports/monthly/{view}.sql") if view else "SELECT * FROM period_outcomes"))
+
+
+def _bounds(con: duckdb.DuckDBPyConnection, first: date, last: date) -> None:
+    con.execute("CREATE OR REPLACE TEMP TABLE report_period AS SELECT ?::DATE AS first_day, "
+                "?::DATE AS last_day, ?::VARCHAR AS all_label", [first, last, ALL])
+
+
+def summary(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """protocol_summary (pipeline/metrics.py) of the view course_outcomes."""
+    return summarise(con, cumulative_response(con))
+
+
+def read_period(con: duckdb.DuckDBPyConnection, first: date, last: date
+                ) -> dict[str, pl.DataFrame]:
+    """The tables of one period (see the module doc)."""
+    set_period(con, first, last, POOLED)
+    clinic = summary(con)
+    set_period(con, first, last)
+    cumulative = cumulative_response(con)
+    safety_summary, adverse_events = safety(con)
+    tables = {
+        "protocol_summary": summarise(con, cumulative),
+        "clinic_summary": clinic,
+        "cumulative_response": cumulative,
+        "safety_summary": safety_summary,
+        "adverse_event_rates": adverse_events,
+        "attrition": attrition(con),
+        "item9": con.sql("SELECT count(*) AS scores, count(DISTINCT patient_id) AS patients "
+                         f"FROM ({sql('metrics/item9_flags.sql')})").pl(),
+    }
+    for name in ("course_status", "course_counts", "course_totals", "severity_scores",
+                 "unit_courses", "unit_rated", "unit_infusions"):
+        tables[name] = con.sql(sql(f"reports/monthly/{name}.sql")).pl()
+    return tables
+
+
+def read_monthly(con: duckdb.DuckDBPyConnection, as_of: date, config: Config) -> MonthlyData:
+    """The monthly report's reader (pipeline/results.py `Reader`) for the month ending on
+    `as_of`."""
+    month = month_of(as_of)
+    bounds = period_bounds(month)
+    _bounds(con, *bounds["rolling"])  # the views below read it
+    con.execute("CREATE OR REPLACE TEMP VIEW monthly_sessions AS "
+                + sql("reports/monthly/sessions.sql"))
+    con.execute("CREATE OR REPLACE TEMP VIEW period_outcomes AS "
+                + sql("reports/monthly/period_outcomes.sql"))
+    for name in PERIOD_VIEWS:  # our own relation names
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS "
+                    + sql(f"reports/monthly/period_{name}.sql"))
+    try:
+        set_period(con, *bounds["rolling"])
+        # the site and provider of the rolling 12 months' infusions and of every course ending
+        # in them (one join with the sessions)
+        for name, file in (("placed_infusions", "placed_infusions"), ("report_units", "course_units")):
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS "
+                        + sql(f"reports/monthly/{file}.sql"))
+        con.execute("CREATE OR REPLACE TEMP VIEW placed_outcomes AS "
+                    + sql("reports/monthly/placed_outcomes.sql"))
+        case_rows = con.sql(sql("reports/monthly/case_rows.sql")).pl()
+        units = con.sql("SELECT * FROM report_units SEMI JOIN (SELECT patient_id, course_id "
+                        "FROM course_outcomes WHERE evaluable) USING (patient_id, course_id) "
+                        "ORDER BY patient_id, course_id").pl()
+        periods = {key: read_period(con, first, last) for key, (first, last) in bounds.items()}
+        set_period(con, month.shift(1 - HISTORY_MONTHS).first, month.last, BY_MONTH)
+        months = {"summary": summary(con),
+                  "course_counts": con.sql(sql("reports/monthly/course_counts.sql")).pl()}
+        activity = {key: _activity(con, *bounds[key]) for key in ACTIVITY_PERIODS}
+        planned = {r["protocol_id"]: int(r["planned_infusions"]) for r in
+                   con.sql(sql("reports/monthly/planned_infusions.sql")).pl().to_dicts()}
+        used = set(con.sql(sql("reports/monthly/instruments_used.sql")).pl()["instrument"])
+    finally:
+        for name in TEMP:
+            con.execute(f"DROP VIEW IF EXISTS temp.main.{name}")
+        for name in ("report_units", "placed_infusions", "report_period"):
+            con.execute(f"DROP TABLE IF EXISTS temp.main.{name}")
+    return MonthlyData(periods, months, activity, case_rows, units,
+                       read_case_mix_inputs(con, as_of), planned, used)
+
+
+def _activity(con: duckdb.DuckDBPyConnection, first: date, last: date) -> dict[str, int]:
+    row: dict[str, Any] = con.sql(sql("reports/monthly/activity.sql"),
+                                  params={"first": first, "last": last}).pl().to_dicts()[0]
+    return {name: int(value) for name, value in row.items()}

@@ -1,0 +1,7 @@
+-- courses of one period of the monthly report: the courses, not in progress, whose outcome date
+-- falls in report_period. docs/definitions.md "Reporting month".
+select all_courses.*
+from all_courses
+cross join report_period
+where all_courses.status <> 'in_progress'
+    and all_courses.course_outcome_date between report_period.first_day and report_period.last_day
