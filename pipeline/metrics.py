@@ -5,7 +5,7 @@ safety, computed in DuckDB by sql/metrics over the outcome relations (pipeline/o
 `course_infusions` and `scores`: the course-level tables (ROW_TABLES) stay there as temporary
 tables and only protocol-level frames reach Python, where the Wilson intervals and the
 Kaplan-Meier products are taken over them. `compute_metrics` does the same over outcome frames
-already in polars (the reports, a report period) and returns every table as a frame, keyed by
+already in polars (the results of `outcomes run`) and returns every table as a frame, keyed by
 the table name `outcomes metrics` stores it under (pipeline/metrics_files.py).
 """
 

@@ -3,8 +3,9 @@
 The SQL files build, in order, administered infusions, courses, baselines, post-baseline scores,
 endpoints and the course outcome rows (categories, remission, reliable change, recovery,
 infusions to response) as temporary tables on the connection. `compute_outcomes` reads them
-into polars frames for the reports; the metrics step (pipeline/metrics_files.py) leaves them in
-DuckDB and reads only protocol-level tables (pipeline/metrics.py).
+into polars frames (`outcomes run`, the payer packets); the metrics step
+(pipeline/metrics_files.py) and a report that reads no frame (pipeline/results.py) leave them
+in DuckDB and read only protocol-level tables and counts (pipeline/metrics.py).
 
 The definitions a report applies again live here, once, and every report and SQL file uses them:
 the reduction test behind response, partial response and relapse (`reduced_by_at_least`, which
