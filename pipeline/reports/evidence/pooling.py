@@ -4,15 +4,10 @@ Each study's rate p on its binomial n enters on the logit scale, y = log(p / (1 
 within-study variance v = 1 / (n p (1 - p)). A rate of 0 or 1 (no logit) gets the usual
 continuity correction: 0.5 added to responders and to non-responders, y = log((x + 0.5) /
 (n - x + 0.5)), v = 1 / (x + 0.5) + 1 / (n - x + 0.5) with x = p n. The between-study variance
-tau^2 is Paule-Mandel (the default) or DerSimonian-Laird; tau^2 and I^2 are floored at 0.
-p0 = expit(mu) with a Wald 95% CI expit(mu +/- z se); for k >= 3 the 95% prediction interval
-for a new cohort is expit(mu +/- t(k - 2, 0.975) sqrt(tau^2 + se^2)). With I^2 >= 75% there is
-no single benchmark.
-
-The pooled figures are those of statsmodels' `combine_effects` (method_re "iterated" for
-Paule-Mandel, "chi2" for DerSimonian-Laird), computed here with the same numpy operations in the
-same order, so the numbers are the same to the last bit (tests/test_evidence_pooling.py compares
-them with statsmodels): importing statsmodels takes pandas with it, ~0.5 s of every report.
+tau^2 is Paule-Mandel (statsmodels' `combine_effects`, method_re "iterated"; the default) or
+DerSimonian-Laird ("chi2"); tau^2 and I^2 are floored at 0. p0 = expit(mu) with a Wald 95% CI
+expit(mu +/- z se); for k >= 3 the 95% prediction interval for a new cohort is
+expit(mu +/- t(k - 2, 0.975) sqrt(tau^2 + se^2)). With I^2 >= 75% there is no single benchmark.
 
 Plain numbers in, a frozen dataclass out.
 """
@@ -23,8 +18,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
-from numpy.typing import NDArray
 from scipy import stats
 
 PAULE_MANDEL, DERSIMONIAN_LAIRD, SINGLE_STUDY = "paule_mandel", "dersimonian_laird", "single_study"
@@ -56,62 +49,6 @@ def logit_effect(rate: float, n: float) -> tuple[float, float, bool]:
         return logit(rate), 1 / (n * rate * (1 - rate)), False
     a, b = x + CONTINUITY, n - x + CONTINUITY
     return math.log(a / b), 1 / a + 1 / b, True
-
-
-@dataclass(frozen=True)
-class Combined:
-    """What the report takes from statsmodels' `combine_effects` (its attribute names)."""
-
-    tau2: float  # not floored: negative for DerSimonian-Laird when Q < k - 1
-    q: float
-    mean_effect_fe: float
-    sd_eff_w_fe: float
-    mean_effect_re: float
-    sd_eff_w_re: float
-
-
-def paule_mandel_tau2(eff: NDArray[np.float64], var_eff: NDArray[np.float64],
-                      atol: float = 1e-5, maxiter: int = 50) -> float:
-    """Paule-Mandel tau^2 (DerSimonian and Kacker 2007, appendix 8): Newton steps on
-    Q(tau^2) = sum w (y - m)^2 = k - 1 from tau^2 = 0; 0 when Q(0) < k - 1. statsmodels'
-    `_fit_tau_iterative` step by step."""
-    tau2 = 0.0
-    k = eff.shape[0]
-    for _ in range(maxiter):
-        w = 1 / (var_eff + tau2)
-        m = w.dot(eff) / w.sum(0)
-        resid_sq = (eff - m) ** 2
-        q_w = w.dot(resid_sq)
-        ee = q_w - (k - 1)
-        if ee < 0:
-            return 0.0
-        if abs(ee) <= atol:
-            break
-        tau2 += ee / (w**2).dot(resid_sq)
-    return float(tau2)
-
-
-def combine_effects(eff: NDArray[np.float64], var_eff: NDArray[np.float64],
-                    method: str) -> Combined:
-    """Fixed- and random-effects means of `eff` with variances `var_eff`, Cochran's Q and
-    tau^2 by `method` (PAULE_MANDEL or DERSIMONIAN_LAIRD): statsmodels' `combine_effects`."""
-    with np.errstate(invalid="ignore"):  # sqrt of a negative DerSimonian-Laird variance
-        weights_fe = 1 / var_eff
-        w_total_fe = weights_fe.sum(0)
-        mean_effect_fe = (weights_fe / w_total_fe * eff).sum()
-        q = (weights_fe * eff**2).sum(0)
-        q -= (weights_fe * eff).sum() ** 2 / w_total_fe
-        if method == PAULE_MANDEL:
-            tau2 = paule_mandel_tau2(eff, var_eff)
-        else:
-            c = w_total_fe - (weights_fe**2).sum() / w_total_fe
-            tau2 = (q - (eff.shape[0] - 1)) / c
-        weights_re = 1 / (var_eff + tau2)
-        w_total_re = weights_re.sum(0)
-        mean_effect_re = (weights_re / weights_re.sum(0) * eff).sum()
-        return Combined(float(tau2), float(q), float(mean_effect_fe),
-                        float(np.sqrt(1 / w_total_fe)), float(mean_effect_re),
-                        float(np.sqrt(1 / w_total_re)))
 
 
 @dataclass(frozen=True)
@@ -164,8 +101,12 @@ def random_effects(rates: Sequence[float], ns: Sequence[float], method: str = PA
         return Benchmark(1, SINGLE_STUDY, rates[0], expit(y[0] - z * se), expit(y[0] + z * se),
                          None, None, None, None, None, y[0], se, low, high, corrected, True, None)
 
-    result = combine_effects(np.array(y), np.array(v), method)
-    tau2_raw = result.tau2
+    import numpy as np
+    from statsmodels.stats.meta_analysis import combine_effects
+
+    with np.errstate(invalid="ignore"):  # sqrt of a negative DerSimonian-Laird variance
+        result = combine_effects(np.array(y), np.array(v), method_re=METHOD_RE[method])
+    tau2_raw = float(result.tau2)
     if tau2_raw > 0:
         tau2, mu, se = tau2_raw, float(result.mean_effect_re), float(result.sd_eff_w_re)
     else:
