@@ -13,6 +13,7 @@ casemix_stats.py holds the interval, funnel and C-statistic arithmetic.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 from datetime import date
@@ -285,10 +286,13 @@ def compare_units(fitted: pl.DataFrame, unit: str, overall_rate: float
                   ) -> tuple[UnitComparison, ...]:
     """O, E, O/E (exact Poisson 95% interval) and adjusted rate per value of `unit`."""
     table = fitted.group_by(unit).agg(
-        evaluable=pl.len(), observed=pl.col("responded").sum(), expected=pl.col("expected").sum()
+        evaluable=pl.len(), observed=pl.col("responded").sum(), expected=pl.col("expected")
     ).sort(unit)
     observed = table["observed"].to_numpy().astype(float)
-    expected = table["expected"].to_numpy()
+    # E per unit as an exactly rounded sum (math.fsum, one per unit, not per course): polars'
+    # float sum over a group adds partial sums from several threads in no fixed order, and
+    # the last digits of E then changed from run to run at about 10,000 courses
+    expected = np.array([math.fsum(values) for values in table["expected"].to_list()])
     low, high = poisson_oe_interval(observed, expected)
     oe = observed / expected
     return tuple(

@@ -403,3 +403,24 @@ def test_without_treatment_history_prior_trials_are_not_a_predictor(
     assert not any(name.startswith("prior") for name in model.coefficients)
     assert set(model.reference_levels) == {"age_band", "sex", "protocol"}
     assert "instrument left out: the same for every course" in model.notes
+
+
+def test_expected_per_unit_is_the_exact_sum_the_same_every_time():
+    # 300,000 courses over 7 sites: E per site must be the exactly rounded sum of the courses'
+    # expected probabilities (math.fsum over the site's rows, grouped here in plain Python),
+    # and the same on every call (a threaded float sum differed in its last digits)
+    from pipeline.casemix import compare_units
+
+    rng = np.random.default_rng(3)
+    n = 300_000
+    sites = rng.choice([f"S{i}" for i in range(7)], n)
+    expected = rng.uniform(0.05, 0.95, n) * 10.0 ** rng.integers(-3, 1, n)
+    responded = rng.random(n) < 0.4
+    fitted = pl.DataFrame({"site": sites, "expected": expected, "responded": responded})
+    by_site: dict[str, list[float]] = {}
+    for site, value in zip(sites.tolist(), expected.tolist(), strict=True):
+        by_site.setdefault(site, []).append(value)
+    runs = [compare_units(fitted, "site", 0.4) for _ in range(4)]
+    assert all(run == runs[0] for run in runs)
+    assert {u.name: u.expected for u in runs[0]} == {
+        site: math.fsum(values) for site, values in by_site.items()}
