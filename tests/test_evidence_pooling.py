@@ -190,4 +190,3 @@ def test_every_default_family_agrees_with_an_independent_recomputation(method):
             assert result.pi_high == pytest.approx(expit(hand["mu"] + half), abs=1e-6)
         else:
             assert result.pi_low is None
-
