@@ -7,14 +7,20 @@ counts are still determined.
 
 from __future__ import annotations
 
+import heapq
+import random
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pipeline.reports.bounds import Bounds
 
 if TYPE_CHECKING:
     from pipeline.reports.suppression import Ledger
 
 Key = tuple[Any, ...]
-INF = float("inf")
 _PRIME = (1 << 61) - 1  # elimination modulo a large prime: exact ranks for these small systems
+_SEED = 20261202  # the random solution of `eliminate`: fixed, so a report is reproducible
 
 
 class Derivation:
@@ -32,6 +38,7 @@ class Derivation:
              for terms in inequalities]
         self.lo: list[float] = []
         self.hi: list[float] = []
+        self.bounds = Bounds(self.rows, len(self.keys))
         self.touching: list[list[int]] = [[] for _ in self.keys]
         for r, (cols, _, _) in enumerate(self.rows):
             for i in cols:
@@ -58,64 +65,38 @@ class Derivation:
         """Cells of 1..k that are not shown but that a reader can work out exactly."""
         ledger = self.ledger
         bounds = [ledger.bounds(k) for k in self.keys]
-        lo = [b[0] for b in bounds]
-        hi = [b[1] for b in bounds]
+        lo = np.array([b[0] for b in bounds], dtype=float)
+        hi = np.array([b[1] for b in bounds], dtype=float)
+        fixed_by_elimination = -1
         for _ in range(10):
-            self.propagate(lo, hi)
+            self.bounds.propagate(lo, hi)
+            if int(np.count_nonzero(lo == hi)) == fixed_by_elimination:
+                # elimination depends only on which cells are fixed, and the cells it fixed
+                # lie in the span it used: with nothing new fixed it finds nothing more
+                break
             if not self.eliminate(lo, hi):
                 break
-        self.lo, self.hi = lo, hi
-        return [k for i, k in enumerate(self.keys) if ledger.hidden_small(k) and lo[i] == hi[i]]
+            fixed_by_elimination = int(np.count_nonzero(lo == hi))
+        self.lo, self.hi = lo.tolist(), hi.tolist()
+        return [k for i, k in enumerate(self.keys)
+                if self.lo[i] == self.hi[i] and ledger.hidden_small(k)]
 
-    def propagate(self, lo: list[float], hi: list[float]) -> None:
-        """Interval bounds through every relation, to a fixed point (worklist)."""
-        rows, touching = self.rows, self.touching
-        # a row whose cells are all fixed tightens nothing: only the others start queued
-        queue = [r for r, (cols, _, _) in enumerate(rows) if any(lo[i] != hi[i] for i in cols)]
-        queued = [True] * len(rows)
-        budget = 200 * len(rows) + 1000
-        while queue and budget > 0:
-            budget -= 1
-            r = queue.pop()
-            queued[r] = False
-            cols, coefs, equality = rows[r]
-            mins = [lo[i] if c > 0 else -hi[i] for i, c in zip(cols, coefs, strict=True)]
-            maxs = [hi[i] if c > 0 else -lo[i] for i, c in zip(cols, coefs, strict=True)]
-            min_inf = mins.count(-INF)
-            max_inf = maxs.count(INF)
-            min_fin = sum(m for m in mins if m != -INF)
-            max_fin = sum(m for m in maxs if m != INF)
-            for j, i in enumerate(cols):
-                others_max = INF if max_inf - (maxs[j] == INF) > 0 else (
-                    max_fin - (maxs[j] if maxs[j] != INF else 0))
-                others_min = -INF if min_inf - (mins[j] == -INF) > 0 else (
-                    min_fin - (mins[j] if mins[j] != -INF else 0))
-                # c*x >= -others_max always (sum >= 0); c*x <= -others_min for equalities
-                new_lo, new_hi = lo[i], hi[i]
-                if coefs[j] > 0:
-                    new_lo = max(new_lo, -others_max)
-                    if equality:
-                        new_hi = min(new_hi, -others_min)
-                else:
-                    new_hi = min(new_hi, others_max)
-                    if equality:
-                        new_lo = max(new_lo, others_min)
-                if new_lo > lo[i] or new_hi < hi[i]:
-                    lo[i], hi[i] = new_lo, new_hi
-                    for other in touching[i]:
-                        if not queued[other]:
-                            queued[other] = True
-                            queue.append(other)
+    def eliminate(self, lo: np.ndarray, hi: np.ndarray) -> list[int]:
+        """Fix cells that linear combinations of the equalities determine; the cells fixed.
 
-    def eliminate(self, lo: list[float], hi: list[float]) -> bool:
-        """Fix cells that linear combinations of the equalities determine; True if any.
+        A cell not fixed by its bounds is determined by the equalities exactly when it is zero
+        in every solution of the homogeneous system (the equalities over the unknown cells,
+        the known ones moved to the constant side). One solution drawn at random from all of
+        them (modulo a 61-bit prime, from a fixed seed) shows this: a cell that is not
+        determined is zero in it with probability 1 in 2**61 - 1, and such a miss would only
+        withhold one cell more, never print one that should be hidden.
 
-        Rows with a cell found in no other row are peeled first (that cell absorbs any
-        change, so the row tells nothing about the others); Gaussian elimination modulo a
-        large prime runs on what remains, and a peeled cell is determined when the linear form
-        of its row's other cells lies in the row space of that core.
+        Rows with a cell found in no other row are peeled first (that cell absorbs any change:
+        its value follows from the others of its row); the rest is brought to echelon form
+        (Gaussian elimination modulo the prime), its free cells drawn at random, its pivot
+        cells solved back, then the peeled cells in reverse order.
         """
-        unknown = [lo[i] != hi[i] for i in range(len(self.keys))]
+        unknown = (lo != hi).tolist()
         active: dict[int, dict[int, int]] = {}
         col_rows: dict[int, set[int]] = {}
         for r, (cols, coefs, equality) in enumerate(self.rows):
@@ -139,82 +120,63 @@ class Derivation:
                 col_rows[j].discard(r)
                 if len(col_rows[j]) == 1:
                     stack.append(j)
-        determined: set[int] = set()
-        pivots: dict[int, dict[int, int]] = {}
-        # column -> the pivots whose (fully reduced) row holds it: back-substitution touches
-        # only those rows instead of scanning every pivot (same arithmetic, same result)
-        holders: dict[int, set[int]] = {}
-
-        def subtract(target: int, into: dict[int, int], factor: int, row: dict[int, int]) -> None:
-            for i, v in row.items():
-                value = (into.get(i, 0) - factor * v) % _PRIME
-                if value:
-                    if i not in into:
-                        holders.setdefault(i, set()).add(target)
-                    into[i] = value
-                elif i in into:
-                    del into[i]
-                    holders[i].discard(target)
-
-        for row in (dict(v) for _, v in sorted(active.items())):
-            row = {i: c % _PRIME for i, c in row.items()}
-            while True:
-                hit = next((i for i in row if i in pivots), None)
-                if hit is None:
-                    break
-                factor = row[hit]
-                for i, v in pivots[hit].items():
-                    value = (row.get(i, 0) - factor * v) % _PRIME
-                    if value:
-                        row[i] = value
-                    else:
-                        row.pop(i, None)
-            if not row:
-                continue
-            pivot = min(row)
-            inverse = pow(row[pivot], _PRIME - 2, _PRIME)
-            row = {i: v * inverse % _PRIME for i, v in row.items()}
-            for other in sorted(holders.get(pivot, ())):
-                subtract(other, pivots[other], pivots[other][pivot], row)
-            pivots[pivot] = row
-            for i in row:
-                holders.setdefault(i, set()).add(pivot)
-        determined.update(i for i, row in pivots.items() if len(row) == 1)
-
-        def reduced(form: dict[int, int]) -> dict[int, int]:
-            # pivot rows are fully reduced: one pass leaves only non-pivot columns
-            for col in [c for c in form if c in pivots]:
-                factor = form.pop(col)
-                for i, v in pivots[col].items():
-                    if i != col:
-                        value = (form.get(i, 0) - factor * v) % _PRIME
-                        if value:
-                            form[i] = value
-                        else:
-                            form.pop(i, None)
-            return form
-
-        # A peeled cell equals a linear form of the others of its row; it is determined when
-        # that form is (reduces to nothing against the core), not only when each part is.
-        expression: dict[int, dict[int, int]] = {}
+        pivots = _echelon([active[r] for r in sorted(active)])
+        draw = random.Random(_SEED)
+        value: dict[int, int] = {}
+        pivot_columns = {p for p, _ in pivots}
+        for i in sorted({i for row in active.values() for i in row} - pivot_columns):
+            value[i] = draw.randrange(_PRIME)
+        for p, row in reversed(pivots):  # a pivot row holds only pivots found after it
+            value[p] = -sum(c * value[i] for i, c in row.items() if i != p) % _PRIME
         for i, row in reversed(peeled):
-            scale = (-pow(row[i] % _PRIME, _PRIME - 2, _PRIME)) % _PRIME
-            form: dict[int, int] = {}
-            for j, c in row.items():
-                if j == i:
+            for j in row:
+                if j != i and j not in value:  # in peeled rows only: free
+                    value[j] = draw.randrange(_PRIME)
+            inverse = pow(row[i] % _PRIME, _PRIME - 2, _PRIME)
+            value[i] = -inverse * sum(c * value[j] for j, c in row.items() if j != i) % _PRIME
+        newly = sorted(i for i, v in value.items() if v == 0 and unknown[i])
+        for i in newly:
+            lo[i] = hi[i] = self.ledger.value(self.keys[i])
+        return newly
+
+
+def _echelon(rows: list[dict[int, int]]) -> list[tuple[int, dict[int, int]]]:
+    """Gaussian elimination modulo the prime: (pivot column, its row with pivot coefficient 1),
+    in the order found; a row holds no pivot column found before its own. A row is reduced by
+    the pivots it holds, oldest first, and pivots on its cell found in the fewest rows (less
+    fill-in; any order spans the same rows)."""
+    found: dict[int, int] = {}  # pivot column -> position in `pivots`
+    pivots: list[tuple[int, dict[int, int]]] = []
+    count: dict[int, int] = {}
+    for source in rows:
+        for i in source:
+            count[i] = count.get(i, 0) + 1
+    for source in sorted(rows, key=len):
+        row = {i: c % _PRIME for i, c in source.items() if c % _PRIME}
+        hits = [(found[i], i) for i in row if i in found]
+        heapq.heapify(hits)
+        while hits:
+            _, col = heapq.heappop(hits)
+            factor = row.pop(col, 0)
+            if not factor:
+                continue
+            for i, v in pivots[found[col]][1].items():
+                if i == col:
                     continue
-                for u, v in (expression[j].items() if j in expression else ((j, 1),)):
-                    value = (form.get(u, 0) + scale * c * v) % _PRIME
-                    if value:
-                        form[u] = value
-                    else:
-                        form.pop(u, None)
-            expression[i] = form
-            if not reduced(dict(form)):
-                determined.add(i)
-        fixed = False
-        for i in determined:
-            if unknown[i]:
-                lo[i] = hi[i] = self.ledger.value(self.keys[i])
-                fixed = True
-        return fixed
+                new = (row.get(i, 0) - factor * v) % _PRIME
+                if new:
+                    if i not in row and i in found:
+                        heapq.heappush(hits, (found[i], i))
+                    row[i] = new
+                else:
+                    row.pop(i, None)
+        if row:
+            pivot = min(row, key=lambda i: (count[i], i))
+            inverse = pow(row[pivot], _PRIME - 2, _PRIME)
+            found[pivot] = len(pivots)
+            pivots.append((pivot, {i: v * inverse % _PRIME for i, v in row.items()}))
+    return pivots
+
+
+def _fixed(lo: list[float], hi: list[float]) -> int:
+    return sum(1 for a, b in zip(lo, hi, strict=True) if a == b)
