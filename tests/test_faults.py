@@ -1,6 +1,8 @@
 """Faults (issue 9): runs killed mid-load, two processes on one database, read-only reporting,
 full disks and unwritable output folders. Every test drives the real `outcomes` command in a
-subprocess and inspects the real DuckDB file afterwards."""
+subprocess and inspects the real DuckDB file afterwards; a process is killed in a phase it
+announces (tests/process_helpers.py), never after a guessed sleep. Setup that is not under test
+(the exports, their loads, reference outputs) runs in this process."""
 
 from __future__ import annotations
 
