@@ -1,17 +1,16 @@
 """Faults (issue 9): runs killed mid-load, two processes on one database, read-only reporting,
 full disks and unwritable output folders. Every test drives the real `outcomes` command in a
-subprocess and inspects the real DuckDB file afterwards."""
+subprocess and inspects the real DuckDB file afterwards; a process is killed in a phase it
+announces (tests/process_helpers.py), never after a guessed sleep. Setup that is not under test
+(the exports, their loads, reference outputs) runs in this process."""
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import os
-import random
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import time
@@ -21,9 +20,16 @@ from pathlib import Path
 import duckdb
 import pytest
 
-CANONICAL = ("protocols", "patients", "sessions", "assessments", "treatment_history")
-TABLES = (*CANONICAL, "rejects", "loads", "changes",
-          *(f"history.{t}_retired" for t in CANONICAL))
+from tests.conftest import cli
+from tests.process_helpers import (
+    TABLES,
+    Announcing,
+    fingerprint,
+    kill_a_load_in_each_phase,
+    lock_holder,
+    wait_for,
+)
+
 AS_OF = "2026-09-30"
 
 
@@ -37,100 +43,39 @@ def start(*args: str | Path) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def fingerprint(db: Path) -> dict[str, tuple[int, int]]:
-    """Row count and an order-free hash of every row of every canonical and audit table
-    (the wall-clock `loaded_at` left out), read with DuckDB directly."""
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        out = {}
-        for table in TABLES:
-            columns = [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()
-                       if r[0] != "loaded_at"]
-            row = ", ".join(f'"{c}"' for c in columns)
-            out[table] = con.execute(
-                f"SELECT count(*), coalesce(sum(hash(row({row}))), 0) FROM {table}"
-            ).fetchall()[0]
-        return out
-    finally:
-        con.close()
-
-
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def wait_for(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.005)
-
-
-def lock_holder(path: Path) -> int | None:
-    """The pid holding DuckDB's lock on the file, or None: asks the kernel (fcntl F_GETLK) which
-    lock would block a writer, without taking one, so looking never gets in the writer's way.
-    (That the process has the file open is not enough: DuckDB opens it before it locks it.)"""
-    layout = "hhqqi"  # struct flock: l_type, l_whence, l_start, l_len, l_pid
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return None
-    try:
-        probe = struct.pack(layout, fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
-        kind, _, _, _, pid = struct.unpack(layout, fcntl.fcntl(fd, fcntl.F_GETLK, probe))
-    finally:
-        os.close(fd)
-    return None if kind == fcntl.F_UNLCK else pid
-
-
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory) -> dict[str, Path]:  # type: ignore[no-untyped-def]
-    """Export A (already loaded before each fault) and export B (the load that is hit)."""
+    """Export A (already loaded before each fault) and export B (the load that is hit). Made in
+    this process (`cli`): the processes under test are the ones each test starts."""
     root = tmp_path_factory.mktemp("faults")
     a, b = root / "a", root / "b"
-    assert outcomes("demo", a, "--patients", "300", "--seed", "1").returncode == 0
-    assert outcomes("demo", b, "--patients", "2500", "--seed", "2").returncode == 0
+    assert cli("demo", a, "--patients", "300", "--seed", "1").exit_code == 0
+    assert cli("demo", b, "--patients", "2500", "--seed", "2").exit_code == 0
     before = root / "before.duckdb"
-    assert outcomes("ingest", a, "--db", before).returncode == 0
+    assert cli("ingest", a, "--db", before).exit_code == 0
     after = root / "after.duckdb"
     shutil.copy(before, after)
-    began = time.monotonic()
-    done = outcomes("ingest", b, "--db", after)
-    seconds = time.monotonic() - began
-    assert done.returncode == 0, done.stderr
-    return {"root": root, "a": a, "b": b, "before": before, "after": after,
-            "seconds": seconds}  # type: ignore[dict-item]
+    done = cli("ingest", b, "--db", after)
+    assert done.exit_code == 0, done.output
+    return {"root": root, "a": a, "b": b, "before": before, "after": after}
 
 
-def test_a_load_killed_at_random_points_leaves_the_database_as_before_or_as_after(exports):
-    before, after = fingerprint(exports["before"]), fingerprint(exports["after"])
-    assert before != after
-    seconds = float(exports["seconds"])  # type: ignore[arg-type]
-    rng = random.Random(9)
-    # Spread over the whole run: start-up, staging, validation, commit, and after it ended.
-    # The last point waits for the load to end (a kill then finds nothing to stop): a
-    # fixed sleep could still land before the commit on a loaded machine.
-    delays: list[float | None] = [*sorted(rng.uniform(0.1, 1.0) * seconds for _ in range(5)), None]
-    seen = []
-    for i, delay in enumerate(delays):
-        db = exports["root"] / f"kill-{i}.duckdb"
-        shutil.copy(exports["before"], db)
-        process = start("ingest", exports["b"], "--db", db)
-        if delay is None:
-            process.wait(timeout=600)
-        else:
-            time.sleep(delay)
-        process.send_signal(signal.SIGKILL)
-        process.communicate()
-        state = fingerprint(db)
-        assert state in (before, after), f"kill after {delay} s left a mixed database"
-        seen.append("after" if state == after else "before")
-        if state == before:
-            # The next load recovers from whatever the kill left and ends in the full state.
-            retry = outcomes("ingest", exports["b"], "--db", db)
-            assert retry.returncode == 0, retry.stderr
-            assert fingerprint(db) == after
+def test_a_load_killed_in_each_phase_leaves_the_database_as_before_or_as_after(exports):
+    assert fingerprint(exports["before"]) != fingerprint(exports["after"])
+    # One kill in each phase of the load, taken when the load announces it (no guessed sleep):
+    # start-up (DuckDB's lock just taken), staging (sessions.csv being read, protocols and
+    # patients merged), validation (every row of assessments.csv, the largest file, checked),
+    # merge (its rows merged, then the rows it no longer holds retired), commit (COMMIT and the
+    # checkpoint on close), and after the load ended. Until the commit the changes live in the
+    # open transaction only, whatever the stage: the kills before it all meet that state.
+    seen = kill_a_load_in_each_phase(
+        exports["b"], exports["before"], exports["after"], exports["root"] / "kill.duckdb",
+        (r"^ingest: sessions\.csv: reading$", r"^ingest: assessments\.csv: checking every row$",
+         r"^ingest: assessments\.csv: [\d,]+ rows read; merging$", r"^ingest: committing$"))
     assert "before" in seen and "after" in seen, seen
 
 
@@ -138,17 +83,18 @@ def test_metrics_killed_mid_run_leaves_either_old_or_new_complete_outputs(export
     db = exports["root"] / "metrics-kill.duckdb"
     shutil.copy(exports["after"], db)
     out = exports["root"] / "metrics-kill-out"
-    reference = outcomes("metrics", "--db", db, "--as-of", AS_OF, "--out", out)
-    assert reference.returncode == 0, reference.stderr
+    reference = cli("metrics", "--db", db, "--as-of", AS_OF, "--out", out)  # what a run writes
+    assert reference.exit_code == 0, reference.output
     expected = {p.name: sha256(p) for p in out.iterdir()}
     assert {"course_outcomes.csv", "course_outcomes.parquet", "metrics.json"} <= set(expected)
-    rng = random.Random(4)
-    for _ in range(4):
+    # Killed in each stage that writes: computing the outcomes (temp tables), storing them in
+    # the database, and writing the files, once the first temporary file is in the folder.
+    for stage in ("course outcomes", "storing the results in the database", "writing the files"):
         shutil.rmtree(out, ignore_errors=True)
-        process = start("metrics", "--db", db, "--as-of", AS_OF, "--out", out)
-        time.sleep(rng.uniform(0.3, 3.0))
-        process.send_signal(signal.SIGKILL)
-        process.communicate()
+        process = Announcing("metrics", "--db", db, "--as-of", AS_OF, "--out", out)
+        process.wait_for_stage(f"^metrics: {stage}$")
+        process.kill_when(lambda: stage != "writing the files" or any(  # noqa: B023
+            p.name.startswith(".") for p in (out.iterdir() if out.exists() else ())))
         for name, digest in expected.items():
             # Never a truncated file under the real name; temporaries are hidden dot-files.
             assert not (out / name).exists() or sha256(out / name) == digest, name
@@ -226,8 +172,8 @@ def test_reports_read_the_database_without_changing_it(exports):
     root.mkdir()
     db = root / "clinic.duckdb"
     shutil.copy(exports["before"], db)
-    metrics = outcomes("metrics", "--db", db, "--as-of", AS_OF, "--out", root / "metrics")
-    assert metrics.returncode == 0, metrics.stderr
+    metrics = cli("metrics", "--db", db, "--as-of", AS_OF, "--out", root / "metrics")  # setup
+    assert metrics.exit_code == 0, metrics.output
     digest = sha256(db)
     db.chmod(0o444)
     root.chmod(0o555)  # no journal can be created beside it
@@ -277,7 +223,7 @@ def test_a_file_size_limit_while_writing_outputs_is_a_clear_error_and_keeps_old_
     shutil.copy(exports["after"], db)
     out = exports["root"] / "limit-out"
     args = ("metrics", "--db", db, "--as-of", AS_OF, "--out", out)
-    assert outcomes(*args).returncode == 0
+    assert cli(*args).exit_code == 0  # the old outputs, written in this process
     old = {p.name: sha256(p) for p in out.iterdir()}
     limit = 64 * 1024
     assert (out / "course_outcomes.csv").stat().st_size > limit

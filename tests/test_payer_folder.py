@@ -17,7 +17,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from datetime import date
 from pathlib import Path
 
@@ -28,8 +27,10 @@ from pipeline.demo import write_demo
 from pipeline.ingest import ingest
 from pipeline.reports.payer.folder import INDEX_COLUMNS, clean_stale
 from tests.conftest import cli
+from tests.process_helpers import Announcing
 
-EARLIER, LATER = "2026-05", "2026-06"  # 30-patient demo, seed 7: courses active in both months
+# 30-patient demo, seed 7: 5 packets in February 2026, 3 in March, 2 courses active in both
+EARLIER, LATER = "2026-02", "2026-03"
 
 
 def read_index(folder: Path) -> list[dict[str, str]]:
@@ -92,27 +93,13 @@ def payer(db: Path, month: str, out: Path, *extra: str) -> list[dict[str, str]]:
 
 
 def kill_while_rendering(db: Path, month: str, out: Path) -> int:
-    """Start `report payer --month --html`, SIGKILL it once it has written its first new file
-    anywhere under `out`; returns its process id."""
-    before = {p for p in out.rglob("*") if p.is_file()}
-    stamp = {p: p.stat().st_mtime_ns for p in before}
-    process = subprocess.Popen([sys.executable, "-m", "pipeline", "report", "payer", "--db",
-                                str(db), "--month", month, "--out", str(out), "--html",
-                                "--jobs", "1"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline and process.poll() is None:
-            changed = [p for p in out.rglob("*")
-                       if p.is_file() and p.suffix in {".pdf", ".html"}
-                       and (p not in before or p.stat().st_mtime_ns != stamp[p])]
-            if changed:
-                break
-            time.sleep(0.05)
-        assert process.poll() is None, "the run ended before it could be killed"
-        process.send_signal(signal.SIGKILL)
-    finally:
-        process.wait(timeout=60)
+    """Start `report payer --month --html`, SIGKILL it once it has written its first packet
+    (PDF and HTML) into its staging folder under `out`, as it announces (the next packets are
+    still to render); returns its process id."""
+    process = Announcing("report", "payer", "--db", db, "--month", month, "--out", out, "--html",
+                         "--jobs", "1", capture=False)
+    process.kill_at(r"^payer packets: done$")
+    assert process.process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
     return process.pid
 
 
