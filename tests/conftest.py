@@ -2,17 +2,23 @@
 export and its database, built once per session; and `cli`, the one way a test runs a command.
 
 Session fixtures are shared by every test that asks for them: treat them as read-only (reports
-open a database read-only; to write to one, copy it with `copy_db`).
+open a database read-only; to write to one, copy it with `copy_db`). Under pytest-xdist the
+expensive ones are built once for the whole run, not once per worker (`built_once`).
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
+import pickle
 import shutil
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import Any, TypeVar
 
 import duckdb
 import pytest
@@ -22,6 +28,8 @@ from pipeline.cli import main
 from pipeline.config import load_config
 from pipeline.demo import write_demo
 from pipeline.ingest import LoadReport, ingest
+
+T = TypeVar("T")
 
 LOAD_DAY = date(2026, 11, 28)
 DEMO_END = date(2026, 10, 31)  # the last day of clinic activity in the demo exports
@@ -77,12 +85,43 @@ def copy_db(db: Path, target: Path) -> Path:
     return target
 
 
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str,
+               build: Callable[[Path], T]) -> T:
+    """`build(folder)` for a session fixture, run once per test run.
+
+    Without xdist this is `build` into a fresh temporary folder. Under xdist (`make test`) every
+    worker would build its own copy of a session fixture; instead the first worker to ask builds
+    it into a folder of the run's temporary directory that every worker sees, holding a file lock
+    meanwhile, and records what `build` returned; a worker asking later (or while it is being
+    built: it waits on the lock) gets the same files. The files are as `build` wrote them, so a
+    test cannot tell which worker built them. A build that failed is retried by the next asker.
+    """
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return build(tmp_path_factory.mktemp(name))
+    # A worker's base folder is the run's base folder / the worker's id (pytest-xdist).
+    root = tmp_path_factory.getbasetemp().parent / "built-once"
+    root.mkdir(exist_ok=True)
+    folder, built = root / name, root / f"{name}.pickle"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not built.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            value = build(folder)
+            built.write_bytes(pickle.dumps(value))
+            return value
+    return pickle.loads(built.read_bytes())
+
+
 @pytest.fixture(scope="session")
 def demo_written(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """`outcomes demo` (400 patients, seed 7, activity up to 2026-10-31), written once: the
     folder and the summary it printed."""
-    folder = tmp_path_factory.mktemp("demo") / "export"
-    return folder, write_demo(folder, patients=400, seed=7, end=DEMO_END)
+    def build(folder: Path) -> tuple[Path, str]:
+        return folder / "export", write_demo(folder / "export", patients=400, seed=7,
+                                             end=DEMO_END)
+
+    return built_once(tmp_path_factory, "demo", build)
 
 
 @pytest.fixture(scope="session")
@@ -94,22 +133,26 @@ def demo_export(demo_written: tuple[Path, str]) -> Path:
 @pytest.fixture(scope="session")
 def demo_db(tmp_path_factory: pytest.TempPathFactory, demo_export: Path) -> Path:
     """The demo export loaded once (day of load 2026-11-28). Read-only: copy it to write."""
-    db = tmp_path_factory.mktemp("demo-db") / "clinic.duckdb"
-    ingest(demo_export, db, load_config(), today=LOAD_DAY)
-    return db
+    def build(folder: Path) -> Path:
+        ingest(demo_export, folder / "clinic.duckdb", load_config(), today=LOAD_DAY)
+        return folder / "clinic.duckdb"
+
+    return built_once(tmp_path_factory, "demo-db", build)
 
 
 @pytest.fixture(scope="session")
 def twin_dbs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One demo export (120 patients, seed 5) loaded twice, into two separate databases (two
     loads, two clocks): the same export must give the same report bytes from either."""
-    base = tmp_path_factory.mktemp("twins")
-    write_demo(base / "export", patients=120, seed=5, end=DEMO_END)
-    dbs = {}
-    for name in ("a", "b"):
-        dbs[name] = base / f"{name}.duckdb"
-        ingest(base / "export", dbs[name], load_config(), today=LOAD_DAY)
-    return dbs
+    def build(base: Path) -> dict[str, Path]:
+        write_demo(base / "export", patients=120, seed=5, end=DEMO_END)
+        dbs = {}
+        for name in ("a", "b"):
+            dbs[name] = base / f"{name}.duckdb"
+            ingest(base / "export", dbs[name], load_config(), today=LOAD_DAY)
+        return dbs
+
+    return built_once(tmp_path_factory, "twins", build)
 
 
 @pytest.fixture(scope="session")
@@ -128,10 +171,13 @@ def suppressed_reports(tmp_path_factory: pytest.TempPathFactory, demo_db: Path,
     from pipeline.reports.evidence.write import write_evidence_report
     from pipeline.reports.monthly.write import write_monthly_report
 
-    out = tmp_path_factory.mktemp("suppressed")
-    config = load_config(suppress_config)
-    return {"monthly": write_monthly_report(demo_db, "2026-10", out, config),
-            "evidence": write_evidence_report(demo_db, DEMO_END, out, config)}
+    def build(out: Path) -> dict[str, list[Path]]:
+        config = load_config(suppress_config)
+        return {"monthly": write_monthly_report(demo_db, "2026-10", out, config),
+                "evidence": write_evidence_report(demo_db, DEMO_END, out, config)}
+
+    return built_once(tmp_path_factory, "suppressed", build)
+
 
 @pytest.fixture(scope="session")
 def evidence_report(tmp_path_factory: pytest.TempPathFactory, demo_db: Path) -> list[Path]:
@@ -139,8 +185,19 @@ def evidence_report(tmp_path_factory: pytest.TempPathFactory, demo_db: Path) -> 
     rendered once for the modules that read it."""
     from pipeline.reports.evidence.write import write_evidence_report
 
-    return write_evidence_report(demo_db, DEMO_END, tmp_path_factory.mktemp("evidence"),
-                                 load_config())
+    return built_once(tmp_path_factory, "evidence",
+                      lambda out: write_evidence_report(demo_db, DEMO_END, out, load_config()))
+
+
+@pytest.fixture(scope="session")
+def small_demo_reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The 30-patient demo (seed 7) rendered once: monthly report for 2026-10, the evidence
+    report and the payer packets of one patient (tests/test_long_text.py `render`, read by
+    test_long_text.py and test_pdf_tags.py)."""
+    from tests.test_long_text import render
+
+    return built_once(tmp_path_factory, "small-demo-reports",
+                      lambda root: render(root, huge=False))
 
 
 PROTOCOLS = """\

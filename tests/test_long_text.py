@@ -81,8 +81,9 @@ def render(root: Path, huge: bool) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def plain(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    return render(tmp_path_factory.mktemp("plain"), huge=False)
+def plain(small_demo_reports: dict[str, Any]) -> dict[str, Any]:
+    """render(huge=False), built once per run (tests/conftest.py; test_pdf_tags.py reads it)."""
+    return small_demo_reports
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,6 @@ from typing import Any
 import pytest
 from pypdf import PdfReader
 
-from tests.test_long_text import render
-
 
 def objects(pdf: Path) -> dict[str, Any]:
     out = subprocess.run(["qpdf", "--json", "--json-key=qpdf", str(pdf)], capture_output=True,
@@ -61,8 +59,9 @@ def xmp(pdf: Path, objs: dict[str, Any]) -> str:
 
 
 @pytest.fixture(scope="module")
-def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    return render(tmp_path_factory.mktemp("tags"), huge=False)
+def reports(small_demo_reports: dict[str, Any]) -> dict[str, Any]:
+    """tests/test_long_text.py `render(huge=False)`, built once per run (tests/conftest.py)."""
+    return small_demo_reports
 
 
 @pytest.mark.slow
