@@ -189,6 +189,31 @@ def evidence_report(tmp_path_factory: pytest.TempPathFactory, demo_db: Path) -> 
                       lambda out: write_evidence_report(demo_db, DEMO_END, out, load_config()))
 
 
+RESPONSE_40 = "[definitions]\nresponse_pct = 40\npartial_response_pct = 20\n"
+
+
+@pytest.fixture(scope="session")
+def response40_reports(tmp_path_factory: pytest.TempPathFactory, demo_db: Path) -> dict[str, Any]:
+    """`outcomes report` monthly (2026-10), evidence (as of 2026-10-31) and payer (one patient)
+    on the demo with response_pct = 40 (partial 20) in a config file, once for the modules that
+    read them (test_results.py, test_report_evidence_benchmarks.py): the folder they were
+    written to, the patient, and each command's (exit code, output) for the tests to check."""
+    def build(folder: Path) -> dict[str, Any]:
+        config = folder / "r40.toml"
+        config.write_text(RESPONSE_40, encoding="utf-8")
+        # a patient with a PHQ-9 score after infusion 1 of a course
+        patient = query(demo_db, "SELECT min(patient_id) FROM assessments")[0][0]
+        done = {}
+        for args in (("monthly", "--month", "2026-10"), ("evidence", "--as-of", "2026-10-31"),
+                     ("payer", "--patient", patient, "--jobs", "1")):
+            result = cli("report", args[0], "--db", demo_db, *args[1:], "--out", folder / "out",
+                         "--config", config)
+            done[args[0]] = (result.exit_code, result.output)
+        return {"out": folder / "out", "patient": patient, "done": done}
+
+    return built_once(tmp_path_factory, "response40", build)
+
+
 @pytest.fixture(scope="session")
 def small_demo_reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The 30-patient demo (seed 7) rendered once: monthly report for 2026-10, the evidence

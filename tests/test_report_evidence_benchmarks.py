@@ -241,13 +241,13 @@ THRESHOLD_50 = re.compile(r"(>=|[≥<>])\s*50\s*%|50\s*%\s*(reduction|improvemen
 
 
 @pytest.fixture(scope="module")
-def response40(tmp_path_factory: pytest.TempPathFactory, demo_db: Path) -> dict[str, Any]:
-    folder = tmp_path_factory.mktemp("response40")
-    config = folder / "r40.toml"
-    config.write_text("[definitions]\nresponse_pct = 40\npartial_response_pct = 20\n",
-                      encoding="utf-8")
-    pdf, js = write_evidence_report(demo_db, AS_OF, folder / "out", load_config(config))
-    return {"text": pdftotext(pdf), "json": js.read_text(encoding="utf-8")}
+def response40(response40_reports: dict[str, Any]) -> dict[str, Any]:
+    """The demo's evidence report with response_pct = 40 (partial 20), written once by
+    `outcomes report evidence --config` (tests/conftest.py; test_results.py reads it too)."""
+    code, output = response40_reports["done"]["evidence"]
+    assert code == 0, output
+    pdf = response40_reports["out"] / f"evidence-{AS_OF.isoformat()}.pdf"
+    return {"text": pdftotext(pdf), "json": pdf.with_suffix(".json").read_text(encoding="utf-8")}
 
 
 def test_response_40_never_prints_50_as_the_threshold(response40):
