@@ -12,14 +12,17 @@ own line. The rules are listed in docs/bad-input-values.md. The day of the load 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import pytest
 import xlsxwriter
 
 from pipeline.ingest import LoadReport
-from tests.conftest import PATIENTS, PROTOCOLS, load, query, result, write
+from tests import conftest
+from tests.conftest import PATIENTS, PROTOCOLS, load, result, write
 
 SESSIONS_OK = "session_id,patient_id,protocol_id,started_at\nS1,P1,IND6,2026-02-02T09:00\n"
 SCORE_HEADER = "patient_id,instrument,administered_at,total_score"
@@ -52,6 +55,27 @@ INVISIBLE_ID = (
 
 
 # ---------------------------------------------------------------- helpers
+
+
+# A read-only connection to each batch database (below), opened once: a batch is only read
+# after its load, by many cases, and opening the file costs more than the queries.
+READERS: dict[Path, duckdb.DuckDBPyConnection] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def close_readers() -> Iterator[None]:
+    yield
+    for con in READERS.values():
+        con.close()
+    READERS.clear()
+
+
+def query(db: Path, sql: str, params: list | None = None) -> list[tuple]:
+    """tests/conftest.py `query`; through the open connection for a batch database."""
+    con = READERS.get(db)
+    if con is None:
+        return conftest.query(db, sql, params)
+    return con.execute(sql, params or []).fetchall()
 
 
 def scores(export: Path, *rows: str, header: str = SCORE_HEADER) -> Path:
@@ -103,7 +127,9 @@ def load_batch(folder: Path, files: dict[str, str]) -> Batch:
     for name, text in files.items():
         write(folder / "export", name, text)
     db = folder / "clinic.duckdb"
-    return Batch(db, load(folder / "export", db))
+    batch = Batch(db, load(folder / "export", db))
+    READERS[db] = duckdb.connect(str(db), read_only=True)
+    return batch
 
 
 def score_batch(tmp_path_factory: pytest.TempPathFactory, rows: list[str],
