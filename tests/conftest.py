@@ -215,6 +215,42 @@ def response40_reports(tmp_path_factory: pytest.TempPathFactory, demo_db: Path) 
 
 
 @pytest.fixture(scope="session")
+def two_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """`outcomes run` of the whole pipeline twice on one demo export (80 patients, seed 3),
+    each into its own folder and database, for report month 2026-09 with a config for external
+    use (small-cell suppression on) and SOURCE_DATE_EPOCH unset, counting the calls of the
+    outcome computation: test_determinism.py compares the runs, test_privacy.py reads the first.
+
+    Returns the export, the config file, the run folders ("first", "second"), each run's
+    (exit code, stdout + stderr) and the as-of days the outcomes were computed for."""
+    import pipeline.results
+    from pipeline.outcomes import compute_outcomes
+
+    def build(root: Path) -> dict[str, Any]:
+        export, config = root / "export", root / "external.toml"
+        demo = cli("demo", export, "--patients", "80", "--seed", "3")
+        assert demo.exit_code == 0, demo.output
+        config.write_text("[definitions]\nsuppress_small_cells = true\n", encoding="utf-8")
+        computed: list[date] = []
+
+        def counted(con, as_of, config):  # type: ignore[no-untyped-def]
+            computed.append(as_of)
+            return compute_outcomes(con, as_of, config)
+
+        done = {}
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            monkeypatch.setattr(pipeline.results, "compute_outcomes", counted)
+            for name in ("first", "second"):
+                result = cli("run", export, "--out", root / name, "--month", "2026-09",
+                             "--config", config, env={"SOURCE_DATE_EPOCH": None})
+                done[name] = (result.exit_code, result.stdout + result.stderr)
+        return {"export": export, "config": config, "first": root / "first",
+                "second": root / "second", "done": done, "computed": computed}
+
+    return built_once(tmp_path_factory, "two-runs", build)
+
+
+@pytest.fixture(scope="session")
 def small_demo_reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The 30-patient demo (seed 7) rendered once: monthly report for 2026-10, the evidence
     report and the payer packets of one patient (tests/test_long_text.py `render`, read by

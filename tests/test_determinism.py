@@ -9,11 +9,10 @@ from __future__ import annotations
 import subprocess
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-import pipeline.results
-from pipeline.outcomes import compute_outcomes
 from tests.conftest import cli
 
 pytestmark = pytest.mark.slow  # two whole runs of the pipeline
@@ -40,28 +39,19 @@ def created(pdf: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def computed() -> list[date]:
+def computed(two_runs: dict[str, Any]) -> list[date]:
     """The as-of days the outcome computation was called for during the runs."""
-    return []
+    return two_runs["computed"]
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory, computed: list[date]) -> list[Path]:
-    """`outcomes run` twice on one demo export, each into its own folder (and database),
-    counting the calls of the outcome computation."""
-    root = tmp_path_factory.mktemp("determinism")
-    outcomes("demo", root / "export", "--patients", "30", "--seed", "5")
-
-    def counted(con, as_of, config):  # type: ignore[no-untyped-def]
-        computed.append(as_of)
-        return compute_outcomes(con, as_of, config)
-
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        monkeypatch.setattr(pipeline.results, "compute_outcomes", counted)
-        for name in ("first", "second"):
-            outcomes("run", root / "export", "--out", root / name, "--month", MONTH,
-                     env={"SOURCE_DATE_EPOCH": None})
-    return [root / "first", root / "second"]
+def runs(two_runs: dict[str, Any]) -> list[Path]:
+    """`outcomes run` twice on one demo export (80 patients, seed 3; small-cell suppression on),
+    each into its own folder (and database), counting the calls of the outcome computation
+    (tests/conftest.py `two_runs`, made once: test_privacy.py reads the first run)."""
+    for code, output in two_runs["done"].values():
+        assert code == 0, output
+    return [two_runs["first"], two_runs["second"]]
 
 
 def test_outcomes_run_computes_the_outcomes_once(runs: list[Path], computed: list[date]) -> None:
@@ -86,10 +76,12 @@ def test_two_runs_give_byte_identical_outputs(runs: list[Path]) -> None:
 
 
 def test_source_date_epoch_dates_the_pdf_of_a_run_database(runs: list[Path],
+                                                           two_runs: dict[str, Any],
                                                            tmp_path: Path) -> None:
     """With SOURCE_DATE_EPOCH set the PDF carries that date; the JSON is the same bytes."""
     outcomes("report", "monthly", "--db", runs[0] / "clinic.duckdb", "--month", MONTH,
-             "--out", tmp_path, env={"SOURCE_DATE_EPOCH": str(EPOCH)})
+             "--out", tmp_path, "--config", two_runs["config"],
+             env={"SOURCE_DATE_EPOCH": str(EPOCH)})
     assert (tmp_path / f"monthly-{MONTH}.json").read_bytes() == \
         (runs[0] / "reports" / f"monthly-{MONTH}.json").read_bytes()
     line = created(tmp_path / f"monthly-{MONTH}.pdf")

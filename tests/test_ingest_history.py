@@ -22,6 +22,7 @@ from pipeline.demo.revisions import revise_export
 from pipeline.errors import InputError
 from pipeline.ingest import ingest
 from pipeline.metrics_files import run_metrics
+from tests.conftest import copy_db
 
 END = date(2026, 10, 31)
 LOAD_DAY = date(2026, 11, 28)
@@ -56,6 +57,14 @@ def exports(tmp_path_factory) -> dict[str, Path]:  # type: ignore[no-untyped-def
     return folders
 
 
+@pytest.fixture(scope="module")
+def first_load(exports, tmp_path_factory) -> Path:  # type: ignore[no-untyped-def]
+    """A database after load 1 of export 1 (on LOAD_DAY), made once: a test copies it."""
+    db = tmp_path_factory.mktemp("first-load") / "clinic.duckdb"
+    ingest(exports["first"], db, load_config(), today=LOAD_DAY)
+    return db
+
+
 def metrics_files(db: Path, out: Path, load: int | None = None) -> dict[str, bytes]:
     run_metrics(db, AS_OF, out, load_config(), load=load)
     return {p.name: p.read_bytes() for p in sorted(out.iterdir())}
@@ -69,10 +78,14 @@ def comparable(files: dict[str, bytes]) -> dict[str, object]:
 
 
 @pytest.mark.parametrize("variant", ["", "-no-id"], ids=["with assessment_id", "without"])
-def test_a_corrected_snapshot_gives_the_metrics_of_a_fresh_load(exports, tmp_path, variant):
+def test_a_corrected_snapshot_gives_the_metrics_of_a_fresh_load(exports, first_load, tmp_path,
+                                                               variant):
     config = load_config()
     db = tmp_path / "two-loads.duckdb"
-    ingest(exports[f"first{variant}"], db, config, today=LOAD_DAY)
+    if variant:
+        ingest(exports[f"first{variant}"], db, config, today=LOAD_DAY)
+    else:
+        copy_db(first_load, db)  # export 1 loaded on LOAD_DAY
     before = metrics_files(db, tmp_path / "after-1")
     report = ingest(exports[f"second{variant}"], db, config, today=LOAD_DAY)
     fresh = tmp_path / "fresh.duckdb"
@@ -95,7 +108,7 @@ def test_a_corrected_snapshot_gives_the_metrics_of_a_fresh_load(exports, tmp_pat
         con.close()
 
 
-def test_load_1_rebuilds_the_outputs_made_right_after_load_1(exports, tmp_path):
+def test_load_1_rebuilds_the_outputs_made_right_after_load_1(exports, first_load, tmp_path):
     from pipeline.reports.evidence.write import write_evidence_report
     from pipeline.reports.monthly.write import write_monthly_report
     from pipeline.reports.payer.write import write_payer_packets
@@ -112,7 +125,7 @@ def test_load_1_rebuilds_the_outputs_made_right_after_load_1(exports, tmp_path):
         return {str(p.relative_to(out)): p.read_bytes()
                 for p in sorted(out.rglob("*")) if p.is_file()}
 
-    ingest(exports["first"], db, config, today=LOAD_DAY)
+    copy_db(first_load, db)  # export 1 loaded on LOAD_DAY
     # the payer packets of a patient whose sessions the second export corrects
     second = pl.read_csv(exports["second"] / "sessions.csv", infer_schema_length=0)
     first = pl.read_csv(exports["first"] / "sessions.csv", infer_schema_length=0)
@@ -132,9 +145,8 @@ def test_load_1_rebuilds_the_outputs_made_right_after_load_1(exports, tmp_path):
         if name.startswith("metrics/")}
 
 
-def test_a_load_that_does_not_exist_is_a_clear_error(exports, tmp_path):
-    db = tmp_path / "clinic.duckdb"
-    ingest(exports["first"], db, load_config(), today=LOAD_DAY)
+def test_a_load_that_does_not_exist_is_a_clear_error(first_load, tmp_path):
+    db = copy_db(first_load, tmp_path / "clinic.duckdb")  # export 1 loaded on LOAD_DAY
     with pytest.raises(InputError, match=r"--load 3: .* has loads 1 to 1; choose one of them"):
         run_metrics(db, AS_OF, tmp_path / "out", load_config(), load=3)
 
@@ -153,10 +165,10 @@ def as_written_before_history(db: Path) -> None:
         con.close()
 
 
-def test_a_database_from_before_load_history_gets_it_on_the_next_load(exports, tmp_path):
+def test_a_database_from_before_load_history_gets_it_on_the_next_load(exports, first_load,
+                                                                    tmp_path):
     config = load_config()
-    db = tmp_path / "clinic.duckdb"
-    ingest(exports["first"], db, config, today=LOAD_DAY)
+    db = copy_db(first_load, tmp_path / "clinic.duckdb")  # export 1 loaded on LOAD_DAY
     as_written_before_history(db)
     con = duckdb.connect(str(db), read_only=True)
     rows = con.execute("SELECT (SELECT count(*) FROM sessions), (SELECT count(*) FROM "
@@ -180,12 +192,12 @@ def test_a_database_from_before_load_history_gets_it_on_the_next_load(exports, t
     assert comparable(rebuilt) == comparable(before)
 
 
-def test_a_read_only_report_on_an_old_database_says_how_to_add_history(exports, tmp_path):
+def test_a_read_only_report_on_an_old_database_says_how_to_add_history(exports, first_load,
+                                                                      tmp_path):
     from pipeline.reports.evidence.write import evidence_context
 
     config = load_config()
-    db = tmp_path / "clinic.duckdb"
-    ingest(exports["first"], db, config, today=LOAD_DAY)
+    db = copy_db(first_load, tmp_path / "clinic.duckdb")  # export 1 loaded on LOAD_DAY
     ingest(exports["second"], db, config, today=LOAD_DAY)
     as_written_before_history(db)
     with pytest.raises(InputError, match="written before load history existed; run `outcomes "

@@ -17,7 +17,7 @@ import polars as pl
 import pytest
 
 from pipeline.pseudonyms import define_pseudonym
-from tests.conftest import cli
+from tests.conftest import cli, copy_db
 
 pytestmark = pytest.mark.slow  # one `outcomes run` with every report for the whole module
 
@@ -35,16 +35,13 @@ def pdf_text(path: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def external(tmp_path_factory) -> dict[str, object]:  # type: ignore[no-untyped-def]
-    """`outcomes run` on a demo export with the monthly report configured for external use."""
-    root = tmp_path_factory.mktemp("privacy")
-    export = root / "export"
-    assert cli("demo", export, "--patients", "80", "--seed", "3").exit_code == 0
-    config = root / "external.toml"
-    config.write_text("[definitions]\nsuppress_small_cells = true\n")
-    out = root / "out"
-    done = cli("run", export, "--out", out, "--month", MONTH, "--config", config)
-    assert done.exit_code == 0, done.stderr
+def external(two_runs, tmp_path_factory) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """`outcomes run` on a demo export with the monthly report configured for external use
+    (the first of tests/conftest.py `two_runs`, made once: test_determinism.py reads both), and
+    a copy of its database for the commands run here (`outcomes metrics` writes to it)."""
+    code, console = two_runs["done"]["first"]
+    assert code == 0, console
+    out = two_runs["first"]
     con = duckdb.connect(str(out / "clinic.duckdb"), read_only=True)
     try:
         identifiers = {row[0] for row in con.execute(
@@ -55,8 +52,8 @@ def external(tmp_path_factory) -> dict[str, object]:  # type: ignore[no-untyped-
             "UNION SELECT course_id FROM course_outcomes").fetchall() if row[0]}
     finally:
         con.close()
-    return {"root": root, "export": export, "out": out, "config": config,
-            "console": done.stdout + done.stderr, "identifiers": identifiers}
+    db = copy_db(out / "clinic.duckdb", tmp_path_factory.mktemp("privacy") / "clinic.duckdb")
+    return {"out": out, "db": db, "console": console, "identifiers": identifiers}
 
 
 def leaked(text: str, identifiers: set[str]) -> list[str]:
@@ -121,7 +118,7 @@ def test_pseudonymize_replaces_ids_in_row_level_outputs_with_keyed_hmacs(externa
     key_file = tmp_path / "key"
     key_file.write_bytes(KEY + b"\n")
     out = tmp_path / "metrics"
-    done = cli("metrics", "--db", external["out"] / "clinic.duckdb", "--as-of", AS_OF,
+    done = cli("metrics", "--db", external["db"], "--as-of", AS_OF,
                "--out", out, "--pseudonymize", key_file)
     assert done.exit_code == 0, done.stderr
     plain = read_rows(external["out"] / "metrics" / "course_outcomes.csv")
@@ -161,7 +158,7 @@ def test_a_short_or_missing_key_is_a_clear_error(external, tmp_path):
     short = tmp_path / "short"
     short.write_bytes(b"secret\n")
     for key in (short, tmp_path / "absent"):
-        done = cli("metrics", "--db", external["out"] / "clinic.duckdb", "--as-of", AS_OF,
+        done = cli("metrics", "--db", external["db"], "--as-of", AS_OF,
                    "--out", tmp_path / "m", "--pseudonymize", key)
         assert done.exit_code in (1, 2), done.stderr
         assert "Traceback" not in done.stderr
