@@ -306,6 +306,16 @@ def query(db_path: Path, sql: str, params: list | None = None) -> list[tuple]:
         con.close()
 
 
+def query_each(db_path: Path, queries: dict[str, str]) -> dict[str, list[tuple]]:
+    """query() of each named SQL, through one connection (opening the file costs more than a
+    small query)."""
+    con = duckdb.connect(str(db_path), read_only=True)
+    try:
+        return {name: con.execute(sql).fetchall() for name, sql in queries.items()}
+    finally:
+        con.close()
+
+
 def rejects(db_path: Path, file: str | None = None) -> list[tuple]:
     """(file, line, column, reason) of every reject, in file/line order."""
     rows = query(

@@ -34,6 +34,7 @@ from tests.conftest import (
     load,
     outcomes_process,
     query,
+    query_each,
     rejects,
     result,
     write,
@@ -51,7 +52,7 @@ PATIENT_IDS = ("P1", "P2")
 
 def state(db: Path) -> dict[str, list[tuple]]:
     """Every row of every canonical and audit table."""
-    return {t: query(db, f"SELECT * FROM {t} ORDER BY ALL") for t in TABLES}
+    return query_each(db, {t: f"SELECT * FROM {t} ORDER BY ALL" for t in TABLES})
 
 
 def reconciled(report: LoadReport, db: Path, file: str) -> tuple[int, int, int, int]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import InputError
-from tests.conftest import load, query, rejects, result, write
+from tests.conftest import load, query, query_each, rejects, result, write
 
 SESSIONS_1 = """\
 session_id,patient_id,protocol_id,started_at,status,dose_mg
@@ -37,9 +37,8 @@ def state(db: Path) -> dict[str, list[tuple]]:
     """Every stored row of every table, history and log included (loaded_at left out)."""
     tables = [*CANONICAL, "changes", "rejects",
               *(f"history.{t}_retired" for t in CANONICAL)]
-    got = {t: query(db, f"SELECT * FROM {t} ORDER BY ALL") for t in tables}
-    got["loads"] = query(db, "SELECT * EXCLUDE (loaded_at) FROM loads ORDER BY ALL")
-    return got
+    return query_each(db, {**{t: f"SELECT * FROM {t} ORDER BY ALL" for t in tables},
+                           "loads": "SELECT * EXCLUDE (loaded_at) FROM loads ORDER BY ALL"})
 
 
 def counts(report, file):  # type: ignore[no-untyped-def]
