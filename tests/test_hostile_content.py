@@ -282,6 +282,7 @@ def run(tmp_path_factory: pytest.TempPathFactory, listener: dict[str, Any]) -> d
         pdfs[f"payer --patient {row['course_id'][-20:]}"] = payer_patient / row["file"]
     texts = {name: pdf_text(pdf, "-raw") for name, pdf in pdfs.items()}
     return {"root": root, "db": db, "values": values, "pdfs": pdfs, "texts": texts,
+            "text_of": {pdf: texts[name] for name, pdf in pdfs.items()},
             "flat": {name: squash(text) for name, text in texts.items()},
             "payer_month": payer_month, "payer_patient": payer_patient,
             "month_index": month_index, "patient_index": patient_index}
@@ -291,7 +292,11 @@ def payer_flat(run: dict[str, Any], patient_id: str) -> str:
     """Squashed text of every packet of one patient."""
     rows = [(run["payer_month"], r) for r in run["month_index"]]
     rows += [(run["payer_patient"], r) for r in run["patient_index"]]
-    return "".join(squash(pdf_text(folder / r["file"], "-raw"))
+    text_of = run["text_of"]  # pdftotext -raw of each PDF, read once
+    for folder, r in rows:
+        if folder / r["file"] not in text_of:
+            text_of[folder / r["file"]] = pdf_text(folder / r["file"], "-raw")
+    return "".join(squash(text_of[folder / r["file"]])
                    for folder, r in rows if r["patient_id"] == patient_id)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import date
 
 import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from outcome_fixtures import make_clinic
@@ -173,10 +174,18 @@ _EMPTY_POST = pl.DataFrame(
 )
 
 
-def _course_outcomes(course_scores):
-    """sql/outcomes/10_course_outcomes.sql over the frames, with the default definitions."""
+@pytest.fixture(scope="module")
+def outcome_con():
+    """An in-memory connection with the default definitions, for every example (opening one
+    costs more than the query; registering a frame again replaces it)."""
     con = local_connection()
     define_settings(con, date(2026, 3, 31), Config())
+    yield con
+    con.close()
+
+
+def _course_outcomes(con, course_scores):
+    """sql/outcomes/10_course_outcomes.sql over the frames, with the default definitions."""
     con.register("course_scores", course_scores)
     con.register("post_scores", _EMPTY_POST)
     ((name, query),) = [f for f in outcome_sql_files() if f[0] == "course_outcomes"]
@@ -185,8 +194,8 @@ def _course_outcomes(course_scores):
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(_course, min_size=1, max_size=30))
-def test_categories_partition_the_evaluable_courses(courses):
-    outcomes = _course_outcomes(_course_scores(courses))
+def test_categories_partition_the_evaluable_courses(outcome_con, courses):
+    outcomes = _course_outcomes(outcome_con, _course_scores(courses))
     summary = protocol_summary(outcomes)
     for row in summary.to_dicts():
         assert row["responders"] + row["partial_responders"] + row["non_responders"] == row[
