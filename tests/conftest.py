@@ -141,6 +141,17 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory, demo_export: Path) -> Path
 
 
 @pytest.fixture(scope="session")
+def demo_db_again(tmp_path_factory: pytest.TempPathFactory, demo_export: Path) -> Path:
+    """The demo export loaded a second time, into a database of its own (another load, another
+    clock): a report from it must be the same bytes as from `demo_db`. Read-only."""
+    def build(folder: Path) -> Path:
+        ingest(demo_export, folder / "clinic.duckdb", load_config(), today=LOAD_DAY)
+        return folder / "clinic.duckdb"
+
+    return built_once(tmp_path_factory, "demo-db-again", build)
+
+
+@pytest.fixture(scope="session")
 def twin_dbs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One demo export (120 patients, seed 5) loaded twice, into two separate databases (two
     loads, two clocks): the same export must give the same report bytes from either."""
@@ -167,14 +178,17 @@ def suppress_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def suppressed_reports(tmp_path_factory: pytest.TempPathFactory, demo_db: Path,
                        suppress_config: Path) -> dict[str, list[Path]]:
     """The demo's monthly report for 2026-10 and evidence report as of 2026-10-31 with
-    suppression on ([pdf, json] each), rendered once for the modules that read them."""
+    suppression on ([pdf, json] each), rendered once for the modules that read them (with
+    SOURCE_DATE_EPOCH unset: the PDFs are dated by the data, test_report_monthly.py)."""
     from pipeline.reports.evidence.write import write_evidence_report
     from pipeline.reports.monthly.write import write_monthly_report
 
     def build(out: Path) -> dict[str, list[Path]]:
         config = load_config(suppress_config)
-        return {"monthly": write_monthly_report(demo_db, "2026-10", out, config),
-                "evidence": write_evidence_report(demo_db, DEMO_END, out, config)}
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+            return {"monthly": write_monthly_report(demo_db, "2026-10", out, config),
+                    "evidence": write_evidence_report(demo_db, DEMO_END, out, config)}
 
     return built_once(tmp_path_factory, "suppressed", build)
 
@@ -182,11 +196,16 @@ def suppressed_reports(tmp_path_factory: pytest.TempPathFactory, demo_db: Path,
 @pytest.fixture(scope="session")
 def evidence_report(tmp_path_factory: pytest.TempPathFactory, demo_db: Path) -> list[Path]:
     """The demo's evidence report as of 2026-10-31 with the default config ([pdf, json]),
-    rendered once for the modules that read it."""
+    rendered once for the modules that read it (with SOURCE_DATE_EPOCH unset: the PDF is dated
+    by the data, test_report_evidence.py)."""
     from pipeline.reports.evidence.write import write_evidence_report
 
-    return built_once(tmp_path_factory, "evidence",
-                      lambda out: write_evidence_report(demo_db, DEMO_END, out, load_config()))
+    def build(out: Path) -> list[Path]:
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+            return write_evidence_report(demo_db, DEMO_END, out, load_config())
+
+    return built_once(tmp_path_factory, "evidence", build)
 
 
 RESPONSE_40 = "[definitions]\nresponse_pct = 40\npartial_response_pct = 20\n"

@@ -219,16 +219,18 @@ def test_bad_evidence_config_stops_the_report(report, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def twin_reports(tmp_path_factory, twin_dbs):
-    """The report from both twin databases (tests/conftest.py), and from the first again with
-    SOURCE_DATE_EPOCH: the evidence writer's byte-identity, checked once."""
+def twin_reports(tmp_path_factory, evidence_report, demo_db, demo_db_again):
+    """The demo's report (tests/conftest.py `evidence_report`, rendered once with
+    SOURCE_DATE_EPOCH unset), the report from a second load of the same export into another
+    database, and from the first again with SOURCE_DATE_EPOCH: the evidence writer's
+    byte-identity, checked once."""
     base = tmp_path_factory.mktemp("evidence-twins")
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
-        plain = [write_evidence_report(twin_dbs[db], AS_OF, base / db, load_config())
-                 for db in "ab"]
+        plain = [evidence_report,
+                 write_evidence_report(demo_db_again, AS_OF, base / "b", load_config())]
         monkeypatch.setenv("SOURCE_DATE_EPOCH", "1790000000")
-        epoch = write_evidence_report(twin_dbs["a"], AS_OF, base / "a-epoch", load_config())
+        epoch = write_evidence_report(demo_db, AS_OF, base / "a-epoch", load_config())
     return {None: plain, "1790000000": [epoch]}
 
 
@@ -240,7 +242,7 @@ def pdf_dates(pdf):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("epoch", [None, "1790000000"])
-def test_same_export_gives_byte_identical_evidence_reports(twin_reports, twin_dbs, epoch):
+def test_same_export_gives_byte_identical_evidence_reports(twin_reports, demo_db, epoch):
     """From one load and from a second load of the same export: the same JSON and PDF bytes.
     The PDF is dated SOURCE_DATE_EPOCH when set, else the end of the as-of day (both in UTC);
     the JSON carries no date of the run at all (the same JSON with SOURCE_DATE_EPOCH)."""
@@ -252,4 +254,4 @@ def test_same_export_gives_byte_identical_evidence_reports(twin_reports, twin_db
     assert pdf_dates(runs[0][0]) == [f"CreationDate:    {expected}", f"ModDate:         {expected}"]
     text = runs[0][1].read_text(encoding="utf-8")
     assert text == twin_reports[None][0][1].read_text(encoding="utf-8")
-    assert str(runs[0][1].parent) not in text and str(twin_dbs["a"].parent) not in text
+    assert str(runs[0][1].parent) not in text and str(demo_db.parent) not in text

@@ -224,18 +224,21 @@ def test_small_cells_are_suppressed_when_configured(
 
 
 @pytest.fixture(scope="module")
-def twin_reports(tmp_path_factory: pytest.TempPathFactory, twin_dbs: dict[str, Path],
+def twin_reports(tmp_path_factory: pytest.TempPathFactory,
+                 suppressed_reports: dict[str, list[Path]], demo_db: Path, demo_db_again: Path,
                  suppress_config: Path) -> dict[str, tuple[Path, Path]]:
-    """The report (suppressed) from both twin databases, and from the first again with
-    SOURCE_DATE_EPOCH: the monthly writer's byte-identity, checked once (README "Running
-    safely")."""
+    """The demo's report, suppressed (tests/conftest.py `suppressed_reports`, rendered once with
+    SOURCE_DATE_EPOCH unset), the report from a second load of the same export into another
+    database, and from the first again with SOURCE_DATE_EPOCH: the monthly writer's
+    byte-identity, checked once (README "Running safely")."""
     base = tmp_path_factory.mktemp("monthly-twins")
     config = load_config(suppress_config)
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
-        reports = {db: write_monthly_report(twin_dbs[db], MONTH, base / db, config) for db in "ab"}
+        reports = {"a": tuple(suppressed_reports["monthly"]),
+                   "b": write_monthly_report(demo_db_again, MONTH, base / "b", config)}
         monkeypatch.setenv("SOURCE_DATE_EPOCH", "1790000000")  # 2026-09-21 14:13:20 UTC
-        reports["a-epoch"] = write_monthly_report(twin_dbs["a"], MONTH, base / "a-epoch", config)
+        reports["a-epoch"] = write_monthly_report(demo_db, MONTH, base / "a-epoch", config)
     return reports
 
 
@@ -247,7 +250,7 @@ def pdf_dates(pdf: Path) -> list[str]:
 
 @pytest.mark.slow
 def test_same_export_gives_byte_identical_monthly_reports(
-        twin_reports: dict[str, tuple[Path, Path]], twin_dbs: dict[str, Path]) -> None:
+        twin_reports: dict[str, tuple[Path, Path]], demo_db: Path) -> None:
     """From one load and from a second load of the same export: the JSON and the PDF are the
     same bytes; the PDF is dated the last second of the month (UTC)."""
     runs = [twin_reports["a"], twin_reports["b"]]
@@ -258,7 +261,7 @@ def test_same_export_gives_byte_identical_monthly_reports(
                                      "ModDate:         Sat Oct 31 23:59:59 2026 UTC"]
     text = runs[0][1].read_text(encoding="utf-8")
     assert "run_time" not in text and "loaded_at" not in text
-    assert str(runs[0][1].parent) not in text and str(twin_dbs["a"].parent) not in text
+    assert str(runs[0][1].parent) not in text and str(demo_db.parent) not in text
     report = json.loads(text)
     assert report["provenance"]["load_id"] == 1
     assert re.fullmatch(r"[0-9a-f]{12}", report["provenance"]["input_fingerprint"])
@@ -267,7 +270,7 @@ def test_same_export_gives_byte_identical_monthly_reports(
 
 @pytest.mark.slow
 def test_source_date_epoch_dates_the_pdf_and_changes_nothing_else(
-        twin_reports: dict[str, tuple[Path, Path]], twin_dbs: dict[str, Path],
+        twin_reports: dict[str, tuple[Path, Path]], demo_db: Path,
         suppress_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = load_config(suppress_config)
     plain_pdf, plain_json = twin_reports["a"]
@@ -280,4 +283,4 @@ def test_source_date_epoch_dates_the_pdf_and_changes_nothing_else(
     from pipeline.errors import InputError
 
     with pytest.raises(InputError, match="SOURCE_DATE_EPOCH"):
-        write_monthly_report(twin_dbs["a"], MONTH, tmp_path / "bad", config)
+        write_monthly_report(demo_db, MONTH, tmp_path / "bad", config)
