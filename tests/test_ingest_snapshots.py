@@ -10,7 +10,17 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import InputError
-from tests.conftest import load, query, query_each, rejects, result, write
+from tests.conftest import (
+    PATIENTS,
+    PROTOCOLS,
+    copy_db,
+    load,
+    query,
+    query_each,
+    rejects,
+    result,
+    write,
+)
 
 SESSIONS_1 = """\
 session_id,patient_id,protocol_id,started_at,status,dose_mg
@@ -41,14 +51,25 @@ def state(db: Path) -> dict[str, list[tuple]]:
                            "loads": "SELECT * EXCLUDE (loaded_at) FROM loads ORDER BY ALL"})
 
 
+@pytest.fixture(scope="module")
+def first_load(tmp_path_factory):  # type: ignore[no-untyped-def]
+    """A database after load 1 of protocols and patients (tests/conftest.py) and SESSIONS_1,
+    made once: a test copies it (`loaded`) instead of loading the same files again."""
+    folder = tmp_path_factory.mktemp("first-load")
+    write(folder / "export", "protocols.csv", PROTOCOLS)
+    write(folder / "export", "patients.csv", PATIENTS)
+    write(folder / "export", "sessions.csv", SESSIONS_1)
+    load(folder / "export", folder / "clinic.duckdb")
+    return folder / "clinic.duckdb"
+
+
 def counts(report, file):  # type: ignore[no-untyped-def]
     f = result(report, file)
     return (f.read, f.added, f.corrected, f.unchanged, f.duplicates, f.rejected, f.retired)
 
 
-def test_snapshot_adds_corrects_keeps_and_retires(export, db, tmp_path):
-    write(export, "sessions.csv", SESSIONS_1)
-    load(export, db)
+def test_snapshot_adds_corrects_keeps_and_retires(first_load, db, tmp_path):
+    copy_db(first_load, db)  # load 1: protocols, patients and SESSIONS_1
     later = tmp_path / "later"
     write(later, "sessions.csv", SESSIONS_2)
     report = load(later, db)
@@ -73,9 +94,9 @@ def test_snapshot_adds_corrects_keeps_and_retires(export, db, tmp_path):
     assert "S2" not in text and "S3" not in text and "P1" not in text
 
 
-def test_loading_the_same_snapshot_twice_changes_no_row(export, db):
+def test_loading_the_same_snapshot_twice_changes_no_row(export, first_load, db):
     write(export, "sessions.csv", SESSIONS_1)
-    load(export, db)
+    copy_db(first_load, db)  # load 1 of this export
     before = state(db)
     second = load(export, db)
     after = state(db)
@@ -85,9 +106,8 @@ def test_loading_the_same_snapshot_twice_changes_no_row(export, db):
     assert len(after["loads"]) == len(before["loads"]) + 3  # the second load is logged
 
 
-def test_a_table_without_a_file_is_left_as_it_was(export, db, tmp_path):
-    write(export, "sessions.csv", SESSIONS_1)
-    load(export, db)
+def test_a_table_without_a_file_is_left_as_it_was(first_load, db, tmp_path):
+    copy_db(first_load, db)  # load 1: protocols, patients and SESSIONS_1
     later = tmp_path / "later"
     write(later, "patients.csv", "patient_id,birth_date,sex,diagnosis_code,payer,member_id,site\n"
                                  "P1,1980-03-04,F,F33.2,Acme Health,M100,North\n"
@@ -98,9 +118,8 @@ def test_a_table_without_a_file_is_left_as_it_was(export, db, tmp_path):
     assert query(db, "SELECT count(*) FROM protocols") == [(1,)]
 
 
-def test_append_adds_and_corrects_but_retires_nothing(export, db, tmp_path):
-    write(export, "sessions.csv", SESSIONS_1)
-    load(export, db)
+def test_append_adds_and_corrects_but_retires_nothing(first_load, db, tmp_path):
+    copy_db(first_load, db)  # load 1: protocols, patients and SESSIONS_1
     later = tmp_path / "later"
     write(later, "sessions.csv", "session_id,patient_id,protocol_id,started_at,status,dose_mg\n"
                                  "S2,P1,IND6,2026-02-04T09:00,completed,42\n"
@@ -113,9 +132,8 @@ def test_append_adds_and_corrects_but_retires_nothing(export, db, tmp_path):
     assert "Mode: append" in report.render()
 
 
-def test_a_truncated_snapshot_stops_with_the_database_unchanged(export, db, tmp_path):
-    write(export, "sessions.csv", SESSIONS_1)
-    load(export, db)
+def test_a_truncated_snapshot_stops_with_the_database_unchanged(first_load, db, tmp_path):
+    copy_db(first_load, db)  # load 1: protocols, patients and SESSIONS_1
     before = state(db)
     later = tmp_path / "later"
     # 2 of 5 sessions left: 3 would be retired, 60% > max_retired_share 0.2
@@ -133,12 +151,11 @@ def test_a_truncated_snapshot_stops_with_the_database_unchanged(export, db, tmp_
     assert query(db, "SELECT session_id FROM sessions ORDER BY 1") == [("S1",), ("S2",)]
 
 
-def test_the_retire_guard_follows_the_configured_share(export, db, tmp_path):
+def test_the_retire_guard_follows_the_configured_share(first_load, db, tmp_path):
     from pipeline.config import load_config
     from pipeline.ingest import ingest
 
-    write(export, "sessions.csv", SESSIONS_1)
-    load(export, db)
+    copy_db(first_load, db)  # load 1: protocols, patients and SESSIONS_1
     later = tmp_path / "later"
     write(later, "sessions.csv", SESSIONS_2)  # retires 1 of 5 = 20%
     config_path = write(tmp_path, "strict.toml", "[ingest]\nmax_retired_share = 0.1\n")
@@ -146,9 +163,8 @@ def test_the_retire_guard_follows_the_configured_share(export, db, tmp_path):
         ingest(later, db, load_config(config_path))
 
 
-def test_conflicting_ids_in_one_file_keep_the_previous_version(export, db, tmp_path):
-    write(export, "sessions.csv", SESSIONS_1)
-    load(export, db)
+def test_conflicting_ids_in_one_file_keep_the_previous_version(first_load, db, tmp_path):
+    copy_db(first_load, db)  # load 1: protocols, patients and SESSIONS_1
     later = tmp_path / "later"
     write(later, "sessions.csv", SESSIONS_1 + "S2,P1,IND6,2026-02-04T09:00,completed,44\n")
     report = load(later, db)
@@ -213,9 +229,8 @@ def test_a_rejected_row_without_an_id_keeps_the_rows_of_its_patient_instrument_a
     assert query(db, "SELECT total_score FROM assessments") == [(18.0,)]
 
 
-def test_a_new_optional_column_is_a_correction_not_a_conflict(export, db, tmp_path):
-    write(export, "sessions.csv", SESSIONS_1)
-    load(export, db)
+def test_a_new_optional_column_is_a_correction_not_a_conflict(first_load, db, tmp_path):
+    copy_db(first_load, db)  # load 1: protocols, patients and SESSIONS_1
     later = tmp_path / "later"
     rows = SESSIONS_1.splitlines()
     with_bp = [rows[0] + ",bp_systolic_max,bp_diastolic_max"] + [
@@ -230,9 +245,8 @@ def test_a_new_optional_column_is_a_correction_not_a_conflict(export, db, tmp_pa
         ("values where the earlier version had none", ["bp_systolic_max", "bp_diastolic_max"])]
 
 
-def test_a_column_the_new_file_lacks_keeps_its_values(export, db, tmp_path):
-    write(export, "sessions.csv", SESSIONS_1)
-    load(export, db)
+def test_a_column_the_new_file_lacks_keeps_its_values(first_load, db, tmp_path):
+    copy_db(first_load, db)  # load 1: protocols, patients and SESSIONS_1
     later = tmp_path / "later"
     # the export setting dropped dose_mg and status: nothing changes, and the report says so
     write(later, "sessions.csv", "session_id,patient_id,protocol_id,started_at\n"
