@@ -255,6 +255,11 @@ class Renderer:
 
         attachments: (file name, bytes, description); built fresh per render (single-use).
         """
+        with no_full_collections():  # parsing the HTML is WeasyPrint's work too
+            self._pdf(html, target, created, pdf_variant, attachments)
+
+    def _pdf(self, html: str, target: Path, created: dt.datetime, pdf_variant: str | None,
+             attachments: list[tuple[str, bytes, str]] | None) -> None:
         document = HTML(string=soft_break_long_runs(html), base_url=str(TEMPLATES_DIR) + "/",
                         url_fetcher=self.fetcher)
         files = [
@@ -269,6 +274,6 @@ class Renderer:
             options["pdf_variant"] = pdf_variant
         # written beside the target and renamed: a full disk or a crash never leaves a
         # truncated PDF under the report's name
-        with atomic_path(target) as partial, no_full_collections():
+        with atomic_path(target) as partial:
             document.write_pdf(partial, stylesheets=self._stylesheets, font_config=self.fonts,
                                uncompressed_pdf=False, **options)
