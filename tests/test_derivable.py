@@ -117,7 +117,7 @@ def test_bounds_reach_the_fixed_point_of_one_relation_at_a_time(seed: int) -> No
     lo, hi = [b[0] for b in start], [b[1] for b in start]
     sequential_bounds(system.rows, lo, hi)
     lo_array, hi_array = np.array([b[0] for b in start]), np.array([b[1] for b in start])
-    assert Bounds(system.rows, len(system.keys)).propagate(lo_array, hi_array)
+    assert Bounds(system.rows).propagate(lo_array, hi_array)
     assert lo_array.tolist() == lo
     assert hi_array.tolist() == hi
     values = [system.ledger.value(k) for k in system.keys]
@@ -126,7 +126,7 @@ def test_bounds_reach_the_fixed_point_of_one_relation_at_a_time(seed: int) -> No
 
 def test_bounds_round_a_coefficient_of_two_inwards() -> None:
     # 2x = y with y in 5..9: x in 2.5..4.5, so 3..4 (whole counts), and then y in 6..8
-    system = Bounds([([0, 1], [2, -1], True)], 2)
+    system = Bounds([([0, 1], [2, -1], True)])
     lo, hi = np.array([0.0, 5.0]), np.array([INF, 9.0])
     assert system.propagate(lo, hi)
     assert lo.tolist() == [3.0, 6.0]

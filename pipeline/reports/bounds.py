@@ -24,9 +24,8 @@ INF = float("inf")
 class Bounds:
     """The relations as arrays: one entry per (relation, cell)."""
 
-    def __init__(self, rows: list[tuple[list[int], list[int], bool]], cells: int) -> None:
+    def __init__(self, rows: list[tuple[list[int], list[int], bool]]) -> None:
         self.rows = len(rows)
-        self.cells = cells
         self.row = np.array([r for r, (cols, _, _) in enumerate(rows) for _ in cols], dtype=np.int64)
         self.col = np.array([i for cols, _, _ in rows for i in cols], dtype=np.int64)
         self.coef = np.array([c for _, coefs, _ in rows for c in coefs], dtype=float)
@@ -58,10 +57,11 @@ class Bounds:
             # the others of the entry's row: the row's sum less the entry (infinite parts apart)
             others_max = np.where(row_max_inf[row] - max_inf > 0, INF, row_max[row] - max_fin)
             others_min = np.where(row_min_inf[row] - min_inf > 0, -INF, row_min[row] - min_fin)
-            # c x >= -others_max always (sum >= 0); c x <= -others_min for equalities
-            at_least, at_most = np.ceil(-others_max / coef), np.floor(-others_min / coef)
-            new_lo = np.where(up, at_least, np.where(equality, np.ceil(-others_min / coef), -INF))
-            new_hi = np.where(up, np.where(equality, at_most, INF), np.floor(-others_max / coef))
+            # c x >= -others_max always (sum >= 0); c x <= -others_min for equalities; dividing
+            # by a negative c turns each side over
+            by_max, by_min = -others_max / coef, -others_min / coef
+            new_lo = np.where(up, np.ceil(by_max), np.where(equality, np.ceil(by_min), -INF))
+            new_hi = np.where(up, np.where(equality, np.floor(by_min), INF), np.floor(by_max))
             said_lo = np.maximum.reduceat(new_lo[self.by_col], self.col_start)
             said_hi = np.minimum.reduceat(new_hi[self.by_col], self.col_start)
             cells = self.col_of_group

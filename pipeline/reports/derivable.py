@@ -38,7 +38,7 @@ class Derivation:
              for terms in inequalities]
         self.lo: list[float] = []
         self.hi: list[float] = []
-        self.bounds = Bounds(self.rows, len(self.keys))
+        self.bounds = Bounds(self.rows)
         self.touching: list[list[int]] = [[] for _ in self.keys]
         for r, (cols, _, _) in enumerate(self.rows):
             for i in cols:
@@ -176,7 +176,3 @@ def _echelon(rows: list[dict[int, int]]) -> list[tuple[int, dict[int, int]]]:
             found[pivot] = len(pivots)
             pivots.append((pivot, {i: v * inverse % _PRIME for i, v in row.items()}))
     return pivots
-
-
-def _fixed(lo: list[float], hi: list[float]) -> int:
-    return sum(1 for a, b in zip(lo, hi, strict=True) if a == b)
