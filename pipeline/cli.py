@@ -21,7 +21,7 @@ from pipeline.config import ConfigError, load_config
 from pipeline.console import console_text
 from pipeline.db import DatabaseBusy
 from pipeline.errors import InputError, describe_os_error
-from pipeline.outputs import OWNER_ONLY_UMASK
+from pipeline.outputs import OWNER_ONLY_UMASK, check_folder_path
 
 CONFIG_OPTION = click.option(
     "--config",
@@ -215,6 +215,7 @@ def run(data_dir: Path, out_dir: Path, month: str | None, key_file: Path | None,
 
     config = _run_guarded(load_config, config_path)
     key = _pseudonym_key(key_file)
+    _run_guarded(check_folder_path, out_dir)
     _run_guarded(run_all, data_dir, out_dir, config, month=month, echo=echo,
                  pseudonym_key=key, append=append, allow_retire=allow_retire)
 
@@ -247,6 +248,7 @@ def metrics(db_path: Path, as_of, out_dir: Path, key_file: Path | None,  # type:
     from pipeline.metrics_files import run_metrics
 
     config = _run_guarded(load_config, config_path)
+    _run_guarded(check_folder_path, out_dir)
     result = _run_guarded(run_metrics, db_path, as_of.date(), out_dir, config,
                           pseudonym_key=_pseudonym_key(key_file), load=load)
     courses = result["files"]["course_outcomes"]["rows"]
@@ -303,6 +305,7 @@ def report_monthly(db_path: Path, month, out_dir: Path, load: int | None,  # typ
     from pipeline.reports.monthly.write import write_monthly_report
 
     config = _run_guarded(load_config, config_path)
+    _run_guarded(check_folder_path, out_dir)
     written = _run_guarded(write_monthly_report, db_path, month.strftime("%Y-%m"), out_dir, config,
                            load=load)
     for path in written:
@@ -323,6 +326,7 @@ def report_evidence(db_path: Path, as_of, out_dir: Path, load: int | None,  # ty
     from pipeline.reports.evidence.write import write_evidence_report
 
     config = _run_guarded(load_config, config_path)
+    _run_guarded(check_folder_path, out_dir)
     written = _run_guarded(write_evidence_report, db_path, as_of.date(), out_dir, config, load=load)
     for path in written:
         echo(str(path))
@@ -348,6 +352,7 @@ def report_payer(db_path: Path, patient: str | None, month, out_dir: Path, write
     from pipeline.reports.payer.write import write_payer_packets
 
     config = _run_guarded(load_config, config_path)
+    _run_guarded(check_folder_path, out_dir)
     index = _run_guarded(write_payer_packets, db_path, out_dir, config, patient=patient,
                          month=month.strftime("%Y-%m") if month else None, html=write_html,
                          jobs=jobs, load=load)

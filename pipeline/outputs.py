@@ -83,3 +83,14 @@ def named(exc: OSError, target: Path) -> OSError:
         return exc
     return OSError(number, os.strerror(number) if number in errnos.errorcode else str(exc),
                    str(target))
+
+
+def check_folder_path(folder: Path) -> None:
+    """Fail before any work when `folder` can never be a folder: it, or the nearest part of its
+    path that exists, is a file (the `--out` of a command; the error `mkdir` would give at the
+    end of the run, given at its start)."""
+    existing = Path(folder)
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise NotADirectoryError(errnos.ENOTDIR, os.strerror(errnos.ENOTDIR), str(folder))
