@@ -8,6 +8,7 @@ drawn and at the clinic's own n.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -134,9 +135,15 @@ def forest_plot(section: dict[str, Any], axis_label: str, not_comparable: str | 
     return to_svg(fig)
 
 
+@functools.lru_cache(maxsize=32)
 def funnel_lines(p0: float, tau2: float | None, n_max: int, clinic_n: int | None
                  ) -> tuple[np.ndarray, np.ndarray]:
-    """(n, limits) with limits[:, 0:2] the 95% and [:, 2:4] the 99.8% lines at each n."""
+    """(n, limits) with limits[:, 0:2] the 95% and [:, 2:4] the 99.8% lines at each n.
+
+    Kept for the process (read-only arrays): the lines depend only on the arguments, and p0
+    and τ² come from the published studies, so every evidence report drawn in one process
+    (the same family at the same sizes) reuses them instead of computing the exact tails again.
+    """
     grid = np.unique(np.concatenate([np.linspace(2, max(n_max, 3), GRID_POINTS).round(),
                                      [clinic_n] if clinic_n else []])).astype(int)
     limits = []
@@ -145,7 +152,9 @@ def funnel_lines(p0: float, tau2: float | None, n_max: int, clinic_n: int | None
         funnel = exact_funnel_limits(p0, int(n), tau2, near=funnel)  # near: a head start
         assert funnel is not None
         limits.append([*funnel.limits95, *funnel.limits998])
-    return grid, np.array(limits)
+    lines = np.array(limits)
+    grid.flags.writeable = lines.flags.writeable = False
+    return grid, lines
 
 
 def _funnel_panel(ax: Any, family: dict[str, Any], response: dict[str, Any] | None,
