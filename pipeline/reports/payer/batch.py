@@ -214,15 +214,19 @@ def render_packet(task: dict[str, Any], renderer: Any = None) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def render_pool(jobs: int | None, page_size: str) -> Iterator[Any]:
+def render_pool(jobs: int | None, page_size: str, tasks: int | None = None) -> Iterator[Any]:
     """The worker processes (None for one job), started at once: each imports WeasyPrint and
     builds its Renderer while the parent is still reading the results and partitioning the
-    courses into packets, so rendering starts on warm workers."""
-    if (jobs or os.cpu_count() or 1) == 1:
+    courses into packets, so rendering starts on warm workers. With the number of `tasks`
+    known, no more workers than tasks (None for one or none: each worker costs a start-up)."""
+    workers = jobs or os.cpu_count() or 1
+    if tasks is not None:
+        workers = min(workers, tasks)
+    if workers <= 1:
         yield None
         return
     context = multiprocessing.get_context("spawn")
-    with context.Pool(jobs or os.cpu_count(), initializer=init_worker, initargs=(page_size,),
+    with context.Pool(workers, initializer=init_worker, initargs=(page_size,),
                       maxtasksperchild=MAX_TASKS_PER_CHILD) as pool:
         yield pool
 

@@ -2,8 +2,10 @@
 
 Flow: one `Results` (pipeline/results.py) -> the records of each course and the criteria
 verdicts (records, packet, criteria) -> packets as plain dicts -> parallel render (batch) ->
-index.csv of the folder, read back from disk (folder). The worker processes start first, so they
-get ready while the parent reads the results and builds the packets. A packet holds one patient's
+index.csv of the folder, read back from disk (folder). For `outcomes report payer` the worker
+processes start first, so they get ready while the parent reads the results and builds the
+packets; `outcomes run` hands results already read, so it starts no more workers than there are
+packets (none for one packet: it renders in this process). A packet holds one patient's
 data only; its outcome values are the outcomes engine's course rows, unchanged.
 """
 
@@ -30,14 +32,15 @@ def write_payer(results: Results, out_dir: Path, rules: PayerRules | None = None
     """Render the packets of `results` (as of the month's last day, or of the latest data day
     for a patient) aside, move them into `out_dir` and write index.csv from the folder
     (pipeline/reports/payer/folder.py); returns its path."""
-    with render_pool(jobs, results.config.clinic.page_size) as pool:
-        return _write(results, out_dir, rules, patient, month, html, pool)
-
-
-def _write(results: Results, out_dir: Path, rules: PayerRules | None, patient: str | None,
-           month: Month | None, html: bool, pool: Any) -> Path:
     config = results.config
     packets = load_packets(results, rules or payer_rules(config), patient=patient, month=month)
+    # the results are read already: no more workers than packets (one or none: this process)
+    with render_pool(jobs, config.clinic.page_size, tasks=len(packets)) as pool:
+        return _write(packets, config, out_dir, html, pool)
+
+
+def _write(packets: list[dict[str, Any]], config: Config, out_dir: Path, html: bool,
+           pool: Any) -> Path:
     out_dir = Path(out_dir)
     with staging(out_dir) as staged:
         written = render_all(packets, staged, html, pool, config.clinic.page_size)
@@ -74,4 +77,5 @@ def write_payer_packets(
     # the workers start now and get ready while the results are read and the packets built
     with render_pool(jobs, config.clinic.page_size) as pool:
         results = read_results(db_path, config, as_of, load=load, needs=NEEDS)
-        return _write(results, out_dir, rules, patient, report_month, html, pool)
+        packets = load_packets(results, rules, patient=patient, month=report_month)
+        return _write(packets, config, out_dir, html, pool)
