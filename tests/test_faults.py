@@ -203,7 +203,7 @@ main(sys.argv[2:], prog_name="outcomes")
 
 def test_a_file_size_limit_while_writing_outputs_is_a_clear_error_and_keeps_old_outputs(exports):
     db = exports["root"] / "limit.duckdb"
-    shutil.copy(exports["after"], db)
+    shutil.copy(exports["before"], db)  # 300 patients: course_outcomes.csv is over the limit
     out = exports["root"] / "limit-out"
     args = ("metrics", "--db", db, "--as-of", AS_OF, "--out", out)
     assert cli(*args).exit_code == 0  # the old outputs, written in this process
@@ -254,9 +254,10 @@ def read_only_disk(tmp_path):  # type: ignore[no-untyped-def]
     yield from _tmpfs(tmp_path / "read-only", "ro,size=64k", "a read-only file system")
 
 
-def test_a_read_only_out_folder_is_a_clear_error(exports, read_only_disk):
-    result = outcomes("metrics", "--db", exports["after"], "--as-of", AS_OF, "--out",
-                      read_only_disk / "metrics")
+def test_a_read_only_out_folder_is_a_clear_error(exports, read_only_disk, tmp_path):
+    db = tmp_path / "clinic.duckdb"  # metrics stores its results before it writes the files
+    shutil.copy(exports["before"], db)
+    result = outcomes("metrics", "--db", db, "--as-of", AS_OF, "--out", read_only_disk / "metrics")
     assert result.returncode == 1
     assert "Traceback" not in result.stderr + result.stdout
     assert "Read-only file system" in result.stderr
@@ -266,9 +267,11 @@ def test_a_read_only_out_folder_is_a_clear_error(exports, read_only_disk):
 def test_an_out_path_through_a_file_is_a_clear_error(exports, tmp_path):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("x")
-    for command in (("metrics", "--db", exports["after"], "--as-of", AS_OF),
-                    ("report", "monthly", "--db", exports["before"], "--month", AS_OF[:7]),
-                    ("report", "payer", "--db", exports["before"], "--patient", "P00001")):
+    db = tmp_path / "clinic.duckdb"  # metrics stores its results before it writes the files
+    shutil.copy(exports["before"], db)
+    for command in (("metrics", "--db", db, "--as-of", AS_OF),
+                    ("report", "monthly", "--db", db, "--month", AS_OF[:7]),
+                    ("report", "payer", "--db", db, "--patient", "P00001")):
         result = outcomes(*command, "--out", blocker / "sub")
         assert result.returncode == 1, (command, result.stderr)
         assert "Traceback" not in result.stderr + result.stdout
