@@ -10,7 +10,9 @@ line by line, to a pipe the test reads. The work itself is untouched.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
+import pty
 import re
 import selectors
 import shutil
@@ -18,11 +20,16 @@ import signal
 import struct
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import duckdb
+import pytest
+
+from tests.conftest import built_once, cli
 
 CANONICAL = ("protocols", "patients", "sessions", "assessments", "treatment_history")
 TABLES = (*CANONICAL, "rejects", "loads", "changes",
@@ -192,3 +199,127 @@ def kill_a_load_in_each_phase(data_dir: Path, before_db: Path, after_db: Path, d
     assert code == 0, err
     assert fingerprint(db) == after
     return [*seen, "after"]
+
+
+# Runs the CLI with pipeline.progress.DELAY set from the first argument.
+WITH_DELAY = """
+import sys
+import pipeline.progress as progress
+progress.DELAY = float(sys.argv[1])
+from pipeline.cli import main
+main(sys.argv[2:], prog_name="outcomes")
+"""
+
+
+class NoTerminal(Exception):
+    """This machine cannot open a pseudo-terminal (e.g. a chroot without /dev/ptmx)."""
+
+
+class OnTerminal:
+    """`outcomes ARGS` in its own process with standard error on a pseudo-terminal (a real
+    terminal device, as an analyst's) 200 columns wide, and standard output too unless it goes
+    to the file `stdout`; the progress display's delay set to `delay` seconds. `received()`
+    reads what the terminals of one or more of them receive."""
+
+    def __init__(self, delay: float, *args: str | Path, stdout: Path | None = None) -> None:
+        try:
+            self.main, device = pty.openpty()
+        except OSError as exc:
+            raise NoTerminal(str(exc)) from exc
+        fcntl.ioctl(device, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))
+        with open(stdout or os.devnull, "wb") as file:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", WITH_DELAY, str(delay), *map(str, args)],
+                stdin=subprocess.DEVNULL, stderr=device, stdout=file if stdout else device)
+        os.close(device)  # the child holds the terminal: EIO on `main` once it has closed it
+
+    @staticmethod
+    def received(*terminals: OnTerminal) -> list[tuple[int, str]]:
+        """Exit code and everything its terminal received, for each of `terminals`, read side
+        by side (a display left unread would block its process) until every one has ended."""
+        texts = {terminal.main: bytearray() for terminal in terminals}
+        with selectors.DefaultSelector() as selector:
+            for main in texts:
+                selector.register(main, selectors.EVENT_READ)
+            while selector.get_map():
+                for key, _ in selector.select():
+                    try:
+                        chunk = os.read(key.fd, 1 << 16)
+                    except OSError:  # EIO: the process closed the terminal
+                        chunk = b""
+                    if chunk:
+                        texts[key.fd] += chunk
+                    else:
+                        selector.unregister(key.fd)
+                        os.close(key.fd)
+        return [(terminal.process.wait(timeout=600),
+                 texts[terminal.main].decode("utf-8", errors="replace").replace("\r\n", "\n"))
+                for terminal in terminals]
+
+
+READ_ONLY_AS_OF = "2026-09-30"
+_built: dict[str, Any] = {}  # what reports_on_a_read_only_database built in this process
+
+
+def reports_on_a_read_only_database(tmp_path_factory: pytest.TempPathFactory,
+                                    source_db: Path) -> dict[str, Any]:
+    """`outcomes report` monthly (2026-09), evidence (as of 2026-09-30) and payer (patient
+    P00001) started at once (readers share the file) on a copy of `source_db` whose metrics as
+    of 2026-09-30 were stored first (setup, in this process), the copy read-only in a read-only
+    folder (no journal can be created beside it). Monthly and evidence have standard error on a
+    pseudo-terminal with the progress display shown at once (delay 0), as an analyst would see
+    it; on a machine without pseudo-terminals they write to pipes and "terminal" is False.
+
+    Run once per test run and read by two modules, each for its own subject:
+    tests/test_faults.py (the reports leave the database and its folder as they were),
+    tests/test_progress.py (the stages the monthly and evidence reports showed). Returns the
+    folder of the database ("root"), the database ("db"), its SHA-256 before the reports
+    ("digest"), each report's --out folder ("out") and (exit code, what its terminal or
+    standard error received) ("done")."""
+    def build(base: Path) -> dict[str, Any]:
+        root = base / "readonly"
+        root.mkdir()
+        db = root / "clinic.duckdb"
+        shutil.copy(source_db, db)
+        metrics = cli("metrics", "--db", db, "--as-of", READ_ONLY_AS_OF, "--out",
+                      root / "metrics")
+        assert metrics.exit_code == 0, metrics.output
+        digest = hashlib.sha256(db.read_bytes()).hexdigest()
+        out = {name: base / f"ro-{name}" for name in ("monthly", "evidence", "payer")}
+        reports = {
+            "monthly": ("report", "monthly", "--db", db, "--month", READ_ONLY_AS_OF[:7],
+                        "--out", out["monthly"]),
+            "evidence": ("report", "evidence", "--db", db, "--as-of", READ_ONLY_AS_OF,
+                         "--out", out["evidence"]),
+        }
+        db.chmod(0o444)
+        root.chmod(0o555)
+        try:
+            payer = subprocess.Popen(
+                [sys.executable, "-m", "pipeline", "report", "payer", "--db", str(db),
+                 "--patient", "P00001", "--jobs", "1", "--out", str(out["payer"])],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                terminals = [OnTerminal(0, *args) for args in reports.values()]
+                done = dict(zip(reports, OnTerminal.received(*terminals), strict=True))
+                terminal = True
+            except NoTerminal:
+                piped = [subprocess.Popen([sys.executable, "-m", "pipeline", *map(str, args)],
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                          text=True) for args in reports.values()]
+                done = {}
+                for name, process in zip(reports, piped, strict=True):
+                    _, err = process.communicate(timeout=600)
+                    done[name] = (process.returncode, err)
+                terminal = False
+            _, err = payer.communicate(timeout=600)
+            done["payer"] = (payer.returncode, err)
+        finally:
+            root.chmod(0o755)
+            db.chmod(0o644)
+        return {"root": root, "db": db, "digest": digest, "out": out, "done": done,
+                "terminal": terminal}
+
+    if "reports" not in _built:
+        _built["reports"] = built_once(tmp_path_factory, "reports-on-a-read-only-database", build)
+    return _built["reports"]
