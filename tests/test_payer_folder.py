@@ -29,8 +29,10 @@ from pipeline.reports.payer.folder import INDEX_COLUMNS, clean_stale
 from tests.conftest import cli
 from tests.process_helpers import Announcing
 
-# 30-patient demo, seed 7: 5 packets in February 2026, 3 in March, 2 courses active in both
-EARLIER, LATER = "2026-02", "2026-03"
+# 20-patient demo, seed 7: 3 packets in June 2025, 2 in July, 1 course active in both (the
+# fewest packets these tests need: 2 of the earlier month's own, one shared, and a packet left
+# to render when the later month's run is killed after its first)
+EARLIER, LATER = "2025-06", "2025-07"
 
 
 def read_index(folder: Path) -> list[dict[str, str]]:
@@ -63,7 +65,7 @@ def dead_pid() -> int:
 @pytest.fixture(scope="module")
 def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("payer-folder")
-    write_demo(root / "export", patients=30, seed=7, end=date(2026, 10, 31))
+    write_demo(root / "export", patients=20, seed=7, end=date(2026, 10, 31))
     path = root / "clinic.duckdb"
     ingest(root / "export", path, load_config(None), today=date(2026, 11, 28))
     return path
