@@ -11,7 +11,8 @@ import pytest
 import xlsxwriter
 
 from pipeline.errors import InputError
-from tests.conftest import cli, load, query, rejects, result, write
+from pipeline.ingest import LoadReport
+from tests.conftest import PATIENTS, PROTOCOLS, cli, copy_db, load, query, rejects, result, write
 
 SESSIONS = """\
 session_id,patient_id,protocol_id,started_at,status
@@ -33,10 +34,60 @@ def snapshot(db: Path) -> dict[str, list[tuple]]:
     return {t: query(db, f"SELECT * FROM {t} ORDER BY ALL") for t in (*CANONICAL, "rejects")}
 
 
-def test_reconciliation_adds_up_for_every_file(export, db):
+def references(export: Path) -> Path:
+    """protocols.csv and patients.csv of tests/conftest.py in `export`."""
+    write(export, "protocols.csv", PROTOCOLS)
+    write(export, "patients.csv", PATIENTS)
+    return export
+
+
+# A case about one file loads only that file, into a copy of an earlier load of protocols and
+# patients (`db`); a case about a whole export loads every file into a database of its own
+# (`fresh_db`), and the export of every file with SESSIONS and ASSESSMENTS is loaded once.
+
+
+@pytest.fixture(scope="module")
+def earlier_load(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database after an earlier load of protocols and patients (copy it, do not write)."""
+    folder = tmp_path_factory.mktemp("earlier")
+    load(references(folder / "export"), folder / "clinic.duckdb")
+    return folder / "clinic.duckdb"
+
+
+@pytest.fixture(scope="module")
+def whole_load(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, LoadReport]:
+    """protocols, patients, SESSIONS and ASSESSMENTS loaded once into a new database: the
+    export, the database (copy it to write) and the report."""
+    folder = tmp_path_factory.mktemp("whole")
+    export = references(folder / "export")
     write(export, "sessions.csv", SESSIONS)
     write(export, "assessments.csv", ASSESSMENTS)
-    report = load(export, db)
+    return export, folder / "clinic.duckdb", load(export, folder / "clinic.duckdb")
+
+
+@pytest.fixture
+def export(tmp_path: Path) -> Path:
+    """The folder of the load under test, empty: the case writes the files it is about (unlike
+    tests/conftest.py `export`, no protocols and patients files: they are in `db` already)."""
+    folder = tmp_path / "export"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def db(tmp_path: Path, earlier_load: Path) -> Path:
+    """A copy of `earlier_load`: protocols and patients loaded (load 1)."""
+    return copy_db(earlier_load, tmp_path / "clinic.duckdb")
+
+
+@pytest.fixture
+def fresh_db(tmp_path: Path) -> Path:
+    """A database no load has written yet (the path only)."""
+    return tmp_path / "fresh.duckdb"
+
+
+def test_reconciliation_adds_up_for_every_file(whole_load):
+    _, db, report = whole_load
     got = {f.file: (f.read, f.loaded, f.duplicates, f.rejected) for f in report.files}
     assert got == {
         "protocols.csv": (1, 1, 0, 0),
@@ -63,10 +114,9 @@ def test_loads_record_sha256_of_each_file_as_exported(export, db):
     assert query(db, "SELECT sha256 FROM loads WHERE file = 'sessions.csv'") == [(expected,)]
 
 
-def test_loading_the_same_export_twice_changes_nothing(export, db):
-    write(export, "sessions.csv", SESSIONS)
-    write(export, "assessments.csv", ASSESSMENTS)
-    load(export, db)
+def test_loading_the_same_export_twice_changes_nothing(whole_load, tmp_path):
+    export, first, _ = whole_load
+    db = copy_db(first, tmp_path / "clinic.duckdb")  # after load 1 of the export
     before = snapshot(db)
     second = load(export, db)
     after = snapshot(db)
@@ -83,22 +133,24 @@ def test_loading_the_same_export_twice_changes_nothing(export, db):
     assert len(after["rejects"]) == 2 * len(before["rejects"])
 
 
-def test_missing_required_column_stops_the_load_and_leaves_db_unchanged(export, db):
+def test_missing_required_column_stops_the_load_and_leaves_db_unchanged(export, fresh_db):
+    references(export)
     write(export, "sessions.csv", SESSIONS)
-    load(export, db)
-    before = snapshot(db)
+    load(export, fresh_db)
+    before = snapshot(fresh_db)
     write(export, "sessions.csv", SESSIONS + "S9,P2,IND6,2026-03-02T09:00,completed\n")
     write(export, "assessments.csv", "patient_id,instrument,total_score\nP1,PHQ-9,10\n")
     with pytest.raises(InputError) as err:
-        load(export, db)
+        load(export, fresh_db)
     assert "assessments.csv: required column 'administered_at' missing" in str(err.value)
-    assert snapshot(db) == before
-    assert query(db, "SELECT max(load_id) FROM loads") == [(1,)]
+    assert snapshot(fresh_db) == before
+    assert query(fresh_db, "SELECT max(load_id) FROM loads") == [(1,)]
 
 
-def test_failure_half_way_rolls_back_files_already_processed(export, db):
+def test_failure_half_way_rolls_back_files_already_processed(export, fresh_db):
     # sessions.csv loads fine, then assessments.csv has an unterminated quote on line 3:
     # the whole load, sessions included, must leave no trace.
+    references(export)
     write(export, "sessions.csv", SESSIONS)
     write(
         export,
@@ -106,15 +158,16 @@ def test_failure_half_way_rolls_back_files_already_processed(export, db):
         ASSESSMENTS.replace("P1,PHQ-9,2026-02-02,12,post\n", 'P1,"PHQ-9,2026-02-02,12,post\n', 1),
     )
     with pytest.raises(InputError) as err:
-        load(export, db)
+        load(export, fresh_db)
     assert "assessments.csv: line 3" in str(err.value)
     assert "never closed" in str(err.value)
-    assert {t: query(db, f"SELECT count(*) FROM {t}")[0][0] for t in (*CANONICAL, "loads")} == {
+    assert {t: query(fresh_db, f"SELECT count(*) FROM {t}")[0][0] for t in (*CANONICAL, "loads")} == {
         t: 0 for t in (*CANONICAL, "loads")
     }
 
 
-def test_utf8_bom_and_windows_1252_files_load_with_encoding_recorded(export, db):
+def test_utf8_bom_and_windows_1252_files_load_with_encoding_recorded(export, fresh_db):
+    write(export, "protocols.csv", PROTOCOLS)
     write(
         export,
         "patients.csv",
@@ -128,15 +181,15 @@ def test_utf8_bom_and_windows_1252_files_load_with_encoding_recorded(export, db)
         "S1,P1,IND6,2026-02-02T09:00,Dr. Müller – “lead”\n",
         encoding="cp1252",
     )
-    report = load(export, db)
+    report = load(export, fresh_db)
     assert result(report, "patients.csv").encoding == "utf-8-sig"
     assert result(report, "sessions.csv").encoding == "cp1252"
     assert "not UTF-8; read as cp1252" in report.render()
-    assert query(db, "SELECT payer FROM patients ORDER BY patient_id") == [
+    assert query(fresh_db, "SELECT payer FROM patients ORDER BY patient_id") == [
         ("Acme “Gold” €",),
         ("Zoë Care",),
     ]
-    assert query(db, "SELECT provider FROM sessions") == [("Dr. Müller – “lead”",)]
+    assert query(fresh_db, "SELECT provider FROM sessions") == [("Dr. Müller – “lead”",)]
 
 
 def test_latin1_file_with_bytes_undefined_in_cp1252_loads(export, db):
