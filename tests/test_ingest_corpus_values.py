@@ -366,8 +366,21 @@ BAD_SESSION_NUMBERS = [(column, value) for column in SESSION_NUMBERS
                        for value in ("NaN", "nan", "Inf", "-inf", "1e400", "-1")]
 
 
+# After the bad values (lines 3 to 38), lines 39-40: the edges of the plausible ranges (300.0 is
+# the whole 300); line 41: a fractional blood pressure.
+EDGE_SESSIONS = [
+    "S37,P1,IND6,2026-03-02T09:00,0,20,0,0,50,20",
+    "S38,P1,IND6,2026-03-04T09:00,5,400,2000,600,300.0,200",
+    "S39,P1,IND6,2026-03-06T09:00,,,,,120.5,",
+]
+EDGE_LINE = len(BAD_SESSION_NUMBERS) + 3
+# read = the empty line 2, the bad values, the edges and the fraction; loaded: line 2 and the
+# edges; rejected: the bad values and the fraction
+SESSION_NUMBER_COUNTS = (len(BAD_SESSION_NUMBERS) + 4, 3, 0, len(BAD_SESSION_NUMBERS) + 1)
+
+
 @pytest.fixture(scope="module")
-def bad_session_numbers(earlier: Earlier) -> Batch:
+def session_numbers(earlier: Earlier) -> Batch:
     # line 2: every number column left empty is fine; lines 3 on: one bad value each
     columns = list(SESSION_NUMBERS)
     rows = ["S0,P1,IND6,2026-01-01T09:00" + "," * len(columns)]
@@ -375,15 +388,16 @@ def bad_session_numbers(earlier: Earlier) -> Batch:
         cells = [value if c == column else "" for c in columns]
         rows.append(f"S{i + 1},P1,IND6,{day(i)}T09:00," + ",".join(cells))
     return session_batch(earlier,
-                         "session_id,patient_id,protocol_id,started_at," + ",".join(columns), rows)
+                         "session_id,patient_id,protocol_id,started_at," + ",".join(columns),
+                         rows + EDGE_SESSIONS)
 
 
 @pytest.mark.parametrize(("at", "column", "value"),
                          [(i + 3, *case) for i, case in enumerate(BAD_SESSION_NUMBERS)])
 def test_non_finite_or_negative_session_number_is_rejected_naming_the_range(
-    bad_session_numbers, at, column, value
+    session_numbers, at, column, value
 ):
-    batch = bad_session_numbers
+    batch = session_numbers
     plausible, what = SESSION_NUMBERS[column]
     [(line, col, raw, reason)] = rejected_at(batch.db, "sessions.csv", at)
     assert (line, col, raw) == (at, column, value)
@@ -393,47 +407,30 @@ def test_non_finite_or_negative_session_number_is_rejected_naming_the_range(
         assert reason == NAN.format(what=what)
     else:
         assert reason == INF.format(what=what)
-    n = len(BAD_SESSION_NUMBERS)
-    assert reconcile(batch.report, batch.db, "sessions.csv") == (n + 1, 1, 0, n)
+    assert reconcile(batch.report, batch.db, "sessions.csv") == SESSION_NUMBER_COUNTS
 
 
-def test_session_numbers_at_the_edges_of_the_plausible_ranges_load(export, db):
-    report = load(
-        sessions(
-            export,
-            "session_id,patient_id,protocol_id,started_at,dose_mg_per_kg,weight_kg,dose_mg,"
-            "duration_minutes,bp_systolic_max,bp_diastolic_max",
-            "S1,P1,IND6,2026-02-02T09:00,0,20,0,0,50,20",
-            "S2,P1,IND6,2026-02-04T09:00,5,400,2000,600,300.0,200",  # 300.0 is the whole 300
-        ),
-        db,
-    )
+def test_session_numbers_at_the_edges_of_the_plausible_ranges_load(session_numbers):
+    batch = session_numbers
     assert query(
-        db,
+        batch.db,
         "SELECT dose_mg_per_kg, weight_kg, dose_mg, duration_minutes, bp_systolic_max, "
-        "bp_diastolic_max FROM sessions ORDER BY session_id",
+        "bp_diastolic_max FROM sessions WHERE session_id IN ('S37', 'S38') ORDER BY session_id",
     ) == [(0.0, 20.0, 0.0, 0.0, 50, 20), (5.0, 400.0, 2000.0, 600.0, 300, 200)]
-    assert reconcile(report, db, "sessions.csv") == (2, 2, 0, 0)
+    assert reconcile(batch.report, batch.db, "sessions.csv") == SESSION_NUMBER_COUNTS
 
 
-def test_fractional_blood_pressure_is_rejected_not_rounded(export, db):
-    report = load(
-        sessions(
-            export,
-            "session_id,patient_id,protocol_id,started_at,bp_systolic_max",
-            "S1,P1,IND6,2026-02-02T09:00,120.5",
-        ),
-        db,
-    )
-    assert rejected(db, "sessions.csv") == [
+def test_fractional_blood_pressure_is_rejected_not_rounded(session_numbers):
+    batch = session_numbers
+    assert rejected_at(batch.db, "sessions.csv", EDGE_LINE + 2) == [
         (
-            2,
+            EDGE_LINE + 2,
             "bp_systolic_max",
             "120.5",
             "not a whole number; systolic blood pressure (mmHg) must be a whole number",
         )
     ]
-    assert reconcile(report, db, "sessions.csv") == (1, 0, 0, 1)
+    assert reconcile(batch.report, batch.db, "sessions.csv") == SESSION_NUMBER_COUNTS
 
 
 def test_fractional_planned_infusions_is_rejected_not_rounded(export, fresh_db):
@@ -455,33 +452,36 @@ def test_fractional_planned_infusions_is_rejected_not_rounded(export, fresh_db):
 # ---------------------------------------------------------------- 2 item columns on some rows
 
 
-def test_rows_with_all_items_load_their_items(export, scored_db):
-    report = load(
-        scores(export, "P1,PHQ-9,2026-02-03,9,pre,1,1,1,1,1,1,1,1,1", header=ITEM_HEADER), scored_db
-    )
-    assert query(scored_db, "SELECT items FROM assessments") == [([1] * 9,)]
-    assert reconcile(report, scored_db, "assessments.csv") == (1, 1, 0, 0)
+ITEM_SETS = [
+    "P1,PHQ-9,2026-02-03,9,pre,1,1,1,1,1,1,1,1,1",  # line 2: every item
+    "P1,PHQ-9,2026-02-04,14,pre,,,,,,,,,",  # line 3: no item
+    "P1,PHQ-9,2026-02-05,7,pre,1,1,,1,1,1,,1,1",  # line 4: items 3 and 7 left empty
+    "P1,GAD-7,2026-02-03,7,post,1,1,1,1,1,1,1,,",  # line 5: a GAD-7, 7 items of the 9 columns
+]
+# read 4 = loaded 3 (lines 2, 3, 5) + rejected 1 (line 4)
+ITEM_SETS_COUNTS = (4, 3, 0, 1)
 
 
-def test_rows_with_no_items_load_the_total_with_items_null(export, scored_db):
-    report = load(scores(export, "P1,PHQ-9,2026-02-03,14,pre,,,,,,,,,", header=ITEM_HEADER), scored_db)
-    assert query(scored_db, "SELECT total_score, items FROM assessments") == [(14.0, None)]
-    assert reconcile(report, scored_db, "assessments.csv") == (1, 1, 0, 0)
+@pytest.fixture(scope="module")
+def item_sets(earlier: Earlier) -> Batch:
+    return score_batch(earlier, ITEM_SETS, header=ITEM_HEADER)
 
 
-def test_rows_with_some_items_are_rejected_naming_the_missing_items(export, scored_db):
-    # line 2 complete, line 3 none, line 4 items 3 and 7 left empty
-    report = load(
-        scores(
-            export,
-            "P1,PHQ-9,2026-02-03,9,pre,1,1,1,1,1,1,1,1,1",
-            "P1,PHQ-9,2026-02-04,14,pre,,,,,,,,,",
-            "P1,PHQ-9,2026-02-05,7,pre,1,1,,1,1,1,,1,1",
-            header=ITEM_HEADER,
-        ),
-        scored_db,
-    )
-    assert rejected(scored_db, "assessments.csv") == [
+def test_rows_with_all_items_load_their_items(item_sets):
+    assert query(item_sets.db, "SELECT items FROM assessments WHERE instrument = 'PHQ-9' "
+                               "AND administered_at = ?", ["2026-02-03"]) == [([1] * 9,)]
+    assert reconcile(item_sets.report, item_sets.db, "assessments.csv") == ITEM_SETS_COUNTS
+
+
+def test_rows_with_no_items_load_the_total_with_items_null(item_sets):
+    assert query(item_sets.db, "SELECT total_score, items FROM assessments "
+                               "WHERE administered_at = ?", ["2026-02-04"]) == [(14.0, None)]
+    assert reconcile(item_sets.report, item_sets.db, "assessments.csv") == ITEM_SETS_COUNTS
+
+
+def test_rows_with_some_items_are_rejected_naming_the_missing_items(item_sets):
+    # line 2 complete, line 3 none, line 4 items 3 and 7 left empty: only line 4 is rejected
+    assert rejected(item_sets.db, "assessments.csv") == [
         (
             4,
             "item_3",
@@ -490,7 +490,14 @@ def test_rows_with_some_items_are_rejected_naming_the_missing_items(export, scor
             "against a partial set (missing: items 3, 7)",
         )
     ]
-    assert reconcile(report, scored_db, "assessments.csv") == (3, 2, 0, 1)
+    assert reconcile(item_sets.report, item_sets.db, "assessments.csv") == ITEM_SETS_COUNTS
+
+
+def test_shorter_instrument_in_a_wider_item_file_loads_its_own_items(item_sets):
+    # GAD-7 has 7 items; item_8 and item_9 of a 9-column file stay empty
+    assert query(item_sets.db, "SELECT items FROM assessments WHERE instrument = 'GAD-7'") == [
+        ([1] * 7,)]
+    assert reconcile(item_sets.report, item_sets.db, "assessments.csv") == ITEM_SETS_COUNTS
 
 
 def test_items_missing_because_the_file_lacks_their_columns_are_named(export, scored_db):
@@ -520,15 +527,6 @@ def test_items_missing_because_the_file_lacks_their_columns_are_named(export, sc
         ("PHQ-9", None),
     ]
     assert reconcile(report, scored_db, "assessments.csv") == (3, 2, 0, 1)
-
-
-def test_shorter_instrument_in_a_wider_item_file_loads_its_own_items(export, scored_db):
-    # GAD-7 has 7 items; item_8 and item_9 of a 9-column file stay empty
-    report = load(
-        scores(export, "P1,GAD-7,2026-02-03,7,post,1,1,1,1,1,1,1,,", header=ITEM_HEADER), scored_db
-    )
-    assert query(scored_db, "SELECT items FROM assessments") == [([1] * 7,)]
-    assert reconcile(report, scored_db, "assessments.csv") == (1, 1, 0, 0)
 
 
 # ---------------------------------------------------------------- 3 Excel serial dates
@@ -894,25 +892,30 @@ def test_instrument_name_ignores_case_and_spaces(export, scored_db):
 # ---------------------------------------------------------------- 7 implausible dates
 
 
-def test_date_before_1900_is_rejected(export, scored_db):
-    report = load(scores(export, "P1,PHQ-9,1899-12-31,12"), scored_db)
-    assert rejected(scored_db, "assessments.csv") == [
-        (2, "administered_at", "1899-12-31", "implausible date before 1900; check the year")
-    ]
-    assert reconcile(report, scored_db, "assessments.csv") == (1, 0, 0, 1)
-
-
 AFTER_LOAD_DAY = ["2226-03-04", "9999-12-31T23:59", "2026-11-29"]
+# lines 2-4: after the day of the load; line 5: before 1900; line 6: before P1's birth
+# (1980-03-04); line 7: a plausible date
+IMPLAUSIBLE_DATES = [*AFTER_LOAD_DAY, "1899-12-31", "1979-12-31", "2026-02-03"]
+# read 6 = loaded 1 (line 7) + rejected 5
+IMPLAUSIBLE_DATES_COUNTS = (6, 1, 0, 5)
 
 
 @pytest.fixture(scope="module")
-def after_load_day(earlier: Earlier) -> Batch:
-    return score_batch(earlier, [f"P1,PHQ-9,{text},12" for text in AFTER_LOAD_DAY])
+def implausible_dates(earlier: Earlier) -> Batch:
+    return score_batch(earlier, [f"P1,PHQ-9,{text},12" for text in IMPLAUSIBLE_DATES])
+
+
+def test_date_before_1900_is_rejected(implausible_dates):
+    batch = implausible_dates
+    assert rejected_at(batch.db, "assessments.csv", 5) == [
+        (5, "administered_at", "1899-12-31", "implausible date before 1900; check the year")
+    ]
+    assert reconcile(batch.report, batch.db, "assessments.csv") == IMPLAUSIBLE_DATES_COUNTS
 
 
 @pytest.mark.parametrize(("line", "text"), [(i + 2, t) for i, t in enumerate(AFTER_LOAD_DAY)])
-def test_date_after_the_day_of_the_load_is_rejected(after_load_day, line, text):
-    batch = after_load_day
+def test_date_after_the_day_of_the_load_is_rejected(implausible_dates, line, text):
+    batch = implausible_dates
     assert rejected_at(batch.db, "assessments.csv", line) == [
         (
             line,
@@ -922,8 +925,7 @@ def test_date_after_the_day_of_the_load_is_rejected(after_load_day, line, text):
             "of the exporting system",
         )
     ]
-    n = len(AFTER_LOAD_DAY)
-    assert reconcile(batch.report, batch.db, "assessments.csv") == (n, 0, 0, n)
+    assert reconcile(batch.report, batch.db, "assessments.csv") == IMPLAUSIBLE_DATES_COUNTS
 
 
 def test_session_before_the_patients_birth_is_rejected(export, db):
@@ -941,10 +943,12 @@ def test_session_before_the_patients_birth_is_rejected(export, db):
     assert reconcile(report, db, "sessions.csv") == (2, 1, 0, 1)
 
 
-def test_score_before_the_patients_birth_is_rejected(export, scored_db):
-    report = load(scores(export, "P1,PHQ-9,1979-12-31,12", "P1,PHQ-9,2026-02-03,12"), scored_db)
-    assert rejected(scored_db, "assessments.csv") == [(2, "administered_at", "1979-12-31", BEFORE_BIRTH)]
-    assert reconcile(report, scored_db, "assessments.csv") == (2, 1, 0, 1)
+def test_score_before_the_patients_birth_is_rejected(implausible_dates):
+    batch = implausible_dates
+    assert rejected_at(batch.db, "assessments.csv", 6) == [
+        (6, "administered_at", "1979-12-31", BEFORE_BIRTH)]
+    assert rejected_at(batch.db, "assessments.csv", 7) == []  # after the birth: loaded
+    assert reconcile(batch.report, batch.db, "assessments.csv") == IMPLAUSIBLE_DATES_COUNTS
 
 
 def test_treatment_trial_before_the_patients_birth_is_rejected(export, db):
