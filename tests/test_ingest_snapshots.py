@@ -193,7 +193,9 @@ def test_a_rejected_correction_keeps_the_previous_version_and_says_so(export, db
                       "current)")
 
 
-def test_rows_without_an_id_are_matched_by_content(export, db, tmp_path):
+def test_rows_without_an_id_are_matched_by_content(first_load, db, tmp_path):
+    copy_db(first_load, db)  # load 1: protocols, patients and SESSIONS_1
+    export = tmp_path / "scores"
     header = "patient_id,instrument,administered_at,total_score,timing\n"
     write(export, "assessments.csv", header + "P1,PHQ-9,2026-02-02T08:30,18,pre\n"
                                               "P1,PHQ-9,2026-02-04T08:30,12,pre\n")
@@ -213,7 +215,9 @@ def test_rows_without_an_id_are_matched_by_content(export, db, tmp_path):
 
 
 def test_a_rejected_row_without_an_id_keeps_the_rows_of_its_patient_instrument_and_time(
-        export, db, tmp_path):
+        first_load, db, tmp_path):
+    copy_db(first_load, db)  # load 1: protocols, patients and SESSIONS_1
+    export = tmp_path / "scores"
     header = "patient_id,instrument,administered_at,total_score,timing\n"
     write(export, "assessments.csv", header + "P1,PHQ-9,2026-02-02T08:30,18,pre\n")
     load(export, db)
@@ -265,7 +269,9 @@ def test_a_column_the_new_file_lacks_keeps_its_values(first_load, db, tmp_path):
         ("2026-02-02 11:00:00", 40.0)]
 
 
-def test_items_are_kept_only_while_the_total_is_unchanged(export, db, tmp_path):
+def test_items_are_kept_only_while_the_total_is_unchanged(first_load, db, tmp_path):
+    copy_db(first_load, db)  # load 1: protocols, patients and SESSIONS_1
+    export = tmp_path / "scores"
     header = "assessment_id,patient_id,instrument,administered_at,total_score,timing"
     items = ",".join(f"item_{k}" for k in range(1, 10))
     write(export, "assessments.csv", f"{header},{items}\n"
