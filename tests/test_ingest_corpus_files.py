@@ -109,6 +109,13 @@ def parquet_bytes() -> bytes:
 # before) come from an earlier load, made once and copied by each case.
 
 
+@pytest.fixture
+def export(tmp_path: Path) -> Path:
+    """Empty (unlike tests/conftest.py `export`): the case writes the files it is about."""
+    (tmp_path / "export").mkdir()
+    return tmp_path / "export"
+
+
 @pytest.fixture(scope="module")
 def earlier_load(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A database after an earlier load of the protocols and patients files (made once, copied
@@ -121,24 +128,9 @@ def earlier_load(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def export(tmp_path: Path) -> Path:
-    """The folder of the load under test, empty: the case writes the file it is about (unlike
-    tests/conftest.py `export`, no protocols and patients files: they are in `db` already)."""
-    folder = tmp_path / "export"
-    folder.mkdir()
-    return folder
-
-
-@pytest.fixture
 def db(tmp_path: Path, earlier_load: Path) -> Path:
     """A copy of `earlier_load`: protocols and patients loaded (load 1)."""
     return copy_db(earlier_load, tmp_path / "clinic.duckdb")
-
-
-@pytest.fixture
-def fresh_db(tmp_path: Path) -> Path:
-    """A database no load has written yet (the path only)."""
-    return tmp_path / "fresh.duckdb"
 
 
 # ---------------------------------------------------------------- 1-2 encodings
@@ -394,13 +386,14 @@ def test_repeated_header_lines_of_joined_exports_are_rejected_and_the_rest_loads
     assert query(db, "SELECT session_id FROM sessions ORDER BY 1") == [("S1",), ("S3",)]
 
 
-def test_repeated_header_in_a_patients_file_is_not_loaded_as_a_patient(export, fresh_db):
+def test_repeated_header_in_a_patients_file_is_not_loaded_as_a_patient(export, tmp_path):
+    db = tmp_path / "fresh.duckdb"  # a new database: no earlier load
     # a first load: P1 and P2 are added (patients need no other file)
     write(export, "patients.csv", "patient_id\nP1\npatient_id\nP2\n")
-    report = load(export, fresh_db)
-    assert reconciled(report, fresh_db, "patients.csv") == (3, 2, 0, 1)
-    assert query(fresh_db, "SELECT patient_id FROM patients ORDER BY 1") == [("P1",), ("P2",)]
-    assert [r[1] for r in rejects(fresh_db)] == [3]
+    report = load(export, db)
+    assert reconciled(report, db, "patients.csv") == (3, 2, 0, 1)
+    assert query(db, "SELECT patient_id FROM patients ORDER BY 1") == [("P1",), ("P2",)]
+    assert [r[1] for r in rejects(db)] == [3]
 
 
 def test_repeated_header_row_in_a_workbook_is_rejected_at_its_sheet_row(export, db):
@@ -718,14 +711,14 @@ def test_file_problem_stops_the_load_with_exit_1_and_leaves_the_database_unchang
 
 
 @pytest.mark.parametrize("case", ["random-bytes", "xls-named-csv", "nul-byte-inside"])
-def test_file_problem_in_a_real_cli_process_exits_1_without_a_traceback(export, fresh_db,
-                                                                       case):
+def test_file_problem_in_a_real_cli_process_exits_1_without_a_traceback(export, tmp_path, case):
+    db = tmp_path / "fresh.duckdb"  # a new database: no earlier load
     _, name, make, message = next(c for c in FILE_ERRORS if c[0] == case)
     write(export, "protocols.csv", PROTOCOLS)
     write(export, "patients.csv", PATIENTS)
     (export / name).write_bytes(make(export))
-    proc = outcomes_process("ingest", export, "--db", fresh_db)
+    proc = outcomes_process("ingest", export, "--db", db)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stdout + proc.stderr
     assert proc.stderr.startswith(f"error: {message}")
-    assert query(fresh_db, "SELECT count(*) FROM loads") == [(0,)]
+    assert query(db, "SELECT count(*) FROM loads") == [(0,)]

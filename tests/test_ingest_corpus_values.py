@@ -126,6 +126,13 @@ class Earlier:
     with_session: Path  # protocols, patients and SESSIONS_OK
 
 
+@pytest.fixture
+def export(tmp_path: Path) -> Path:
+    """Empty (unlike tests/conftest.py `export`): the case writes the files it is about."""
+    (tmp_path / "export").mkdir()
+    return tmp_path / "export"
+
+
 @pytest.fixture(scope="module")
 def earlier(tmp_path_factory: pytest.TempPathFactory) -> Earlier:
     databases = []
@@ -141,15 +148,6 @@ def earlier(tmp_path_factory: pytest.TempPathFactory) -> Earlier:
 
 
 @pytest.fixture
-def export(tmp_path: Path) -> Path:
-    """The folder of the load under test, empty: the case writes the files it is about (unlike
-    tests/conftest.py `export`, no protocols and patients files: they are in `db` already)."""
-    folder = tmp_path / "export"
-    folder.mkdir()
-    return folder
-
-
-@pytest.fixture
 def db(tmp_path: Path, earlier: Earlier) -> Path:
     """A copy of the earlier load of protocols and patients (load 1)."""
     return conftest.copy_db(earlier.references, tmp_path / "clinic.duckdb")
@@ -159,12 +157,6 @@ def db(tmp_path: Path, earlier: Earlier) -> Path:
 def scored_db(tmp_path: Path, earlier: Earlier) -> Path:
     """A copy of the earlier load of protocols, patients and the session of SESSIONS_OK."""
     return conftest.copy_db(earlier.with_session, tmp_path / "clinic.duckdb")
-
-
-@pytest.fixture
-def fresh_db(tmp_path: Path) -> Path:
-    """A database no load has written yet (the path only)."""
-    return tmp_path / "fresh.duckdb"
 
 
 @dataclass(frozen=True)
@@ -433,20 +425,21 @@ def test_fractional_blood_pressure_is_rejected_not_rounded(session_numbers):
     assert reconcile(batch.report, batch.db, "sessions.csv") == SESSION_NUMBER_COUNTS
 
 
-def test_fractional_planned_infusions_is_rejected_not_rounded(export, fresh_db):
+def test_fractional_planned_infusions_is_rejected_not_rounded(export, tmp_path):
+    db = tmp_path / "fresh.duckdb"  # a new database: no earlier load
     # A cast to INTEGER would have read 6.5 as 7; planned infusions are counted.
     write(
         export,
         "protocols.csv",
         "protocol_id,name,planned_infusions,planned_days\nIND6,six,6.0,12\nIND7,seven,6.5,14\n",
     )
-    report = load(export, fresh_db)
-    assert query(fresh_db, "SELECT protocol_id, planned_infusions FROM protocols") == [("IND6", 6)]
-    assert rejected(fresh_db, "protocols.csv") == [
+    report = load(export, db)
+    assert query(db, "SELECT protocol_id, planned_infusions FROM protocols") == [("IND6", 6)]
+    assert rejected(db, "protocols.csv") == [
         (3, "planned_infusions", "6.5",
          "not a whole number; planned infusions must be a whole number")
     ]
-    assert reconcile(report, fresh_db, "protocols.csv") == (2, 1, 0, 1)
+    assert reconcile(report, db, "protocols.csv") == (2, 1, 0, 1)
 
 
 # ---------------------------------------------------------------- 2 item columns on some rows
@@ -568,14 +561,15 @@ def test_excel_serial_session_start_is_rejected(export, db):
     assert reconcile(report, db, "sessions.csv") == (1, 0, 0, 1)
 
 
-def test_excel_serial_birth_date_is_rejected(export, fresh_db):
+def test_excel_serial_birth_date_is_rejected(export, tmp_path):
+    db = tmp_path / "fresh.duckdb"  # a new database: no earlier load
     serial = (dt.date(1980, 3, 4) - dt.date(1899, 12, 30)).days  # 29284
     write(export, "patients.csv", f"patient_id,birth_date\nP1,{serial}\n")
-    report = load(export, fresh_db)
-    assert rejected(fresh_db, "patients.csv") == [
+    report = load(export, db)
+    assert rejected(db, "patients.csv") == [
         (2, "birth_date", str(serial), EXCEL.format(date="1980-03-04"))
     ]
-    assert reconcile(report, fresh_db, "patients.csv") == (1, 0, 0, 1)
+    assert reconcile(report, db, "patients.csv") == (1, 0, 0, 1)
 
 
 def test_number_cell_in_a_workbook_date_column_is_rejected_as_an_excel_serial(export, scored_db):
@@ -962,15 +956,16 @@ def test_treatment_trial_before_the_patients_birth_is_rejected(export, db):
     assert reconcile(report, db, "treatment_history.csv") == (2, 1, 0, 1)
 
 
-def test_birth_date_after_a_session_loaded_earlier_is_rejected(export, fresh_db, tmp_path):
+def test_birth_date_after_a_session_loaded_earlier_is_rejected(export, tmp_path):
+    db = tmp_path / "fresh.duckdb"  # a new database: no earlier load
     # Load 1 has no patients file (P1 derived); load 2 lists P1 born after that session.
     write(export, "protocols.csv", PROTOCOLS)
     write(export, "sessions.csv", SESSIONS_OK)
-    load(export, fresh_db)
+    load(export, db)
     later = tmp_path / "later"
     write(later, "patients.csv", "patient_id,birth_date\nP1,2026-03-01\nP2,1975-06-30\n")
-    report = load(later, fresh_db)
-    assert rejected(fresh_db, "patients.csv") == [
+    report = load(later, db)
+    assert rejected(db, "patients.csv") == [
         (
             2,
             "birth_date",
@@ -979,17 +974,18 @@ def test_birth_date_after_a_session_loaded_earlier_is_rejected(export, fresh_db,
             "check the year",
         )
     ]
-    assert reconcile(report, fresh_db, "patients.csv") == (2, 1, 0, 1)
-    assert query(fresh_db, "SELECT patient_id, source FROM patients ORDER BY 1") == [
+    assert reconcile(report, db, "patients.csv") == (2, 1, 0, 1)
+    assert query(db, "SELECT patient_id, source FROM patients ORDER BY 1") == [
         ("P1", "derived"), ("P2", "patients")
     ]
 
 
-def test_birth_date_in_the_future_is_rejected(export, fresh_db):
+def test_birth_date_in_the_future_is_rejected(export, tmp_path):
+    db = tmp_path / "fresh.duckdb"  # a new database: no earlier load
     write(export, "patients.csv", "patient_id,birth_date\nP1,2027-01-01\nP2,1975-06-30\n")
-    report = load(export, fresh_db)
-    assert [r[:3] for r in rejected(fresh_db, "patients.csv")] == [(2, "birth_date", "2027-01-01")]
-    assert reconcile(report, fresh_db, "patients.csv") == (2, 1, 0, 1)
+    report = load(export, db)
+    assert [r[:3] for r in rejected(db, "patients.csv")] == [(2, "birth_date", "2027-01-01")]
+    assert reconcile(report, db, "patients.csv") == (2, 1, 0, 1)
 
 
 def test_adverse_event_lists_split_over_lines_or_padded_are_trimmed(export, db):

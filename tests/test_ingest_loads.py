@@ -42,8 +42,15 @@ def references(export: Path) -> Path:
 
 
 # A case about one file loads only that file, into a copy of an earlier load of protocols and
-# patients (`db`); a case about a whole export loads every file into a database of its own
-# (`fresh_db`), and the export of every file with SESSIONS and ASSESSMENTS is loaded once.
+# patients (`db`); a case about a whole export loads every file into a new database, and the
+# export of every file with SESSIONS and ASSESSMENTS is loaded once.
+
+
+@pytest.fixture
+def export(tmp_path: Path) -> Path:
+    """Empty (unlike tests/conftest.py `export`): the case writes the files it is about."""
+    (tmp_path / "export").mkdir()
+    return tmp_path / "export"
 
 
 @pytest.fixture(scope="module")
@@ -66,24 +73,9 @@ def whole_load(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Lo
 
 
 @pytest.fixture
-def export(tmp_path: Path) -> Path:
-    """The folder of the load under test, empty: the case writes the files it is about (unlike
-    tests/conftest.py `export`, no protocols and patients files: they are in `db` already)."""
-    folder = tmp_path / "export"
-    folder.mkdir()
-    return folder
-
-
-@pytest.fixture
 def db(tmp_path: Path, earlier_load: Path) -> Path:
     """A copy of `earlier_load`: protocols and patients loaded (load 1)."""
     return copy_db(earlier_load, tmp_path / "clinic.duckdb")
-
-
-@pytest.fixture
-def fresh_db(tmp_path: Path) -> Path:
-    """A database no load has written yet (the path only)."""
-    return tmp_path / "fresh.duckdb"
 
 
 def test_reconciliation_adds_up_for_every_file(whole_load):
@@ -133,21 +125,23 @@ def test_loading_the_same_export_twice_changes_nothing(whole_load, tmp_path):
     assert len(after["rejects"]) == 2 * len(before["rejects"])
 
 
-def test_missing_required_column_stops_the_load_and_leaves_db_unchanged(export, fresh_db):
+def test_missing_required_column_stops_the_load_and_leaves_db_unchanged(export, tmp_path):
+    db = tmp_path / "fresh.duckdb"  # a new database: no earlier load
     references(export)
     write(export, "sessions.csv", SESSIONS)
-    load(export, fresh_db)
-    before = snapshot(fresh_db)
+    load(export, db)
+    before = snapshot(db)
     write(export, "sessions.csv", SESSIONS + "S9,P2,IND6,2026-03-02T09:00,completed\n")
     write(export, "assessments.csv", "patient_id,instrument,total_score\nP1,PHQ-9,10\n")
     with pytest.raises(InputError) as err:
-        load(export, fresh_db)
+        load(export, db)
     assert "assessments.csv: required column 'administered_at' missing" in str(err.value)
-    assert snapshot(fresh_db) == before
-    assert query(fresh_db, "SELECT max(load_id) FROM loads") == [(1,)]
+    assert snapshot(db) == before
+    assert query(db, "SELECT max(load_id) FROM loads") == [(1,)]
 
 
-def test_failure_half_way_rolls_back_files_already_processed(export, fresh_db):
+def test_failure_half_way_rolls_back_files_already_processed(export, tmp_path):
+    db = tmp_path / "fresh.duckdb"  # a new database: no earlier load
     # sessions.csv loads fine, then assessments.csv has an unterminated quote on line 3:
     # the whole load, sessions included, must leave no trace.
     references(export)
@@ -158,15 +152,16 @@ def test_failure_half_way_rolls_back_files_already_processed(export, fresh_db):
         ASSESSMENTS.replace("P1,PHQ-9,2026-02-02,12,post\n", 'P1,"PHQ-9,2026-02-02,12,post\n', 1),
     )
     with pytest.raises(InputError) as err:
-        load(export, fresh_db)
+        load(export, db)
     assert "assessments.csv: line 3" in str(err.value)
     assert "never closed" in str(err.value)
-    assert {t: query(fresh_db, f"SELECT count(*) FROM {t}")[0][0] for t in (*CANONICAL, "loads")} == {
+    assert {t: query(db, f"SELECT count(*) FROM {t}")[0][0] for t in (*CANONICAL, "loads")} == {
         t: 0 for t in (*CANONICAL, "loads")
     }
 
 
-def test_utf8_bom_and_windows_1252_files_load_with_encoding_recorded(export, fresh_db):
+def test_utf8_bom_and_windows_1252_files_load_with_encoding_recorded(export, tmp_path):
+    db = tmp_path / "fresh.duckdb"  # a new database: no earlier load
     write(export, "protocols.csv", PROTOCOLS)
     write(
         export,
@@ -181,15 +176,15 @@ def test_utf8_bom_and_windows_1252_files_load_with_encoding_recorded(export, fre
         "S1,P1,IND6,2026-02-02T09:00,Dr. Müller – “lead”\n",
         encoding="cp1252",
     )
-    report = load(export, fresh_db)
+    report = load(export, db)
     assert result(report, "patients.csv").encoding == "utf-8-sig"
     assert result(report, "sessions.csv").encoding == "cp1252"
     assert "not UTF-8; read as cp1252" in report.render()
-    assert query(fresh_db, "SELECT payer FROM patients ORDER BY patient_id") == [
+    assert query(db, "SELECT payer FROM patients ORDER BY patient_id") == [
         ("Acme “Gold” €",),
         ("Zoë Care",),
     ]
-    assert query(fresh_db, "SELECT provider FROM sessions") == [("Dr. Müller – “lead”",)]
+    assert query(db, "SELECT provider FROM sessions") == [("Dr. Müller – “lead”",)]
 
 
 def test_latin1_file_with_bytes_undefined_in_cp1252_loads(export, db):

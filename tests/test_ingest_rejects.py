@@ -19,6 +19,13 @@ S1,P1,IND6,2026-02-02T09:00,completed
 # made once per module and copied: the load under test is load 2.
 
 
+@pytest.fixture
+def export(tmp_path: Path) -> Path:
+    """Empty (unlike tests/conftest.py `export`): the case writes the files it is about."""
+    (tmp_path / "export").mkdir()
+    return tmp_path / "export"
+
+
 @pytest.fixture(scope="module")
 def earlier(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Databases after an earlier load (copy them, do not write): "references" of protocols
@@ -34,15 +41,6 @@ def earlier(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture
-def export(tmp_path: Path) -> Path:
-    """The folder of the load under test, empty: the case writes the files it is about (unlike
-    tests/conftest.py `export`, no protocols and patients files: they are in `db` already)."""
-    folder = tmp_path / "export"
-    folder.mkdir()
-    return folder
-
-
-@pytest.fixture
 def db(tmp_path: Path, earlier: dict[str, Path]) -> Path:
     """A copy of the earlier load of protocols and patients (load 1)."""
     return copy_db(earlier["references"], tmp_path / "clinic.duckdb")
@@ -52,12 +50,6 @@ def db(tmp_path: Path, earlier: dict[str, Path]) -> Path:
 def scored_db(tmp_path: Path, earlier: dict[str, Path]) -> Path:
     """A copy of the earlier load of protocols, patients and SESSIONS_OK (load 1)."""
     return copy_db(earlier["with_session"], tmp_path / "clinic.duckdb")
-
-
-@pytest.fixture
-def fresh_db(tmp_path: Path) -> Path:
-    """A database no load has written yet (the path only)."""
-    return tmp_path / "fresh.duckdb"
 
 
 def assessments(export, body: str):  # type: ignore[no-untyped-def]
@@ -188,14 +180,15 @@ def test_unknown_patient_is_rejected_when_patients_file_present(export, db):
     assert all(r[3].startswith("unknown patient") for r in rejects(db))
 
 
-def test_patients_are_derived_when_no_patients_file(export, fresh_db):
+def test_patients_are_derived_when_no_patients_file(export, tmp_path):
+    db = tmp_path / "fresh.duckdb"  # a new database: no earlier load
     write(export, "protocols.csv", PROTOCOLS)  # and no patients file
     write(export, "sessions.csv", SESSIONS_OK + "S2,P9,IND6,2026-02-04T09:00,completed\n")
-    report = load(export, fresh_db)
+    report = load(export, db)
     assert result(report, "sessions.csv").loaded == 2
     from tests.conftest import query
 
-    assert query(fresh_db, "SELECT patient_id, source FROM patients ORDER BY 1") == [
+    assert query(db, "SELECT patient_id, source FROM patients ORDER BY 1") == [
         ("P1", "derived"),
         ("P9", "derived"),
     ]
@@ -209,13 +202,14 @@ def test_unknown_protocol_is_rejected(export, db):
     ]
 
 
-def test_reference_to_a_rejected_patient_says_where_that_row_is(export, fresh_db):
+def test_reference_to_a_rejected_patient_says_where_that_row_is(export, tmp_path):
+    db = tmp_path / "fresh.duckdb"  # a new database: no earlier load
     # a first load: P2's own row is rejected in this load, not kept from an earlier one
     write(export, "protocols.csv", PROTOCOLS)
     write(export, "patients.csv", "patient_id,birth_date\nP1,1980-01-01\nP2,1980-02-31\n")
     write(export, "sessions.csv", SESSIONS_OK + "S2,P2,IND6,2026-02-04T09:00,completed\n")
-    load(export, fresh_db)
-    assert rejects(fresh_db, "sessions.csv") == [
+    load(export, db)
+    assert rejects(db, "sessions.csv") == [
         (
             "sessions.csv",
             3,
