@@ -103,6 +103,36 @@ def parquet_bytes() -> bytes:
     return buffer.getvalue()
 
 
+# ---------------------------------------------------------------- fixtures
+# A case is about one file (mostly sessions.csv): its load reads that file only. The protocols
+# and patients it refers to (tests/conftest.py; sessions need protocols loaded, in this load or
+# before) come from an earlier load, made once and copied by each case.
+
+
+@pytest.fixture
+def export(tmp_path: Path) -> Path:
+    """Empty (unlike tests/conftest.py `export`): the case writes the files it is about."""
+    (tmp_path / "export").mkdir()
+    return tmp_path / "export"
+
+
+@pytest.fixture(scope="module")
+def earlier_load(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database after an earlier load of the protocols and patients files (made once, copied
+    by each case)."""
+    folder = tmp_path_factory.mktemp("earlier")
+    write(folder / "export", "protocols.csv", PROTOCOLS)
+    write(folder / "export", "patients.csv", PATIENTS)
+    load(folder / "export", folder / "clinic.duckdb")
+    return folder / "clinic.duckdb"
+
+
+@pytest.fixture
+def db(tmp_path: Path, earlier_load: Path) -> Path:
+    """A copy of `earlier_load`: protocols and patients loaded (load 1)."""
+    return copy_db(earlier_load, tmp_path / "clinic.duckdb")
+
+
 # ---------------------------------------------------------------- 1-2 encodings
 
 
@@ -190,7 +220,6 @@ def test_semicolon_file_with_decimal_commas_loads_numbers_with_points(export, db
 
 
 def test_fractional_score_with_decimal_comma_reaches_validation_as_a_fraction(export, db):
-    write(export, "sessions.csv", sessions_csv(GOOD).decode())
     write(
         export,
         "assessments.csv",
@@ -357,7 +386,9 @@ def test_repeated_header_lines_of_joined_exports_are_rejected_and_the_rest_loads
     assert query(db, "SELECT session_id FROM sessions ORDER BY 1") == [("S1",), ("S3",)]
 
 
-def test_repeated_header_in_a_patients_file_is_not_loaded_as_a_patient(export, db):
+def test_repeated_header_in_a_patients_file_is_not_loaded_as_a_patient(export, tmp_path):
+    db = tmp_path / "fresh.duckdb"  # a new database: no earlier load
+    # a first load: P1 and P2 are added (patients need no other file)
     write(export, "patients.csv", "patient_id\nP1\npatient_id\nP2\n")
     report = load(export, db)
     assert reconciled(report, db, "patients.csv") == (3, 2, 0, 1)
@@ -657,27 +688,15 @@ def ingest_cli(export: Path, db: Path) -> tuple[int, str, str]:
     return run.exit_code, run.stdout, run.stderr
 
 
-@pytest.fixture(scope="module")
-def earlier_load(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A database after an earlier load of the protocols and patients files (made once, copied
-    by each case)."""
-    folder = tmp_path_factory.mktemp("earlier")
-    write(folder / "export", "protocols.csv", PROTOCOLS)
-    write(folder / "export", "patients.csv", PATIENTS)
-    load(folder / "export", folder / "clinic.duckdb")
-    return folder / "clinic.duckdb"
-
-
 @pytest.mark.parametrize(
     ("name", "make", "message"),
     [case[1:] for case in FILE_ERRORS],
     ids=[case[0] for case in FILE_ERRORS],
 )
 def test_file_problem_stops_the_load_with_exit_1_and_leaves_the_database_unchanged(
-    export, db, earlier_load, name, make, message
+    export, db, name, make, message
 ):
-    copy_db(earlier_load, db)  # an earlier load: protocols and patients
-    before = state(db)
+    before = state(db)  # after the earlier load: protocols and patients
     if name.startswith("assessments"):
         write(export, "sessions.csv", sessions_csv(GOOD).decode())
     (export / name).write_bytes(make(export))
@@ -692,8 +711,11 @@ def test_file_problem_stops_the_load_with_exit_1_and_leaves_the_database_unchang
 
 
 @pytest.mark.parametrize("case", ["random-bytes", "xls-named-csv", "nul-byte-inside"])
-def test_file_problem_in_a_real_cli_process_exits_1_without_a_traceback(export, db, case):
+def test_file_problem_in_a_real_cli_process_exits_1_without_a_traceback(export, tmp_path, case):
+    db = tmp_path / "fresh.duckdb"  # a new database: no earlier load
     _, name, make, message = next(c for c in FILE_ERRORS if c[0] == case)
+    write(export, "protocols.csv", PROTOCOLS)
+    write(export, "patients.csv", PATIENTS)
     (export / name).write_bytes(make(export))
     proc = outcomes_process("ingest", export, "--db", db)
     assert proc.returncode == 1

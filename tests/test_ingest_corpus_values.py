@@ -79,8 +79,8 @@ def query(db: Path, sql: str, params: list | None = None) -> list[tuple]:
 
 
 def scores(export: Path, *rows: str, header: str = SCORE_HEADER) -> Path:
-    """sessions.csv with one good session, and assessments.csv with these rows (line 2 on)."""
-    write(export, "sessions.csv", SESSIONS_OK)
+    """assessments.csv with these rows (line 2 on); load it into `scored_db`, which holds the
+    one good session of SESSIONS_OK."""
     write(export, "assessments.csv", header + "\n" + "".join(r + "\n" for r in rows))
     return export
 
@@ -112,6 +112,53 @@ def rejected_at(db: Path, file: str, line: int) -> list[tuple[int, str | None, s
     return [row for row in rejected(db, file) if row[0] == line]
 
 
+# A load reads only the file its cases are about. What the rows refer to (protocols and patients
+# of tests/conftest.py; for scores, also the one good session of SESSIONS_OK) comes from an
+# earlier load, made once per module and copied: the load under test is load 2.
+
+
+@dataclass(frozen=True)
+class Earlier:
+    """The databases after an earlier load, made once per module (copy them, do not write)."""
+
+    tmp_path_factory: pytest.TempPathFactory
+    references: Path  # protocols and patients
+    with_session: Path  # protocols, patients and SESSIONS_OK
+
+
+@pytest.fixture
+def export(tmp_path: Path) -> Path:
+    """Empty (unlike tests/conftest.py `export`): the case writes the files it is about."""
+    (tmp_path / "export").mkdir()
+    return tmp_path / "export"
+
+
+@pytest.fixture(scope="module")
+def earlier(tmp_path_factory: pytest.TempPathFactory) -> Earlier:
+    databases = []
+    for files in ({}, {"sessions.csv": SESSIONS_OK}):
+        folder = tmp_path_factory.mktemp("earlier")
+        write(folder / "export", "protocols.csv", PROTOCOLS)
+        write(folder / "export", "patients.csv", PATIENTS)
+        for name, text in files.items():
+            write(folder / "export", name, text)
+        load(folder / "export", folder / "clinic.duckdb")
+        databases.append(folder / "clinic.duckdb")
+    return Earlier(tmp_path_factory, *databases)
+
+
+@pytest.fixture
+def db(tmp_path: Path, earlier: Earlier) -> Path:
+    """A copy of the earlier load of protocols and patients (load 1)."""
+    return conftest.copy_db(earlier.references, tmp_path / "clinic.duckdb")
+
+
+@pytest.fixture
+def scored_db(tmp_path: Path, earlier: Earlier) -> Path:
+    """A copy of the earlier load of protocols, patients and the session of SESSIONS_OK."""
+    return conftest.copy_db(earlier.with_session, tmp_path / "clinic.duckdb")
+
+
 @dataclass(frozen=True)
 class Batch:
     """One export holding every case of a rule, loaded once."""
@@ -120,30 +167,26 @@ class Batch:
     report: LoadReport
 
 
-def load_batch(folder: Path, files: dict[str, str]) -> Batch:
-    """protocols.csv and patients.csv of tests/conftest.py plus `files` (name -> text), loaded."""
-    write(folder / "export", "protocols.csv", PROTOCOLS)
-    write(folder / "export", "patients.csv", PATIENTS)
+def load_batch(earlier_db: Path, folder: Path, files: dict[str, str]) -> Batch:
+    """`files` (name -> text) loaded into a copy of `earlier_db`."""
     for name, text in files.items():
         write(folder / "export", name, text)
-    db = folder / "clinic.duckdb"
+    db = conftest.copy_db(earlier_db, folder / "clinic.duckdb")
     batch = Batch(db, load(folder / "export", db))
     READERS[db] = duckdb.connect(str(db), read_only=True)
     return batch
 
 
-def score_batch(tmp_path_factory: pytest.TempPathFactory, rows: list[str],
-                header: str = SCORE_HEADER) -> Batch:
-    """sessions.csv with one good session, assessments.csv with `rows` (line 2 on)."""
-    folder = tmp_path_factory.mktemp("values")
-    return load_batch(folder, {"sessions.csv": SESSIONS_OK, "assessments.csv": lines(header, rows)})
+def score_batch(earlier: Earlier, rows: list[str], header: str = SCORE_HEADER) -> Batch:
+    """assessments.csv with `rows` (line 2 on), loaded after the one good session."""
+    folder = earlier.tmp_path_factory.mktemp("values")
+    return load_batch(earlier.with_session, folder, {"assessments.csv": lines(header, rows)})
 
 
-def session_batch(tmp_path_factory: pytest.TempPathFactory, header: str,
-                  rows: list[str]) -> Batch:
+def session_batch(earlier: Earlier, header: str, rows: list[str]) -> Batch:
     """sessions.csv with `header` and `rows` (line 2 on)."""
-    folder = tmp_path_factory.mktemp("values")
-    return load_batch(folder, {"sessions.csv": lines(header, rows)})
+    folder = earlier.tmp_path_factory.mktemp("values")
+    return load_batch(earlier.references, folder, {"sessions.csv": lines(header, rows)})
 
 
 def day(i: int) -> str:
@@ -198,9 +241,9 @@ TOTALS_NOT_SCORES = [
 
 
 @pytest.fixture(scope="module")
-def totals_not_scores(tmp_path_factory: pytest.TempPathFactory) -> Batch:
+def totals_not_scores(earlier: Earlier) -> Batch:
     # line 2 is a good score; lines 3 on hold the values under test
-    return score_batch(tmp_path_factory, ["P1,PHQ-9,2026-02-02T08:30,18"] + [
+    return score_batch(earlier, ["P1,PHQ-9,2026-02-02T08:30,18"] + [
         f"P1,PHQ-9,2026-02-03,{total}" for total, _ in TOTALS_NOT_SCORES])
 
 
@@ -219,9 +262,9 @@ LOOSE_TOTALS = ["12.0", "12 ", " 12", "\u00a012\u00a0", "+12", "012"]
 
 
 @pytest.fixture(scope="module")
-def loose_totals(tmp_path_factory: pytest.TempPathFactory) -> Batch:
-    return score_batch(tmp_path_factory, [f"P1,PHQ-9,{day(i)},{total}"
-                                          for i, total in enumerate(LOOSE_TOTALS)])
+def loose_totals(earlier: Earlier) -> Batch:
+    return score_batch(earlier, [f"P1,PHQ-9,{day(i)},{total}"
+                                 for i, total in enumerate(LOOSE_TOTALS)])
 
 
 @pytest.mark.parametrize(("i", "total"), list(enumerate(LOOSE_TOTALS)))
@@ -233,7 +276,7 @@ def test_whole_number_total_written_loosely_loads_as_that_number(loose_totals, i
     assert reconcile(batch.report, batch.db, "assessments.csv") == (n, n, 0, 0)
 
 
-def test_fractional_total_of_an_instrument_without_item_scoring_loads(export, db, tmp_path):
+def test_fractional_total_of_an_instrument_without_item_scoring_loads(export, scored_db, tmp_path):
     # A configured instrument with scoring = "none" (not a sum of items) may have any total.
     from pipeline.config import load_config
     from pipeline.ingest import ingest
@@ -246,9 +289,9 @@ def test_fractional_total_of_an_instrument_without_item_scoring_loads(export, db
         'item_max = 0\nremission = 2\ncaseness = 5\nreliable_change = 2\nscoring = "none"\n',
     )
     scores(export, "P1,VAS,2026-02-03,6.5")
-    report = ingest(export, db, load_config(config_file), today=LOAD_DAY)
-    assert query(db, "SELECT instrument, total_score FROM assessments") == [("VAS", 6.5)]
-    assert reconcile(report, db, "assessments.csv") == (1, 1, 0, 0)
+    report = ingest(export, scored_db, load_config(config_file), today=LOAD_DAY)
+    assert query(scored_db, "SELECT instrument, total_score FROM assessments") == [("VAS", 6.5)]
+    assert reconcile(report, scored_db, "assessments.csv") == (1, 1, 0, 0)
 
 
 ITEMS_NOT_SCORES = [
@@ -265,10 +308,10 @@ ITEMS_NOT_SCORES = [
 
 
 @pytest.fixture(scope="module")
-def items_not_scores(tmp_path_factory: pytest.TempPathFactory) -> Batch:
+def items_not_scores(earlier: Earlier) -> Batch:
     # items 1,1,<item>,1,1,1,1,1,1; the total 9 would fit an item_3 of 1
-    return score_batch(tmp_path_factory, [f"P1,PHQ-9,{day(i)},9,pre,1,1,{item},1,1,1,1,1,1"
-                                          for i, (item, _) in enumerate(ITEMS_NOT_SCORES)],
+    return score_batch(earlier, [f"P1,PHQ-9,{day(i)},9,pre,1,1,{item},1,1,1,1,1,1"
+                                 for i, (item, _) in enumerate(ITEMS_NOT_SCORES)],
                        header=ITEM_HEADER)
 
 
@@ -286,9 +329,9 @@ LOOSE_ITEMS = ["1.0", " 1 ", "1\u00a0"]
 
 
 @pytest.fixture(scope="module")
-def loose_items(tmp_path_factory: pytest.TempPathFactory) -> Batch:
-    return score_batch(tmp_path_factory, [f"P1,PHQ-9,{day(i)},9,pre,1,1,{item},1,1,1,1,1,1"
-                                          for i, item in enumerate(LOOSE_ITEMS)],
+def loose_items(earlier: Earlier) -> Batch:
+    return score_batch(earlier, [f"P1,PHQ-9,{day(i)},9,pre,1,1,{item},1,1,1,1,1,1"
+                                 for i, item in enumerate(LOOSE_ITEMS)],
                        header=ITEM_HEADER)
 
 
@@ -315,24 +358,38 @@ BAD_SESSION_NUMBERS = [(column, value) for column in SESSION_NUMBERS
                        for value in ("NaN", "nan", "Inf", "-inf", "1e400", "-1")]
 
 
+# After the bad values (lines 3 to 38), lines 39-40: the edges of the plausible ranges (300.0 is
+# the whole 300); line 41: a fractional blood pressure.
+EDGE_SESSIONS = [
+    "S37,P1,IND6,2026-03-02T09:00,0,20,0,0,50,20",
+    "S38,P1,IND6,2026-03-04T09:00,5,400,2000,600,300.0,200",
+    "S39,P1,IND6,2026-03-06T09:00,,,,,120.5,",
+]
+EDGE_LINE = len(BAD_SESSION_NUMBERS) + 3
+# read = the empty line 2, the bad values, the edges and the fraction; loaded: line 2 and the
+# edges; rejected: the bad values and the fraction
+SESSION_NUMBER_COUNTS = (len(BAD_SESSION_NUMBERS) + 4, 3, 0, len(BAD_SESSION_NUMBERS) + 1)
+
+
 @pytest.fixture(scope="module")
-def bad_session_numbers(tmp_path_factory: pytest.TempPathFactory) -> Batch:
+def session_numbers(earlier: Earlier) -> Batch:
     # line 2: every number column left empty is fine; lines 3 on: one bad value each
     columns = list(SESSION_NUMBERS)
     rows = ["S0,P1,IND6,2026-01-01T09:00" + "," * len(columns)]
     for i, (column, value) in enumerate(BAD_SESSION_NUMBERS):
         cells = [value if c == column else "" for c in columns]
         rows.append(f"S{i + 1},P1,IND6,{day(i)}T09:00," + ",".join(cells))
-    return session_batch(tmp_path_factory,
-                         "session_id,patient_id,protocol_id,started_at," + ",".join(columns), rows)
+    return session_batch(earlier,
+                         "session_id,patient_id,protocol_id,started_at," + ",".join(columns),
+                         rows + EDGE_SESSIONS)
 
 
 @pytest.mark.parametrize(("at", "column", "value"),
                          [(i + 3, *case) for i, case in enumerate(BAD_SESSION_NUMBERS)])
 def test_non_finite_or_negative_session_number_is_rejected_naming_the_range(
-    bad_session_numbers, at, column, value
+    session_numbers, at, column, value
 ):
-    batch = bad_session_numbers
+    batch = session_numbers
     plausible, what = SESSION_NUMBERS[column]
     [(line, col, raw, reason)] = rejected_at(batch.db, "sessions.csv", at)
     assert (line, col, raw) == (at, column, value)
@@ -342,50 +399,34 @@ def test_non_finite_or_negative_session_number_is_rejected_naming_the_range(
         assert reason == NAN.format(what=what)
     else:
         assert reason == INF.format(what=what)
-    n = len(BAD_SESSION_NUMBERS)
-    assert reconcile(batch.report, batch.db, "sessions.csv") == (n + 1, 1, 0, n)
+    assert reconcile(batch.report, batch.db, "sessions.csv") == SESSION_NUMBER_COUNTS
 
 
-def test_session_numbers_at_the_edges_of_the_plausible_ranges_load(export, db):
-    report = load(
-        sessions(
-            export,
-            "session_id,patient_id,protocol_id,started_at,dose_mg_per_kg,weight_kg,dose_mg,"
-            "duration_minutes,bp_systolic_max,bp_diastolic_max",
-            "S1,P1,IND6,2026-02-02T09:00,0,20,0,0,50,20",
-            "S2,P1,IND6,2026-02-04T09:00,5,400,2000,600,300.0,200",  # 300.0 is the whole 300
-        ),
-        db,
-    )
+def test_session_numbers_at_the_edges_of_the_plausible_ranges_load(session_numbers):
+    batch = session_numbers
     assert query(
-        db,
+        batch.db,
         "SELECT dose_mg_per_kg, weight_kg, dose_mg, duration_minutes, bp_systolic_max, "
-        "bp_diastolic_max FROM sessions ORDER BY session_id",
+        "bp_diastolic_max FROM sessions WHERE session_id IN ('S37', 'S38') ORDER BY session_id",
     ) == [(0.0, 20.0, 0.0, 0.0, 50, 20), (5.0, 400.0, 2000.0, 600.0, 300, 200)]
-    assert reconcile(report, db, "sessions.csv") == (2, 2, 0, 0)
+    assert reconcile(batch.report, batch.db, "sessions.csv") == SESSION_NUMBER_COUNTS
 
 
-def test_fractional_blood_pressure_is_rejected_not_rounded(export, db):
-    report = load(
-        sessions(
-            export,
-            "session_id,patient_id,protocol_id,started_at,bp_systolic_max",
-            "S1,P1,IND6,2026-02-02T09:00,120.5",
-        ),
-        db,
-    )
-    assert rejected(db, "sessions.csv") == [
+def test_fractional_blood_pressure_is_rejected_not_rounded(session_numbers):
+    batch = session_numbers
+    assert rejected_at(batch.db, "sessions.csv", EDGE_LINE + 2) == [
         (
-            2,
+            EDGE_LINE + 2,
             "bp_systolic_max",
             "120.5",
             "not a whole number; systolic blood pressure (mmHg) must be a whole number",
         )
     ]
-    assert reconcile(report, db, "sessions.csv") == (1, 0, 0, 1)
+    assert reconcile(batch.report, batch.db, "sessions.csv") == SESSION_NUMBER_COUNTS
 
 
-def test_fractional_planned_infusions_is_rejected_not_rounded(export, db):
+def test_fractional_planned_infusions_is_rejected_not_rounded(export, tmp_path):
+    db = tmp_path / "fresh.duckdb"  # a new database: no earlier load
     # A cast to INTEGER would have read 6.5 as 7; planned infusions are counted.
     write(
         export,
@@ -404,33 +445,36 @@ def test_fractional_planned_infusions_is_rejected_not_rounded(export, db):
 # ---------------------------------------------------------------- 2 item columns on some rows
 
 
-def test_rows_with_all_items_load_their_items(export, db):
-    report = load(
-        scores(export, "P1,PHQ-9,2026-02-03,9,pre,1,1,1,1,1,1,1,1,1", header=ITEM_HEADER), db
-    )
-    assert query(db, "SELECT items FROM assessments") == [([1] * 9,)]
-    assert reconcile(report, db, "assessments.csv") == (1, 1, 0, 0)
+ITEM_SETS = [
+    "P1,PHQ-9,2026-02-03,9,pre,1,1,1,1,1,1,1,1,1",  # line 2: every item
+    "P1,PHQ-9,2026-02-04,14,pre,,,,,,,,,",  # line 3: no item
+    "P1,PHQ-9,2026-02-05,7,pre,1,1,,1,1,1,,1,1",  # line 4: items 3 and 7 left empty
+    "P1,GAD-7,2026-02-03,7,post,1,1,1,1,1,1,1,,",  # line 5: a GAD-7, 7 items of the 9 columns
+]
+# read 4 = loaded 3 (lines 2, 3, 5) + rejected 1 (line 4)
+ITEM_SETS_COUNTS = (4, 3, 0, 1)
 
 
-def test_rows_with_no_items_load_the_total_with_items_null(export, db):
-    report = load(scores(export, "P1,PHQ-9,2026-02-03,14,pre,,,,,,,,,", header=ITEM_HEADER), db)
-    assert query(db, "SELECT total_score, items FROM assessments") == [(14.0, None)]
-    assert reconcile(report, db, "assessments.csv") == (1, 1, 0, 0)
+@pytest.fixture(scope="module")
+def item_sets(earlier: Earlier) -> Batch:
+    return score_batch(earlier, ITEM_SETS, header=ITEM_HEADER)
 
 
-def test_rows_with_some_items_are_rejected_naming_the_missing_items(export, db):
-    # line 2 complete, line 3 none, line 4 items 3 and 7 left empty
-    report = load(
-        scores(
-            export,
-            "P1,PHQ-9,2026-02-03,9,pre,1,1,1,1,1,1,1,1,1",
-            "P1,PHQ-9,2026-02-04,14,pre,,,,,,,,,",
-            "P1,PHQ-9,2026-02-05,7,pre,1,1,,1,1,1,,1,1",
-            header=ITEM_HEADER,
-        ),
-        db,
-    )
-    assert rejected(db, "assessments.csv") == [
+def test_rows_with_all_items_load_their_items(item_sets):
+    assert query(item_sets.db, "SELECT items FROM assessments WHERE instrument = 'PHQ-9' "
+                               "AND administered_at = ?", ["2026-02-03"]) == [([1] * 9,)]
+    assert reconcile(item_sets.report, item_sets.db, "assessments.csv") == ITEM_SETS_COUNTS
+
+
+def test_rows_with_no_items_load_the_total_with_items_null(item_sets):
+    assert query(item_sets.db, "SELECT total_score, items FROM assessments "
+                               "WHERE administered_at = ?", ["2026-02-04"]) == [(14.0, None)]
+    assert reconcile(item_sets.report, item_sets.db, "assessments.csv") == ITEM_SETS_COUNTS
+
+
+def test_rows_with_some_items_are_rejected_naming_the_missing_items(item_sets):
+    # line 2 complete, line 3 none, line 4 items 3 and 7 left empty: only line 4 is rejected
+    assert rejected(item_sets.db, "assessments.csv") == [
         (
             4,
             "item_3",
@@ -439,10 +483,17 @@ def test_rows_with_some_items_are_rejected_naming_the_missing_items(export, db):
             "against a partial set (missing: items 3, 7)",
         )
     ]
-    assert reconcile(report, db, "assessments.csv") == (3, 2, 0, 1)
+    assert reconcile(item_sets.report, item_sets.db, "assessments.csv") == ITEM_SETS_COUNTS
 
 
-def test_items_missing_because_the_file_lacks_their_columns_are_named(export, db):
+def test_shorter_instrument_in_a_wider_item_file_loads_its_own_items(item_sets):
+    # GAD-7 has 7 items; item_8 and item_9 of a 9-column file stay empty
+    assert query(item_sets.db, "SELECT items FROM assessments WHERE instrument = 'GAD-7'") == [
+        ([1] * 7,)]
+    assert reconcile(item_sets.report, item_sets.db, "assessments.csv") == ITEM_SETS_COUNTS
+
+
+def test_items_missing_because_the_file_lacks_their_columns_are_named(export, scored_db):
     # The file has item_1..item_7 (a GAD-7 layout): a PHQ-9 with items lacks items 8 and 9.
     header = SCORE_HEADER + "," + ",".join(f"item_{i}" for i in range(1, 8))
     report = load(
@@ -453,9 +504,9 @@ def test_items_missing_because_the_file_lacks_their_columns_are_named(export, db
             "P1,PHQ-9,2026-02-04,12,,,,,,,",
             header=header,
         ),
-        db,
+        scored_db,
     )
-    assert rejected(db, "assessments.csv") == [
+    assert rejected(scored_db, "assessments.csv") == [
         (
             3,
             "item_8",
@@ -464,20 +515,11 @@ def test_items_missing_because_the_file_lacks_their_columns_are_named(export, db
             "against a partial set (missing: items 8, 9)",
         )
     ]
-    assert query(db, "SELECT instrument, items FROM assessments ORDER BY administered_at") == [
+    assert query(scored_db, "SELECT instrument, items FROM assessments ORDER BY administered_at") == [
         ("GAD-7", [1] * 7),
         ("PHQ-9", None),
     ]
-    assert reconcile(report, db, "assessments.csv") == (3, 2, 0, 1)
-
-
-def test_shorter_instrument_in_a_wider_item_file_loads_its_own_items(export, db):
-    # GAD-7 has 7 items; item_8 and item_9 of a 9-column file stay empty
-    report = load(
-        scores(export, "P1,GAD-7,2026-02-03,7,post,1,1,1,1,1,1,1,,", header=ITEM_HEADER), db
-    )
-    assert query(db, "SELECT items FROM assessments") == [([1] * 7,)]
-    assert reconcile(report, db, "assessments.csv") == (1, 1, 0, 0)
+    assert reconcile(report, scored_db, "assessments.csv") == (3, 2, 0, 1)
 
 
 # ---------------------------------------------------------------- 3 Excel serial dates
@@ -487,8 +529,8 @@ EXCEL_SERIALS = [("46023", "2026-01-01"), ("46023.375", "2026-01-01 09:00")]
 
 
 @pytest.fixture(scope="module")
-def excel_serials(tmp_path_factory: pytest.TempPathFactory) -> Batch:
-    return score_batch(tmp_path_factory, [f"P1,PHQ-9,{serial},12" for serial, _ in EXCEL_SERIALS])
+def excel_serials(earlier: Earlier) -> Batch:
+    return score_batch(earlier, [f"P1,PHQ-9,{serial},12" for serial, _ in EXCEL_SERIALS])
 
 
 @pytest.mark.parametrize(("line", "serial", "date"),
@@ -519,7 +561,8 @@ def test_excel_serial_session_start_is_rejected(export, db):
     assert reconcile(report, db, "sessions.csv") == (1, 0, 0, 1)
 
 
-def test_excel_serial_birth_date_is_rejected(export, db):
+def test_excel_serial_birth_date_is_rejected(export, tmp_path):
+    db = tmp_path / "fresh.duckdb"  # a new database: no earlier load
     serial = (dt.date(1980, 3, 4) - dt.date(1899, 12, 30)).days  # 29284
     write(export, "patients.csv", f"patient_id,birth_date\nP1,{serial}\n")
     report = load(export, db)
@@ -529,9 +572,8 @@ def test_excel_serial_birth_date_is_rejected(export, db):
     assert reconcile(report, db, "patients.csv") == (1, 0, 0, 1)
 
 
-def test_number_cell_in_a_workbook_date_column_is_rejected_as_an_excel_serial(export, db):
+def test_number_cell_in_a_workbook_date_column_is_rejected_as_an_excel_serial(export, scored_db):
     # A date typed into a cell formatted as a number: the workbook holds the serial only.
-    write(export, "sessions.csv", SESSIONS_OK)
     book = xlsxwriter.Workbook(str(export / "assessments.xlsx"))
     sheet = book.add_worksheet()
     sheet.write_row(0, 0, SCORE_HEADER.split(","))
@@ -539,11 +581,11 @@ def test_number_cell_in_a_workbook_date_column_is_rejected_as_an_excel_serial(ex
     sheet.write_number(1, 2, 46023.375)
     sheet.write_number(1, 3, 12)
     book.close()
-    report = load(export, db)
-    assert rejected(db, "assessments.xlsx") == [
+    report = load(export, scored_db)
+    assert rejected(scored_db, "assessments.xlsx") == [
         (2, "administered_at", "46023.375", EXCEL.format(date="2026-01-01 09:00"))
     ]
-    assert reconcile(report, db, "assessments.xlsx") == (1, 0, 0, 1)
+    assert reconcile(report, scored_db, "assessments.xlsx") == (1, 0, 0, 1)
 
 
 # ---------------------------------------------------------------- 4 date formats
@@ -561,10 +603,10 @@ ISO_FORMS = [
 
 
 @pytest.fixture(scope="module")
-def iso_forms(tmp_path_factory: pytest.TempPathFactory) -> Batch:
+def iso_forms(earlier: Earlier) -> Batch:
     # total 10 + i tells the rows apart (several forms give the same time)
-    return score_batch(tmp_path_factory, [f"P1,PHQ-9,{text},{10 + i}"
-                                          for i, (text, _, _) in enumerate(ISO_FORMS)])
+    return score_batch(earlier, [f"P1,PHQ-9,{text},{10 + i}"
+                                 for i, (text, _, _) in enumerate(ISO_FORMS)])
 
 
 @pytest.mark.parametrize(("i", "text", "loaded", "date_only"),
@@ -609,9 +651,9 @@ NOT_ISO_DATES = [
 
 
 @pytest.fixture(scope="module")
-def not_iso_dates(tmp_path_factory: pytest.TempPathFactory) -> Batch:
+def not_iso_dates(earlier: Earlier) -> Batch:
     # line 2 is a good score; lines 3 on hold the dates under test
-    return score_batch(tmp_path_factory, ["P1,PHQ-9,2026-03-01,12"] + [
+    return score_batch(earlier, ["P1,PHQ-9,2026-03-01,12"] + [
         f"P1,PHQ-9,{text},12" for text, _ in NOT_ISO_DATES])
 
 
@@ -626,7 +668,7 @@ def test_non_iso_date_is_rejected_with_a_reason_that_says_how_to_write_it(not_is
     assert reconcile(batch.report, batch.db, "assessments.csv") == (n + 1, 1, 0, n)
 
 
-def test_one_column_of_mixed_date_formats_loads_the_iso_rows_only(export, db):
+def test_one_column_of_mixed_date_formats_loads_the_iso_rows_only(export, scored_db):
     report = load(
         scores(
             export,
@@ -638,18 +680,18 @@ def test_one_column_of_mixed_date_formats_loads_the_iso_rows_only(export, db):
             "P1,PHQ-9,4.3.2026,15",  # line 7
             "P1,PHQ-9,2026/03/04,16",  # line 8
         ),
-        db,
+        scored_db,
     )
-    assert query(db, "SELECT total_score FROM assessments ORDER BY administered_at") == [
+    assert query(scored_db, "SELECT total_score FROM assessments ORDER BY administered_at") == [
         (10.0,), (11.0,), (12.0,)
     ]
-    assert [r[:3] for r in rejected(db, "assessments.csv")] == [
+    assert [r[:3] for r in rejected(scored_db, "assessments.csv")] == [
         (5, "administered_at", "04/03/2026"),
         (6, "administered_at", "03/04/2026"),
         (7, "administered_at", "4.3.2026"),
         (8, "administered_at", "2026/03/04"),
     ]
-    assert reconcile(report, db, "assessments.csv") == (7, 3, 0, 4)
+    assert reconcile(report, scored_db, "assessments.csv") == (7, 3, 0, 4)
 
 
 # ---------------------------------------------------------------- 5 time zones
@@ -675,10 +717,10 @@ UTC_OFFSETS = [
 
 
 @pytest.fixture(scope="module")
-def utc_offsets(tmp_path_factory: pytest.TempPathFactory) -> Batch:
+def utc_offsets(earlier: Earlier) -> Batch:
     # total 10 + i tells the rows apart (every one is 09:00 wall-clock time)
-    return score_batch(tmp_path_factory, [f"P1,PHQ-9,{text},{10 + i}"
-                                          for i, text in enumerate(UTC_OFFSETS)])
+    return score_batch(earlier, [f"P1,PHQ-9,{text},{10 + i}"
+                                 for i, text in enumerate(UTC_OFFSETS)])
 
 
 @pytest.mark.parametrize(("i", "text"), list(enumerate(UTC_OFFSETS)))
@@ -718,8 +760,8 @@ ZONES = ["2026-03-04 09:00:00 Europe/Berlin", "2026-03-04T09:00:00 EST", "2026-0
 
 
 @pytest.fixture(scope="module")
-def zones(tmp_path_factory: pytest.TempPathFactory) -> Batch:
-    return score_batch(tmp_path_factory, [f"P1,PHQ-9,{text},12" for text in ZONES])
+def zones(earlier: Earlier) -> Batch:
+    return score_batch(earlier, [f"P1,PHQ-9,{text},12" for text in ZONES])
 
 
 @pytest.mark.parametrize(("at", "text"), [(i + 2, text) for i, text in enumerate(ZONES)])
@@ -745,8 +787,8 @@ STATUSES = [
 
 
 @pytest.fixture(scope="module")
-def statuses(tmp_path_factory: pytest.TempPathFactory) -> Batch:
-    return session_batch(tmp_path_factory, "session_id,patient_id,protocol_id,started_at,status",
+def statuses(earlier: Earlier) -> Batch:
+    return session_batch(earlier, "session_id,patient_id,protocol_id,started_at,status",
                          [f"S{i},P1,IND6,{day(i)}T09:00,{status}"
                           for i, (status, _) in enumerate(STATUSES)])
 
@@ -763,9 +805,9 @@ TIMINGS = [("PRE", "pre"), (" post ", "post"), ("Follow-up", "followup")]
 
 
 @pytest.fixture(scope="module")
-def timings(tmp_path_factory: pytest.TempPathFactory) -> Batch:
-    return score_batch(tmp_path_factory, [f"P1,PHQ-9,{day(i)},12,{timing}"
-                                          for i, (timing, _) in enumerate(TIMINGS)],
+def timings(earlier: Earlier) -> Batch:
+    return score_batch(earlier, [f"P1,PHQ-9,{day(i)},12,{timing}"
+                                 for i, (timing, _) in enumerate(TIMINGS)],
                        header=SCORE_HEADER + ",timing")
 
 
@@ -781,8 +823,8 @@ PADDED_IDS = [" P1", "P1 ", "\u00a0P1\u00a0", '"\tP1\t"', "\u2003P1"]
 
 
 @pytest.fixture(scope="module")
-def padded_ids(tmp_path_factory: pytest.TempPathFactory) -> Batch:
-    return session_batch(tmp_path_factory, "session_id,patient_id,protocol_id,started_at",
+def padded_ids(earlier: Earlier) -> Batch:
+    return session_batch(earlier, "session_id,patient_id,protocol_id,started_at",
                          [f" S{i} ,{patient}, IND6 ,{day(i)}T09:00"
                           for i, patient in enumerate(PADDED_IDS)])
 
@@ -801,9 +843,9 @@ INVISIBLE_IDS = ["P\u200b1", "P1\u200b", "\ufeffP1", "P\u00a01", "P\u20601", '"P
 
 
 @pytest.fixture(scope="module")
-def invisible_ids(tmp_path_factory: pytest.TempPathFactory) -> Batch:
+def invisible_ids(earlier: Earlier) -> Batch:
     # line 2 is a good session; lines 3 on hold the ids under test
-    return session_batch(tmp_path_factory, "session_id,patient_id,protocol_id,started_at",
+    return session_batch(earlier, "session_id,patient_id,protocol_id,started_at",
                          ["S1,P1,IND6,2026-02-02T09:00"]
                          + [f"S{i + 2},{patient},IND6,{day(i)}T09:00"
                             for i, patient in enumerate(INVISIBLE_IDS)])
@@ -819,8 +861,7 @@ def test_id_with_an_invisible_character_is_rejected_once(invisible_ids, line, pa
     assert reconcile(batch.report, batch.db, "sessions.csv") == (n + 1, 1, 0, n)
 
 
-def test_invisible_characters_in_other_id_columns_are_rejected(export, db):
-    write(export, "sessions.csv", SESSIONS_OK)
+def test_invisible_characters_in_other_id_columns_are_rejected(export, scored_db):
     write(
         export,
         "assessments.csv",
@@ -828,42 +869,47 @@ def test_invisible_characters_in_other_id_columns_are_rejected(export, db):
         "A1\u200b,P1,PHQ-9,2026-02-02,10,S1\n"  # line 2
         "A2,P1,PHQ-9,2026-02-03,10,S\u200b1\n",  # line 3
     )
-    report = load(export, db)
-    assert rejected(db, "assessments.csv") == [
+    report = load(export, scored_db)
+    assert rejected(scored_db, "assessments.csv") == [
         (2, "assessment_id", "A1\u200b", INVISIBLE_ID),
         (3, "session_id", "S\u200b1", INVISIBLE_ID),
     ]
-    assert reconcile(report, db, "assessments.csv") == (2, 0, 0, 2)
+    assert reconcile(report, scored_db, "assessments.csv") == (2, 0, 0, 2)
 
 
-def test_instrument_name_ignores_case_and_spaces(export, db):
-    report = load(scores(export, "P1, phq 9 ,2026-02-03,12", "P1,Phq-9,2026-02-04,12"), db)
-    assert query(db, "SELECT instrument FROM assessments") == [("PHQ-9",), ("PHQ-9",)]
-    assert reconcile(report, db, "assessments.csv") == (2, 2, 0, 0)
+def test_instrument_name_ignores_case_and_spaces(export, scored_db):
+    report = load(scores(export, "P1, phq 9 ,2026-02-03,12", "P1,Phq-9,2026-02-04,12"), scored_db)
+    assert query(scored_db, "SELECT instrument FROM assessments") == [("PHQ-9",), ("PHQ-9",)]
+    assert reconcile(report, scored_db, "assessments.csv") == (2, 2, 0, 0)
 
 
 # ---------------------------------------------------------------- 7 implausible dates
 
 
-def test_date_before_1900_is_rejected(export, db):
-    report = load(scores(export, "P1,PHQ-9,1899-12-31,12"), db)
-    assert rejected(db, "assessments.csv") == [
-        (2, "administered_at", "1899-12-31", "implausible date before 1900; check the year")
-    ]
-    assert reconcile(report, db, "assessments.csv") == (1, 0, 0, 1)
-
-
 AFTER_LOAD_DAY = ["2226-03-04", "9999-12-31T23:59", "2026-11-29"]
+# lines 2-4: after the day of the load; line 5: before 1900; line 6: before P1's birth
+# (1980-03-04); line 7: a plausible date
+IMPLAUSIBLE_DATES = [*AFTER_LOAD_DAY, "1899-12-31", "1979-12-31", "2026-02-03"]
+# read 6 = loaded 1 (line 7) + rejected 5
+IMPLAUSIBLE_DATES_COUNTS = (6, 1, 0, 5)
 
 
 @pytest.fixture(scope="module")
-def after_load_day(tmp_path_factory: pytest.TempPathFactory) -> Batch:
-    return score_batch(tmp_path_factory, [f"P1,PHQ-9,{text},12" for text in AFTER_LOAD_DAY])
+def implausible_dates(earlier: Earlier) -> Batch:
+    return score_batch(earlier, [f"P1,PHQ-9,{text},12" for text in IMPLAUSIBLE_DATES])
+
+
+def test_date_before_1900_is_rejected(implausible_dates):
+    batch = implausible_dates
+    assert rejected_at(batch.db, "assessments.csv", 5) == [
+        (5, "administered_at", "1899-12-31", "implausible date before 1900; check the year")
+    ]
+    assert reconcile(batch.report, batch.db, "assessments.csv") == IMPLAUSIBLE_DATES_COUNTS
 
 
 @pytest.mark.parametrize(("line", "text"), [(i + 2, t) for i, t in enumerate(AFTER_LOAD_DAY)])
-def test_date_after_the_day_of_the_load_is_rejected(after_load_day, line, text):
-    batch = after_load_day
+def test_date_after_the_day_of_the_load_is_rejected(implausible_dates, line, text):
+    batch = implausible_dates
     assert rejected_at(batch.db, "assessments.csv", line) == [
         (
             line,
@@ -873,8 +919,7 @@ def test_date_after_the_day_of_the_load_is_rejected(after_load_day, line, text):
             "of the exporting system",
         )
     ]
-    n = len(AFTER_LOAD_DAY)
-    assert reconcile(batch.report, batch.db, "assessments.csv") == (n, 0, 0, n)
+    assert reconcile(batch.report, batch.db, "assessments.csv") == IMPLAUSIBLE_DATES_COUNTS
 
 
 def test_session_before_the_patients_birth_is_rejected(export, db):
@@ -892,10 +937,12 @@ def test_session_before_the_patients_birth_is_rejected(export, db):
     assert reconcile(report, db, "sessions.csv") == (2, 1, 0, 1)
 
 
-def test_score_before_the_patients_birth_is_rejected(export, db):
-    report = load(scores(export, "P1,PHQ-9,1979-12-31,12", "P1,PHQ-9,2026-02-03,12"), db)
-    assert rejected(db, "assessments.csv") == [(2, "administered_at", "1979-12-31", BEFORE_BIRTH)]
-    assert reconcile(report, db, "assessments.csv") == (2, 1, 0, 1)
+def test_score_before_the_patients_birth_is_rejected(implausible_dates):
+    batch = implausible_dates
+    assert rejected_at(batch.db, "assessments.csv", 6) == [
+        (6, "administered_at", "1979-12-31", BEFORE_BIRTH)]
+    assert rejected_at(batch.db, "assessments.csv", 7) == []  # after the birth: loaded
+    assert reconcile(batch.report, batch.db, "assessments.csv") == IMPLAUSIBLE_DATES_COUNTS
 
 
 def test_treatment_trial_before_the_patients_birth_is_rejected(export, db):
@@ -909,9 +956,10 @@ def test_treatment_trial_before_the_patients_birth_is_rejected(export, db):
     assert reconcile(report, db, "treatment_history.csv") == (2, 1, 0, 1)
 
 
-def test_birth_date_after_a_session_loaded_earlier_is_rejected(export, db, tmp_path):
+def test_birth_date_after_a_session_loaded_earlier_is_rejected(export, tmp_path):
+    db = tmp_path / "fresh.duckdb"  # a new database: no earlier load
     # Load 1 has no patients file (P1 derived); load 2 lists P1 born after that session.
-    (export / "patients.csv").unlink()
+    write(export, "protocols.csv", PROTOCOLS)
     write(export, "sessions.csv", SESSIONS_OK)
     load(export, db)
     later = tmp_path / "later"
@@ -932,7 +980,8 @@ def test_birth_date_after_a_session_loaded_earlier_is_rejected(export, db, tmp_p
     ]
 
 
-def test_birth_date_in_the_future_is_rejected(export, db):
+def test_birth_date_in_the_future_is_rejected(export, tmp_path):
+    db = tmp_path / "fresh.duckdb"  # a new database: no earlier load
     write(export, "patients.csv", "patient_id,birth_date\nP1,2027-01-01\nP2,1975-06-30\n")
     report = load(export, db)
     assert [r[:3] for r in rejected(db, "patients.csv")] == [(2, "birth_date", "2027-01-01")]

@@ -11,7 +11,8 @@ import pytest
 import xlsxwriter
 
 from pipeline.errors import InputError
-from tests.conftest import cli, load, query, rejects, result, write
+from pipeline.ingest import LoadReport
+from tests.conftest import PATIENTS, PROTOCOLS, cli, copy_db, load, query, rejects, result, write
 
 SESSIONS = """\
 session_id,patient_id,protocol_id,started_at,status
@@ -33,10 +34,52 @@ def snapshot(db: Path) -> dict[str, list[tuple]]:
     return {t: query(db, f"SELECT * FROM {t} ORDER BY ALL") for t in (*CANONICAL, "rejects")}
 
 
-def test_reconciliation_adds_up_for_every_file(export, db):
+def references(export: Path) -> Path:
+    """protocols.csv and patients.csv of tests/conftest.py in `export`."""
+    write(export, "protocols.csv", PROTOCOLS)
+    write(export, "patients.csv", PATIENTS)
+    return export
+
+
+# A case about one file loads only that file, into a copy of an earlier load of protocols and
+# patients (`db`); a case about a whole export loads every file into a new database, and the
+# export of every file with SESSIONS and ASSESSMENTS is loaded once.
+
+
+@pytest.fixture
+def export(tmp_path: Path) -> Path:
+    """Empty (unlike tests/conftest.py `export`): the case writes the files it is about."""
+    (tmp_path / "export").mkdir()
+    return tmp_path / "export"
+
+
+@pytest.fixture(scope="module")
+def earlier_load(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database after an earlier load of protocols and patients (copy it, do not write)."""
+    folder = tmp_path_factory.mktemp("earlier")
+    load(references(folder / "export"), folder / "clinic.duckdb")
+    return folder / "clinic.duckdb"
+
+
+@pytest.fixture(scope="module")
+def whole_load(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, LoadReport]:
+    """protocols, patients, SESSIONS and ASSESSMENTS loaded once into a new database: the
+    export, the database (copy it to write) and the report."""
+    folder = tmp_path_factory.mktemp("whole")
+    export = references(folder / "export")
     write(export, "sessions.csv", SESSIONS)
     write(export, "assessments.csv", ASSESSMENTS)
-    report = load(export, db)
+    return export, folder / "clinic.duckdb", load(export, folder / "clinic.duckdb")
+
+
+@pytest.fixture
+def db(tmp_path: Path, earlier_load: Path) -> Path:
+    """A copy of `earlier_load`: protocols and patients loaded (load 1)."""
+    return copy_db(earlier_load, tmp_path / "clinic.duckdb")
+
+
+def test_reconciliation_adds_up_for_every_file(whole_load):
+    _, db, report = whole_load
     got = {f.file: (f.read, f.loaded, f.duplicates, f.rejected) for f in report.files}
     assert got == {
         "protocols.csv": (1, 1, 0, 0),
@@ -63,10 +106,9 @@ def test_loads_record_sha256_of_each_file_as_exported(export, db):
     assert query(db, "SELECT sha256 FROM loads WHERE file = 'sessions.csv'") == [(expected,)]
 
 
-def test_loading_the_same_export_twice_changes_nothing(export, db):
-    write(export, "sessions.csv", SESSIONS)
-    write(export, "assessments.csv", ASSESSMENTS)
-    load(export, db)
+def test_loading_the_same_export_twice_changes_nothing(whole_load, tmp_path):
+    export, first, _ = whole_load
+    db = copy_db(first, tmp_path / "clinic.duckdb")  # after load 1 of the export
     before = snapshot(db)
     second = load(export, db)
     after = snapshot(db)
@@ -83,7 +125,9 @@ def test_loading_the_same_export_twice_changes_nothing(export, db):
     assert len(after["rejects"]) == 2 * len(before["rejects"])
 
 
-def test_missing_required_column_stops_the_load_and_leaves_db_unchanged(export, db):
+def test_missing_required_column_stops_the_load_and_leaves_db_unchanged(export, tmp_path):
+    db = tmp_path / "fresh.duckdb"  # a new database: no earlier load
+    references(export)
     write(export, "sessions.csv", SESSIONS)
     load(export, db)
     before = snapshot(db)
@@ -96,9 +140,11 @@ def test_missing_required_column_stops_the_load_and_leaves_db_unchanged(export, 
     assert query(db, "SELECT max(load_id) FROM loads") == [(1,)]
 
 
-def test_failure_half_way_rolls_back_files_already_processed(export, db):
+def test_failure_half_way_rolls_back_files_already_processed(export, tmp_path):
+    db = tmp_path / "fresh.duckdb"  # a new database: no earlier load
     # sessions.csv loads fine, then assessments.csv has an unterminated quote on line 3:
     # the whole load, sessions included, must leave no trace.
+    references(export)
     write(export, "sessions.csv", SESSIONS)
     write(
         export,
@@ -114,7 +160,9 @@ def test_failure_half_way_rolls_back_files_already_processed(export, db):
     }
 
 
-def test_utf8_bom_and_windows_1252_files_load_with_encoding_recorded(export, db):
+def test_utf8_bom_and_windows_1252_files_load_with_encoding_recorded(export, tmp_path):
+    db = tmp_path / "fresh.duckdb"  # a new database: no earlier load
+    write(export, "protocols.csv", PROTOCOLS)
     write(
         export,
         "patients.csv",

@@ -177,7 +177,6 @@ def test_conflicting_ids_in_one_file_keep_the_previous_version(first_load, db, t
 
 
 def test_a_rejected_correction_keeps_the_previous_version_and_says_so(export, db, tmp_path):
-    write(export, "sessions.csv", SESSIONS_1)
     write(export, "assessments.csv", "assessment_id,patient_id,instrument,administered_at,"
                                      "total_score,timing\n"
                                      "A1,P1,PHQ-9,2026-02-02T08:30,18,pre\n")
@@ -194,9 +193,10 @@ def test_a_rejected_correction_keeps_the_previous_version_and_says_so(export, db
                       "current)")
 
 
-def test_rows_without_an_id_are_matched_by_content(export, db, tmp_path):
+def test_rows_without_an_id_are_matched_by_content(first_load, db, tmp_path):
+    copy_db(first_load, db)  # load 1: protocols, patients and SESSIONS_1
+    export = tmp_path / "scores"
     header = "patient_id,instrument,administered_at,total_score,timing\n"
-    write(export, "sessions.csv", SESSIONS_1)
     write(export, "assessments.csv", header + "P1,PHQ-9,2026-02-02T08:30,18,pre\n"
                                               "P1,PHQ-9,2026-02-04T08:30,12,pre\n")
     load(export, db)
@@ -215,9 +215,10 @@ def test_rows_without_an_id_are_matched_by_content(export, db, tmp_path):
 
 
 def test_a_rejected_row_without_an_id_keeps_the_rows_of_its_patient_instrument_and_time(
-        export, db, tmp_path):
+        first_load, db, tmp_path):
+    copy_db(first_load, db)  # load 1: protocols, patients and SESSIONS_1
+    export = tmp_path / "scores"
     header = "patient_id,instrument,administered_at,total_score,timing\n"
-    write(export, "sessions.csv", SESSIONS_1)
     write(export, "assessments.csv", header + "P1,PHQ-9,2026-02-02T08:30,18,pre\n")
     load(export, db)
     later = tmp_path / "later"
@@ -268,10 +269,11 @@ def test_a_column_the_new_file_lacks_keeps_its_values(first_load, db, tmp_path):
         ("2026-02-02 11:00:00", 40.0)]
 
 
-def test_items_are_kept_only_while_the_total_is_unchanged(export, db, tmp_path):
+def test_items_are_kept_only_while_the_total_is_unchanged(first_load, db, tmp_path):
+    copy_db(first_load, db)  # load 1: protocols, patients and SESSIONS_1
+    export = tmp_path / "scores"
     header = "assessment_id,patient_id,instrument,administered_at,total_score,timing"
     items = ",".join(f"item_{k}" for k in range(1, 10))
-    write(export, "sessions.csv", SESSIONS_1)
     write(export, "assessments.csv", f"{header},{items}\n"
                                      "A1,P1,PHQ-9,2026-02-02T08:30,18,pre,2,2,2,2,2,2,2,2,2\n"
                                      "A2,P1,PHQ-9,2026-02-04T08:30,9,pre,1,1,1,1,1,1,1,1,1\n")

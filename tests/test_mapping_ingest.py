@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from pipeline.cli import main
 from pipeline.config import load_config
 from pipeline.errors import InputError
-from pipeline.ingest import ingest
-from tests.conftest import LOAD_DAY, PROTOCOLS, query, rejects, write
+from pipeline.ingest import LoadReport, ingest
+from tests.conftest import LOAD_DAY, PROTOCOLS, copy_db, query, rejects, write
 
 APPOINTMENTS = """\
 Appointment ID,Patient MRN,Date of Service,Start Time,Service,Appointment Status,Weight (kg)
@@ -70,9 +70,7 @@ def load(folder: Path, db: Path, mapping: Path | None = None, **options):  # typ
     return ingest(folder, db, load_config(), today=LOAD_DAY, mapping=mapping, **options)
 
 
-@pytest.fixture
-def ehr(tmp_path: Path) -> Path:
-    folder = tmp_path / "ehr"
+def write_ehr(folder: Path) -> Path:
     write(folder, "protocols.csv", PROTOCOLS)
     write(folder, "Appointments-2026.csv", APPOINTMENTS)
     write(folder, "Measures.csv", MEASURES)
@@ -80,8 +78,22 @@ def ehr(tmp_path: Path) -> Path:
     return folder
 
 
-def test_us_dates_status_words_and_services_load_through_the_mapping(ehr, db):
-    report = load(ehr, db)
+@pytest.fixture
+def ehr(tmp_path: Path) -> Path:
+    return write_ehr(tmp_path / "ehr")
+
+
+@pytest.fixture(scope="module")
+def ehr_loaded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, LoadReport]:
+    """The `ehr` export loaded once into a new database, for the cases that only read the
+    result: the export, the database (copy it to write) and the report."""
+    folder = tmp_path_factory.mktemp("ehr-loaded")
+    export = write_ehr(folder / "ehr")
+    return export, folder / "clinic.duckdb", load(export, folder / "clinic.duckdb")
+
+
+def test_us_dates_status_words_and_services_load_through_the_mapping(ehr_loaded):
+    _, db, report = ehr_loaded
     assert all(f.adds_up for f in report.files)
     # 03/04/2026 under %m/%d/%Y is 4 March; 1:30 PM is 13:30; "checked out " matches loosely
     assert query(db, "SELECT session_id, patient_id, protocol_id, started_at, status, weight_kg "
@@ -95,8 +107,8 @@ def test_us_dates_status_words_and_services_load_through_the_mapping(ehr, db):
         "Appointments-2026.csv", 6, 3, 3)
 
 
-def test_rejects_name_the_exports_file_line_column_and_value(ehr, db):
-    load(ehr, db)
+def test_rejects_name_the_exports_file_line_column_and_value(ehr_loaded):
+    _, db, _ = ehr_loaded
     got = query(db, 'SELECT file, line, "column", value, reason FROM rejects ORDER BY file, line')
     assert got[0][:4] == ("Appointments-2026.csv", 5, "Date of Service + Start Time",
                           "03/34/2026 10:00 AM")
@@ -111,8 +123,8 @@ def test_rejects_name_the_exports_file_line_column_and_value(ehr, db):
     assert len(got) == 4
 
 
-def test_wide_sheet_loads_one_score_per_filled_cell(ehr, db):
-    report = load(ehr, db)
+def test_wide_sheet_loads_one_score_per_filled_cell(ehr_loaded):
+    _, db, report = ehr_loaded
     # filled cells: PHQ-9 on lines 2 and 4 (line 4 is 30, out of range), GAD-7 on lines 2 and 3
     assert query(db, "SELECT patient_id, instrument, administered_at, total_score FROM assessments "
                      "ORDER BY 1, 3, 2") == [
@@ -268,8 +280,9 @@ def test_a_glob_reads_every_monthly_file_as_one_snapshot(ehr, db):
         ("A1", 80.0), ("A2", 81.0)]
 
 
-def test_reloading_the_same_mapped_export_changes_nothing(ehr, db):
-    load(ehr, db)
+def test_reloading_the_same_mapped_export_changes_nothing(ehr_loaded, tmp_path):
+    ehr, first, _ = ehr_loaded
+    db = copy_db(first, tmp_path / "clinic.duckdb")  # after load 1 of the export
     again = load(ehr, db)
     assert all(f.added == 0 and f.corrected == 0 and f.retired == 0 for f in again.files)
 
