@@ -312,6 +312,26 @@ def db(tmp_path: Path) -> Path:
     return tmp_path / "clinic.duckdb"
 
 
+@pytest.fixture
+def empty_export(tmp_path: Path) -> Path:
+    """An empty export folder: the case writes the files it is about."""
+    (tmp_path / "export").mkdir()
+    return tmp_path / "export"
+
+
+@pytest.fixture(scope="session")
+def references_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The database after one load of PROTOCOLS and PATIENTS (what the rows of a case about one
+    file refer to), made once per run: copy it (`copy_db`) to load a case's file as load 2."""
+    def build(folder: Path) -> Path:
+        write(folder / "export", "protocols.csv", PROTOCOLS)
+        write(folder / "export", "patients.csv", PATIENTS)
+        load(folder / "export", folder / "clinic.duckdb")
+        return folder / "clinic.duckdb"
+
+    return built_once(tmp_path_factory, "references-db", build)
+
+
 def load(folder: Path, db_path: Path, today: date = LOAD_DAY, **options: bool) -> LoadReport:
     """ingest() with the default config; options: append, allow_retire."""
     return ingest(folder, db_path, load_config(), today=today, **options)

@@ -110,27 +110,15 @@ def parquet_bytes() -> bytes:
 
 
 @pytest.fixture
-def export(tmp_path: Path) -> Path:
+def export(empty_export: Path) -> Path:
     """Empty (unlike tests/conftest.py `export`): the case writes the files it is about."""
-    (tmp_path / "export").mkdir()
-    return tmp_path / "export"
-
-
-@pytest.fixture(scope="module")
-def earlier_load(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A database after an earlier load of the protocols and patients files (made once, copied
-    by each case)."""
-    folder = tmp_path_factory.mktemp("earlier")
-    write(folder / "export", "protocols.csv", PROTOCOLS)
-    write(folder / "export", "patients.csv", PATIENTS)
-    load(folder / "export", folder / "clinic.duckdb")
-    return folder / "clinic.duckdb"
+    return empty_export
 
 
 @pytest.fixture
-def db(tmp_path: Path, earlier_load: Path) -> Path:
-    """A copy of `earlier_load`: protocols and patients loaded (load 1)."""
-    return copy_db(earlier_load, tmp_path / "clinic.duckdb")
+def db(tmp_path: Path, references_db: Path) -> Path:
+    """A copy of tests/conftest.py `references_db`: protocols and patients loaded (load 1)."""
+    return copy_db(references_db, tmp_path / "clinic.duckdb")
 
 
 # ---------------------------------------------------------------- 1-2 encodings

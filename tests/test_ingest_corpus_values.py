@@ -127,10 +127,9 @@ class Earlier:
 
 
 @pytest.fixture
-def export(tmp_path: Path) -> Path:
+def export(empty_export: Path) -> Path:
     """Empty (unlike tests/conftest.py `export`): the case writes the files it is about."""
-    (tmp_path / "export").mkdir()
-    return tmp_path / "export"
+    return empty_export
 
 
 @pytest.fixture(scope="module")

@@ -47,18 +47,9 @@ def references(export: Path) -> Path:
 
 
 @pytest.fixture
-def export(tmp_path: Path) -> Path:
+def export(empty_export: Path) -> Path:
     """Empty (unlike tests/conftest.py `export`): the case writes the files it is about."""
-    (tmp_path / "export").mkdir()
-    return tmp_path / "export"
-
-
-@pytest.fixture(scope="module")
-def earlier_load(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A database after an earlier load of protocols and patients (copy it, do not write)."""
-    folder = tmp_path_factory.mktemp("earlier")
-    load(references(folder / "export"), folder / "clinic.duckdb")
-    return folder / "clinic.duckdb"
+    return empty_export
 
 
 @pytest.fixture(scope="module")
@@ -73,9 +64,9 @@ def whole_load(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Lo
 
 
 @pytest.fixture
-def db(tmp_path: Path, earlier_load: Path) -> Path:
-    """A copy of `earlier_load`: protocols and patients loaded (load 1)."""
-    return copy_db(earlier_load, tmp_path / "clinic.duckdb")
+def db(tmp_path: Path, references_db: Path) -> Path:
+    """A copy of tests/conftest.py `references_db`: protocols and patients loaded (load 1)."""
+    return copy_db(references_db, tmp_path / "clinic.duckdb")
 
 
 def test_reconciliation_adds_up_for_every_file(whole_load):
