@@ -24,6 +24,7 @@ import math
 import re
 import subprocess
 import textwrap
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -1188,19 +1189,48 @@ def data_months(db: Path) -> list[str]:
     return months
 
 
-def month_leaks(db: Path, config: Path, months: list[str]) -> dict[str, list[str]]:
-    leaks = {month: audit_monthly(monthly_json(db, month, config)).leaks() for month in months}
+def month_leaks(db: Path, config: Path, months: list[str],
+                report: Callable[[Path, str, Path], dict[str, Any]] = monthly_json
+                ) -> dict[str, list[str]]:
+    leaks = {month: audit_monthly(report(db, month, config)).leaks() for month in months}
     return {month: found for month, found in leaks.items() if found}
 
 
+class AuditedDemos:
+    """The audited demos built so far in this module, by (patients, seed), and the monthly
+    JSON read from them, by month: several tests audit the same demo and month (the
+    databases are only read; each test gets its own copy of a report)."""
+
+    def __init__(self, factory: pytest.TempPathFactory) -> None:
+        self.factory = factory
+        self.built: dict[tuple[int, int], tuple[Path, Path]] = {}
+        self.reports: dict[tuple[Path, str, Path], str] = {}
+
+    def demo(self, patients: int, seed: int) -> tuple[Path, Path]:
+        if (patients, seed) not in self.built:
+            folder = self.factory.mktemp(f"audited-{patients}-{seed}")
+            self.built[patients, seed] = audited_demo(folder, patients, seed)
+        return self.built[patients, seed]
+
+    def monthly(self, db: Path, month: str, config: Path) -> dict[str, Any]:
+        if (db, month, config) not in self.reports:
+            self.reports[db, month, config] = json.dumps(monthly_json(db, month, config))
+        return json.loads(self.reports[db, month, config])
+
+
+@pytest.fixture(scope="module")
+def demos(tmp_path_factory: pytest.TempPathFactory) -> AuditedDemos:
+    return AuditedDemos(tmp_path_factory)
+
+
 @pytest.mark.parametrize(("patients", "seed", "month"), [(300, 3, "2025-08"), (150, 21, "2026-10")])
-def test_months_where_the_auditor_found_leaks_pass_it(tmp_path: Path, patients: int, seed: int,
-                                                       month: str) -> None:
+def test_months_where_the_auditor_found_leaks_pass_it(demos: AuditedDemos, patients: int,
+                                                       seed: int, month: str) -> None:
     """300 patients seed 3, August 2025: a "no follow-up score" count of 1 was ITT n minus
     remission n; 150 patients seed 21, October 2026: the clinic's PHQ-9 "no baseline" was 1
     (the protocols' reasons add up to the clinic's, the 12 months less each month too)."""
-    db, config = audited_demo(tmp_path, patients, seed)
-    assert month_leaks(db, config, [month]) == {}
+    db, config = demos.demo(patients, seed)
+    assert month_leaks(db, config, [month], demos.monthly) == {}
 
 
 def test_every_month_of_a_small_demo_passes_the_audit(tmp_path: Path) -> None:
@@ -1212,10 +1242,10 @@ def test_every_month_of_a_small_demo_passes_the_audit(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("patients", "seed"), [(150, 21), (300, 3)])
-def test_every_month_of_the_demo_passes_the_audit(tmp_path: Path, patients: int,
+def test_every_month_of_the_demo_passes_the_audit(demos: AuditedDemos, patients: int,
                                                    seed: int) -> None:
-    db, config = audited_demo(tmp_path, patients, seed)
-    assert month_leaks(db, config, data_months(db)) == {}
+    db, config = demos.demo(patients, seed)
+    assert month_leaks(db, config, data_months(db), demos.monthly) == {}
 
 
 @pytest.mark.slow
