@@ -989,12 +989,19 @@ def test_evidence_report_passes_the_audit(demo: dict[str, Any]) -> None:
     assert "<11" in demo["evidence_text"]
 
 
-def test_the_auditor_finds_a_planted_leak(demo: dict[str, Any], tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def plain_report(demo: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The demo's October 2026 monthly JSON with suppression off (text: each test reads its
+    own copy)."""
+    plain_config = tmp_path_factory.mktemp("plain") / "plain.toml"
+    plain_config.write_text("[definitions]\nsuppress_small_cells = false\n", encoding="utf-8")
+    return json.dumps(monthly_json(demo["db"], "2026-10", plain_config))
+
+
+def test_the_auditor_finds_a_planted_leak(demo: dict[str, Any], plain_report: str) -> None:
     """Print the true value of every complementary "*" of the 12-month outcomes table: the
     "<11" cells they protected become derivable, and the auditor says so."""
-    plain_config = tmp_path / "plain.toml"
-    plain_config.write_text("[definitions]\nsuppress_small_cells = false\n", encoding="utf-8")
-    plain = monthly_json(demo["db"], "2026-10", plain_config)
+    plain = json.loads(plain_report)
     report = json.loads(json.dumps(demo["json"]))
     planted = 0
     for row, true in zip(report["outcomes"]["rolling"], plain["outcomes"]["rolling"], strict=True):
@@ -1013,10 +1020,8 @@ def test_the_auditor_finds_a_planted_leak(demo: dict[str, Any], tmp_path: Path) 
     assert any(leak.startswith("rolling ") for leak in leaks), leaks
 
 
-def test_suppression_off_prints_every_count(tmp_path: Path, demo: dict[str, Any]) -> None:
-    config = tmp_path / "plain.toml"
-    config.write_text("[definitions]\nsuppress_small_cells = false\n", encoding="utf-8")
-    report = monthly_json(demo["db"], "2026-10", config)
+def test_suppression_off_prints_every_count(plain_report: str) -> None:
+    report = json.loads(plain_report)
     assert report.pop("suppression")["on"] is False
     text = json.dumps(report)
     assert '"<11"' not in text and '"*"' not in text
