@@ -254,7 +254,9 @@ class Audit:
                 rows_of_group.setdefault(root(free[0]), []).append((row, equality))
         systems = [GroupSystem(self, members, rows_of_group.get(group, []), known)
                    for group, members in groups.items()]
-        solved = self._implicit_equalities([s for s in systems if s.size])
+        with_cells = [s for s in systems if s.size]
+        solved = dict(zip(map(id, with_cells), self._implicit_equalities(with_cells),
+                          strict=True))
         leaks = []
         for system in systems:
             undecided, point = solved.get(id(system), ([], np.zeros(0)))
@@ -262,9 +264,9 @@ class Audit:
         return leaks
 
     def _implicit_equalities(self, systems: list[GroupSystem]
-                             ) -> dict[int, tuple[list[int], np.ndarray]]:
-        """Per system (by id): its inequalities that no feasible point leaves slack (their
-        indices), and a feasible point."""
+                             ) -> list[tuple[list[int], np.ndarray]]:
+        """Per system: its inequalities that no feasible point leaves slack (their indices),
+        and a feasible point."""
         stacked = StackedSystems(systems)
         size, count = stacked.size, len(stacked.h)
         undecided = list(range(count))
@@ -283,9 +285,8 @@ class Audit:
                 break
             undecided = [row_index for row_index in undecided if row_index not in strict]
         columns, rows = stacked.columns, stacked.rows
-        return {id(s): ([r - rows[k] for r in undecided if rows[k] <= r < rows[k + 1]],
-                        point[columns[k]:columns[k + 1]])
-                for k, s in enumerate(systems)}
+        return [([r - rows[k] for r in undecided if rows[k] <= r < rows[k + 1]],
+                 point[columns[k]:columns[k + 1]]) for k in range(len(systems))]
 
     def _group_leaks(self, system: GroupSystem, undecided: list[int],
                      point: np.ndarray) -> list[str]:
