@@ -24,12 +24,14 @@ import math
 import re
 import subprocess
 import textwrap
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from scipy import sparse
 from scipy.optimize import linprog
 
 from pipeline.config import load_config
@@ -53,9 +55,9 @@ PRIME = (1 << 61) - 1
 class RowSpace:
     """The row space of an integer matrix, by exact elimination modulo a large prime (the
     relations have small integer coefficients), to ask: is this linear form a combination of
-    the rows, i.e. constant wherever the rows are?"""
+    the rows, i.e. constant wherever the rows are? A row is {column: coefficient}."""
 
-    def __init__(self, lines: list[np.ndarray]) -> None:
+    def __init__(self, lines: list[dict[int, float]]) -> None:
         self.pivots: dict[int, dict[int, int]] = {}
         for line in lines:
             row = self._reduce(_integer_row(line))
@@ -88,17 +90,27 @@ class RowSpace:
                     row.pop(i, None)
         return row
 
-    def contains(self, line: np.ndarray) -> bool:
+    def contains(self, line: dict[int, float]) -> bool:
         return not self._reduce(_integer_row(line))
 
 
-def _integer_row(line: np.ndarray) -> dict[int, int]:
+def _integer_row(line: dict[int, float]) -> dict[int, int]:
     row = {}
-    for i in np.flatnonzero(np.abs(line) > 1e-12):
-        value = float(line[i])
+    for i, value in sorted(line.items()):
+        if abs(value) <= 1e-12:
+            continue
         assert abs(value - round(value)) < 1e-9, "relations have integer coefficients"
-        row[int(i)] = round(value) % PRIME
+        row[i] = round(value) % PRIME
     return row
+
+
+def _sparse(lines: list[dict[int, float]], width: int) -> sparse.csr_array:
+    """Rows {column: coefficient} as a sparse matrix (the solver's input)."""
+    cells = [(r, c, v) for r, line in enumerate(lines) for c, v in line.items()]
+    rows, columns, values = zip(*cells, strict=True) if cells else ((), (), ())
+    return sparse.csr_array((np.array(values, dtype=float), (np.array(rows, dtype=int),
+                                                              np.array(columns, dtype=int))),
+                            shape=(len(lines), width))
 
 
 class Audit:
@@ -213,6 +225,8 @@ class Audit:
         undecided ones (a linear programme); those that never get slack are implicit
         equalities — then a cell is determined when it is constant on the affine hull of
         the feasible set (a combination of all the equalities, implicit ones included).
+        The groups share no cell, so one programme over all of them side by side maximises
+        each group's slacks at once (the objective is a sum over the groups).
         """
         n = len(self.lo)
         known = [k == "known" for k in self.kind]
@@ -238,114 +252,154 @@ class Audit:
             free = [v for v in row if not known[v]]
             if free:
                 rows_of_group.setdefault(root(free[0]), []).append((row, equality))
+        systems = [GroupSystem(self, members, rows_of_group.get(group, []), known)
+                   for group, members in groups.items()]
+        with_cells = [s for s in systems if s.size]
+        solved = dict(zip(map(id, with_cells), self._implicit_equalities(with_cells),
+                          strict=True))
         leaks = []
-        for group, members in groups.items():
-            leaks += self._group_leaks(members, rows_of_group.get(group, []), known)
+        for system in systems:
+            undecided, point = solved.get(id(system), ([], np.zeros(0)))
+            leaks += self._group_leaks(system, undecided, point)
         return leaks
 
-    def _group_leaks(self, members: list[int], rows: list[tuple[dict[int, int], bool]],
-                     known: list[bool]) -> list[str]:
-        """One group of connected unknown cells (see _lp_leaks)."""
-        mine = rows
-        # An unprinted part found in one equality only (a rate's complement, "the other
-        # months") is taken out: the equality becomes "the rest >= 0", and the part is
-        # determined when the linear form it equals is. This keeps the systems small.
-        uses: dict[int, int] = {}
-        for row, eq in mine:
-            for v in row:
-                if not known[v]:
-                    uses[v] = uses.get(v, 0) + (1 if eq else 2)
-        peeled: dict[int, tuple[dict[int, int], int]] = {}
-        reduced_rows = []
-        for row, eq in mine:
-            single = [v for v in row if eq and self.kind[v] == "free" and uses[v] == 1]
-            if single:
-                v = single[0]
-                peeled[v] = (row, row[v])
-                rest = {u: c for u, c in row.items() if u != v}
-                # v = -(rest)/c_v >= 0
-                reduced_rows.append(({u: -c * row[v] for u, c in rest.items()}, False))
-            else:
-                reduced_rows.append((row, eq))
-        core = [v for v in members if v not in peeled]
-        size = len(core)
-        index = {v: i for i, v in enumerate(core)}
-
-        def line_of(row: dict[int, float] | dict[int, int]) -> tuple[np.ndarray, float]:
-            line = np.zeros(size)
-            constant = 0.0
-            for v, c in row.items():
-                if v in index:
-                    line[index[v]] += c
-                else:
-                    constant += c * self.lo[v]
-            return line, constant
-
-        a_eq, b_eq, g, h = [], [], [], []
-        for row, equality in reduced_rows:
-            line, constant = line_of(row)
-            if equality:  # line.x + constant = 0
-                a_eq.append(line)
-                b_eq.append(-constant)
-            else:  # line.x + constant >= 0  ->  -line.x <= constant
-                g.append(-line)
-                h.append(constant)
-        for v in core:  # bounds as inequalities, so they can be found implicit too
-            line = np.zeros(size)
-            line[index[v]] = -1.0
-            g.append(line)
-            h.append(-self.lo[v])
-            if not math.isinf(self.hi[v]):
-                g.append(-line)
-                h.append(self.hi[v])
-        g_arr, h_arr = np.array(g).reshape(len(g), size), np.array(h)
-        eq_arr = np.array(a_eq).reshape(len(a_eq), size)
-        undecided = list(range(len(g)))
+    def _implicit_equalities(self, systems: list[GroupSystem]
+                             ) -> list[tuple[list[int], np.ndarray]]:
+        """Per system: its inequalities that no feasible point leaves slack (their indices),
+        and a feasible point."""
+        stacked = StackedSystems(systems)
+        size, count = stacked.size, len(stacked.h)
+        undecided = list(range(count))
         point = np.zeros(size)
         while undecided and size:
-            m = len(undecided)
-            # variables: x (size), s (m); maximise sum(s), 0 <= s <= 1
-            cost = np.concatenate([np.zeros(size), -np.ones(m)])
-            slack = np.zeros((len(g), m))
-            for j, row_index in enumerate(undecided):
-                slack[row_index, j] = 1.0
-            result = linprog(
-                cost, A_ub=np.hstack([g_arr, slack]), b_ub=h_arr,
-                A_eq=np.hstack([eq_arr, np.zeros((len(eq_arr), m))]) if len(eq_arr) else None,
-                b_eq=np.array(b_eq) if b_eq else None,
-                bounds=[(None, None)] * size + [(0, 1)] * m, method="highs")
+            result = stacked.maximise_slacks(undecided)
+            culprits = [] if result.status == 0 else [
+                [self.name[v] for v in s.core][:5] for s in systems
+                if StackedSystems([s]).maximise_slacks(list(range(len(s.h)))).status != 0]
             assert result.status == 0, ("the printed cells contradict the relations: "
-                                        f"{[self.name[v] for v in core][:5]}", result.message)
+                                        f"{culprits[0] if culprits else '?'}", result.message)
             point = result.x[:size]
             strict = {row_index for j, row_index in enumerate(undecided)
                       if result.x[size + j] > 1e-7}
             if not strict:
                 break
             undecided = [row_index for row_index in undecided if row_index not in strict]
-        implicit = g_arr[undecided] if undecided else np.zeros((0, size))
-        space = RowSpace([*eq_arr, *implicit])
+        columns, rows = stacked.columns, stacked.rows
+        return [([r - rows[k] for r in undecided if rows[k] <= r < rows[k + 1]],
+                 point[columns[k]:columns[k + 1]]) for k in range(len(systems))]
 
-        def constant_form(line: np.ndarray) -> bool:
-            return space.contains(line)
-
+    def _group_leaks(self, system: GroupSystem, undecided: list[int],
+                     point: np.ndarray) -> list[str]:
+        """One group of connected unknown cells (see _lp_leaks): the cells, and the parts
+        taken out, constant on the affine hull of its feasible set."""
+        space = RowSpace([*system.a_eq, *(system.g[row_index] for row_index in undecided)])
         leaks = []
-        for v in core:
-            line = np.zeros(size)
-            line[index[v]] = 1.0
-            if not constant_form(line):
+        for v in system.core:
+            if not space.contains({system.index[v]: 1.0}):
                 continue
-            value = round(float(point[index[v]]))
+            value = round(float(point[system.index[v]]))
             if self.kind[v] == "small" or (self.kind[v] == "free" and 1 <= value <= K):
                 leaks.append(f"{self.name[v]}: derivable as {value}")
-        for v, (row, coefficient) in peeled.items():
+        for v, (row, coefficient) in system.peeled.items():
             rest = {u: -c / coefficient for u, c in row.items() if u != v}
-            line, constant = line_of(rest)
-            if not constant_form(line):
+            line, constant = system.line_of(rest)
+            if not space.contains(line):
                 continue
-            value = round(float(line @ point + constant))
+            value = round(sum(c * float(point[i]) for i, c in line.items()) + constant)
             if 1 <= value <= K:
                 leaks.append(f"{self.name[v]}: derivable as {value}")
         return leaks
+
+
+class GroupSystem:
+    """One group of connected unknown cells as a linear system over its core cells x:
+    a_eq x = b_eq and g x <= h (the cells' bounds included), rows as {column: coefficient}."""
+
+    def __init__(self, audit: Audit, members: list[int],
+                 rows: list[tuple[dict[int, int], bool]], known: list[bool]) -> None:
+        self.lo = audit.lo
+        # An unprinted part found in one equality only (a rate's complement, "the other
+        # months") is taken out: the equality becomes "the rest >= 0", and the part is
+        # determined when the linear form it equals is. This keeps the systems small.
+        uses: dict[int, int] = {}
+        for row, eq in rows:
+            for v in row:
+                if not known[v]:
+                    uses[v] = uses.get(v, 0) + (1 if eq else 2)
+        self.peeled: dict[int, tuple[dict[int, int], int]] = {}
+        reduced_rows = []
+        for row, eq in rows:
+            single = [v for v in row if eq and audit.kind[v] == "free" and uses[v] == 1]
+            if single:
+                v = single[0]
+                self.peeled[v] = (row, row[v])
+                rest = {u: c for u, c in row.items() if u != v}
+                # v = -(rest)/c_v >= 0
+                reduced_rows.append(({u: -c * row[v] for u, c in rest.items()}, False))
+            else:
+                reduced_rows.append((row, eq))
+        self.core = [v for v in members if v not in self.peeled]
+        self.size = len(self.core)
+        self.index = {v: i for i, v in enumerate(self.core)}
+        self.a_eq: list[dict[int, float]] = []
+        self.b_eq: list[float] = []
+        self.g: list[dict[int, float]] = []
+        self.h: list[float] = []
+        for row, equality in reduced_rows:
+            line, constant = self.line_of(row)
+            if equality:  # line.x + constant = 0
+                self.a_eq.append(line)
+                self.b_eq.append(-constant)
+            else:  # line.x + constant >= 0  ->  -line.x <= constant
+                self.g.append({i: -c for i, c in line.items()})
+                self.h.append(constant)
+        for v in self.core:  # bounds as inequalities, so they can be found implicit too
+            self.g.append({self.index[v]: -1.0})
+            self.h.append(-audit.lo[v])
+            if not math.isinf(audit.hi[v]):
+                self.g.append({self.index[v]: 1.0})
+                self.h.append(audit.hi[v])
+
+    def line_of(self, row: dict[int, float] | dict[int, int]) -> tuple[dict[int, float], float]:
+        """A linear form over the cells as one over x, and the constant the known cells add."""
+        line: dict[int, float] = {}
+        constant = 0.0
+        for v, c in row.items():
+            if v in self.index:
+                line[self.index[v]] = line.get(self.index[v], 0.0) + c
+            else:
+                constant += c * self.lo[v]
+        return line, constant
+
+
+class StackedSystems:
+    """Systems that share no cell side by side: x is their x's one after another."""
+
+    def __init__(self, systems: list[GroupSystem]) -> None:
+        self.columns = np.cumsum([0] + [s.size for s in systems])
+        self.rows = np.cumsum([0] + [len(s.g) for s in systems])
+        self.size = int(self.columns[-1])
+        self.g = _sparse([{self.columns[k] + i: c for i, c in line.items()}
+                          for k, s in enumerate(systems) for line in s.g], self.size)
+        self.h = np.array([x for s in systems for x in s.h])
+        self.equalities = sum(len(s.a_eq) for s in systems)
+        self.a_eq = _sparse([{self.columns[k] + i: c for i, c in line.items()}
+                             for k, s in enumerate(systems) for line in s.a_eq], self.size)
+        self.b_eq = np.array([x for s in systems for x in s.b_eq])
+
+    def maximise_slacks(self, undecided: list[int]) -> Any:
+        """The linear programme: x and a slack s_j for each undecided inequality j,
+        g_j x + s_j <= h_j (the others g x <= h), a_eq x = b_eq, 0 <= s <= 1; maximise sum(s)."""
+        size, m = self.size, len(undecided)
+        cost = np.concatenate([np.zeros(size), -np.ones(m)])
+        slack = sparse.csr_array((np.ones(m), (np.array(undecided, dtype=int), np.arange(m))),
+                                 shape=(len(self.h), m))
+        return linprog(
+            cost, A_ub=sparse.hstack([self.g, slack], format="csc"), b_ub=self.h,
+            A_eq=sparse.hstack([self.a_eq, sparse.csr_array((self.equalities, m))],
+                               format="csc") if self.equalities else None,
+            b_eq=self.b_eq if self.equalities else None,
+            bounds=[(None, None)] * size + [(0, 1)] * m, method="highs")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -936,12 +990,19 @@ def test_evidence_report_passes_the_audit(demo: dict[str, Any]) -> None:
     assert "<11" in demo["evidence_text"]
 
 
-def test_the_auditor_finds_a_planted_leak(demo: dict[str, Any], tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def plain_report(demo: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The demo's October 2026 monthly JSON with suppression off (text: each test reads its
+    own copy)."""
+    plain_config = tmp_path_factory.mktemp("plain") / "plain.toml"
+    plain_config.write_text("[definitions]\nsuppress_small_cells = false\n", encoding="utf-8")
+    return json.dumps(monthly_json(demo["db"], "2026-10", plain_config))
+
+
+def test_the_auditor_finds_a_planted_leak(demo: dict[str, Any], plain_report: str) -> None:
     """Print the true value of every complementary "*" of the 12-month outcomes table: the
     "<11" cells they protected become derivable, and the auditor says so."""
-    plain_config = tmp_path / "plain.toml"
-    plain_config.write_text("[definitions]\nsuppress_small_cells = false\n", encoding="utf-8")
-    plain = monthly_json(demo["db"], "2026-10", plain_config)
+    plain = json.loads(plain_report)
     report = json.loads(json.dumps(demo["json"]))
     planted = 0
     for row, true in zip(report["outcomes"]["rolling"], plain["outcomes"]["rolling"], strict=True):
@@ -960,10 +1021,8 @@ def test_the_auditor_finds_a_planted_leak(demo: dict[str, Any], tmp_path: Path) 
     assert any(leak.startswith("rolling ") for leak in leaks), leaks
 
 
-def test_suppression_off_prints_every_count(tmp_path: Path, demo: dict[str, Any]) -> None:
-    config = tmp_path / "plain.toml"
-    config.write_text("[definitions]\nsuppress_small_cells = false\n", encoding="utf-8")
-    report = monthly_json(demo["db"], "2026-10", config)
+def test_suppression_off_prints_every_count(plain_report: str) -> None:
+    report = json.loads(plain_report)
     assert report.pop("suppression")["on"] is False
     text = json.dumps(report)
     assert '"<11"' not in text and '"*"' not in text
@@ -1136,19 +1195,48 @@ def data_months(db: Path) -> list[str]:
     return months
 
 
-def month_leaks(db: Path, config: Path, months: list[str]) -> dict[str, list[str]]:
-    leaks = {month: audit_monthly(monthly_json(db, month, config)).leaks() for month in months}
+def month_leaks(db: Path, config: Path, months: list[str],
+                report: Callable[[Path, str, Path], dict[str, Any]] = monthly_json
+                ) -> dict[str, list[str]]:
+    leaks = {month: audit_monthly(report(db, month, config)).leaks() for month in months}
     return {month: found for month, found in leaks.items() if found}
 
 
+class AuditedDemos:
+    """The audited demos built so far in this module, by (patients, seed), and the monthly
+    JSON read from them, by month: several tests audit the same demo and month (the
+    databases are only read; each test gets its own copy of a report)."""
+
+    def __init__(self, factory: pytest.TempPathFactory) -> None:
+        self.factory = factory
+        self.built: dict[tuple[int, int], tuple[Path, Path]] = {}
+        self.reports: dict[tuple[Path, str, Path], str] = {}
+
+    def demo(self, patients: int, seed: int) -> tuple[Path, Path]:
+        if (patients, seed) not in self.built:
+            folder = self.factory.mktemp(f"audited-{patients}-{seed}")
+            self.built[patients, seed] = audited_demo(folder, patients, seed)
+        return self.built[patients, seed]
+
+    def monthly(self, db: Path, month: str, config: Path) -> dict[str, Any]:
+        if (db, month, config) not in self.reports:
+            self.reports[db, month, config] = json.dumps(monthly_json(db, month, config))
+        return json.loads(self.reports[db, month, config])
+
+
+@pytest.fixture(scope="module")
+def demos(tmp_path_factory: pytest.TempPathFactory) -> AuditedDemos:
+    return AuditedDemos(tmp_path_factory)
+
+
 @pytest.mark.parametrize(("patients", "seed", "month"), [(300, 3, "2025-08"), (150, 21, "2026-10")])
-def test_months_where_the_auditor_found_leaks_pass_it(tmp_path: Path, patients: int, seed: int,
-                                                       month: str) -> None:
+def test_months_where_the_auditor_found_leaks_pass_it(demos: AuditedDemos, patients: int,
+                                                       seed: int, month: str) -> None:
     """300 patients seed 3, August 2025: a "no follow-up score" count of 1 was ITT n minus
     remission n; 150 patients seed 21, October 2026: the clinic's PHQ-9 "no baseline" was 1
     (the protocols' reasons add up to the clinic's, the 12 months less each month too)."""
-    db, config = audited_demo(tmp_path, patients, seed)
-    assert month_leaks(db, config, [month]) == {}
+    db, config = demos.demo(patients, seed)
+    assert month_leaks(db, config, [month], demos.monthly) == {}
 
 
 def test_every_month_of_a_small_demo_passes_the_audit(tmp_path: Path) -> None:
@@ -1160,10 +1248,10 @@ def test_every_month_of_a_small_demo_passes_the_audit(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("patients", "seed"), [(150, 21), (300, 3)])
-def test_every_month_of_the_demo_passes_the_audit(tmp_path: Path, patients: int,
+def test_every_month_of_the_demo_passes_the_audit(demos: AuditedDemos, patients: int,
                                                    seed: int) -> None:
-    db, config = audited_demo(tmp_path, patients, seed)
-    assert month_leaks(db, config, data_months(db)) == {}
+    db, config = demos.demo(patients, seed)
+    assert month_leaks(db, config, data_months(db), demos.monthly) == {}
 
 
 @pytest.mark.slow
