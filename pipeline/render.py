@@ -261,6 +261,8 @@ class PageStyles:
     size again (~0.1 s more per payer packet). The same document renders to the same bytes
     with fresh or shared styles (tests/test_render.py). `lock`: one document at a time uses
     them (Pango's font map is not thread-safe); payer workers are processes, each with its own.
+    A document's own @font-face rule would add its face to the shared font map: our templates
+    have none, and export text cannot add one (it is escaped).
     """
 
     fetcher: LockedFetcher
