@@ -171,7 +171,9 @@ class CompiledTemplates(jinja2.BytecodeCache):
     instead of once per report. A template is looked up by its name, file, source checksum and
     the names of the environment's filters (Jinja checks filters, and folds constant
     expressions through them and `finalize`, when it compiles), so an environment only ever
-    runs code compiled from the same source in an environment set up like it."""
+    runs code compiled from the same source in an environment set up like it: a filter of a
+    given name is the same function in every environment (make_environment's, and the payer
+    batch's `score`); one that is not must get its own `full_text_in`."""
 
     def __init__(self) -> None:
         self._code: dict[str, CodeType] = {}
