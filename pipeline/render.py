@@ -8,6 +8,7 @@ error for anything else (file:// elsewhere, http(s)://, data from patient fields
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime as dt  # noqa: F401  (attachment dates)
 import functools
@@ -17,10 +18,12 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import CodeType
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 import jinja2
+from jinja2.bccache import Bucket
 from markupsafe import Markup
 from weasyprint import CSS, HTML, Attachment
 from weasyprint.text.fonts import FontConfiguration
@@ -162,10 +165,48 @@ def soft_break_long_runs(html: str) -> str:
     return head + body_tag + _TEXT_NODE.sub(text, body)
 
 
+class CompiledTemplates(jinja2.BytecodeCache):
+    """Compiled templates kept in memory and shared by the environments of one `full_text_in`:
+    compiling monthly.html.j2 and the templates it includes takes ~50 ms, once per process now
+    instead of once per report. A template is looked up by its name, file, source checksum and
+    the names of the environment's filters (Jinja checks filters, and folds constant
+    expressions through them and `finalize`, when it compiles), so an environment only ever
+    runs code compiled from the same source in an environment set up like it: a filter of a
+    given name is the same function in every environment (make_environment's, and the payer
+    batch's `score`); one that is not must get its own `full_text_in`."""
+
+    def __init__(self) -> None:
+        self._code: dict[str, CodeType] = {}
+        self._lock = threading.Lock()
+
+    def get_bucket(self, environment: jinja2.Environment, name: str, filename: str | None,
+                   source: str) -> Bucket:
+        key = "|".join([self.get_cache_key(name, filename), *sorted(environment.filters)])
+        bucket = Bucket(environment, key, self.get_source_checksum(source))
+        self.load_bytecode(bucket)
+        return bucket
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        with self._lock:
+            bucket.code = self._code.get(f"{bucket.key}|{bucket.checksum}")
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        if bucket.code is not None:
+            with self._lock:
+                self._code[f"{bucket.key}|{bucket.checksum}"] = bucket.code
+
+
+@functools.cache
+def compiled_templates(full_text_in: str) -> CompiledTemplates:
+    """The compiled templates of every environment whose cut values point to `full_text_in`."""
+    return CompiledTemplates()
+
+
 def make_environment(full_text_in: str = FULL_TEXT_IN_JSON) -> jinja2.Environment:
     """The Jinja environment; `full_text_in` names where a cut value is printed whole."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        bytecode_cache=compiled_templates(full_text_in),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html", "j2", "xml"),
                                             default_for_string=True, default=True),
         undefined=jinja2.StrictUndefined,
@@ -213,29 +254,68 @@ def no_full_collections() -> Iterator[None]:
                 gc.set_threshold(*_pause["thresholds"])
 
 
+@dataclass(frozen=True)
+class PageStyles:
+    """report.css and the page size parsed, with the fonts report.css loads (its @font-face
+    rules, written to a temporary folder and added to a fontconfig/Pango font map): built once
+    per process and page size, and shared by every Renderer of that size. Rebuilding them for
+    each report cost ~20 ms, and a fresh font map made Pango open and measure every face and
+    size again (~0.1 s more per payer packet). The same document renders to the same bytes
+    with fresh or shared styles (tests/test_render.py). `lock`: one document at a time uses
+    them (Pango's font map is not thread-safe); payer workers are processes, each with its own.
+    A document's own @font-face rule would add its face to the shared font map: our templates
+    have none, and export text cannot add one (it is escaped).
+    """
+
+    fetcher: LockedFetcher
+    fonts: FontConfiguration
+    stylesheets: list[CSS]
+    lock: threading.Lock
+
+
+_page_styles: dict[str, PageStyles] = {}
+_page_styles_lock = threading.Lock()
+
+
+def page_styles(page_size: str) -> PageStyles:
+    """The shared PageStyles of `page_size` ("Letter", any case, or A4 for anything else)."""
+    size = "Letter" if page_size.lower() == "letter" else "A4"
+    with _page_styles_lock:
+        if size not in _page_styles:
+            fetcher, fonts = LockedFetcher(), FontConfiguration()
+            base = (TEMPLATES_DIR / "report.css").read_text(encoding="utf-8")
+            _page_styles[size] = PageStyles(fetcher, fonts, [
+                CSS(string=base, base_url=str(TEMPLATES_DIR) + "/", url_fetcher=fetcher,
+                    font_config=fonts),
+                CSS(string=f"@page {{ size: {size}; }}", url_fetcher=fetcher, font_config=fonts),
+            ], threading.Lock())
+        return _page_styles[size]
+
+
+# dropped before the interpreter tears its modules down, so each font map's temporary folder
+# of font files is removed (FontConfiguration.__del__) on every normal exit
+atexit.register(_page_styles.clear)
+
+
 @dataclass
 class Renderer:
-    """Holds what is costly to build once: Jinja environment, fonts, stylesheet, fetcher.
-
-    One Renderer per process; reuse it for every document (payer batches render hundreds).
+    """The Jinja environment, and the stylesheets, fonts and fetcher shared by the process
+    (page_styles). Cheap to build: the costly parts are built once per process.
     """
 
     page_size: str = "A4"
     full_text_in: str = FULL_TEXT_IN_JSON  # where a value cut in the PDF is whole
     env: jinja2.Environment = field(init=False)
-    fetcher: LockedFetcher = field(default_factory=LockedFetcher)
-    fonts: FontConfiguration = field(default_factory=FontConfiguration)
-    _stylesheets: list[CSS] = field(default_factory=list)
+    fetcher: LockedFetcher = field(init=False)
+    fonts: FontConfiguration = field(init=False)
+    _stylesheets: list[CSS] = field(init=False)
+    _lock: threading.Lock = field(init=False)
 
     def __post_init__(self) -> None:
         self.env = make_environment(self.full_text_in)
-        base = (TEMPLATES_DIR / "report.css").read_text(encoding="utf-8")
-        page = f"@page {{ size: {'Letter' if self.page_size.lower() == 'letter' else 'A4'}; }}"
-        self._stylesheets = [
-            CSS(string=base, base_url=str(TEMPLATES_DIR) + "/", url_fetcher=self.fetcher,
-                font_config=self.fonts),
-            CSS(string=page, url_fetcher=self.fetcher, font_config=self.fonts),
-        ]
+        styles = page_styles(self.page_size)
+        self.fetcher, self.fonts = styles.fetcher, styles.fonts
+        self._stylesheets, self._lock = styles.stylesheets, styles.lock
 
     def html(self, template: str, context: dict[str, Any]) -> str:
         return self.env.get_template(template).render(**context)
@@ -255,7 +335,7 @@ class Renderer:
 
         attachments: (file name, bytes, description); built fresh per render (single-use).
         """
-        with no_full_collections():  # parsing the HTML is WeasyPrint's work too
+        with self._lock, no_full_collections():  # parsing the HTML is WeasyPrint's work too
             self._pdf(html, target, created, pdf_variant, attachments)
 
     def _pdf(self, html: str, target: Path, created: dt.datetime, pdf_variant: str | None,
