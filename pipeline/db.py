@@ -143,3 +143,11 @@ def run(con: duckdb.DuckDBPyConnection, query: str, params: dict | list | None =
     """Execute statements that return no rows (DuckDB 2 keeps a result open until completed)."""
     result = con.execute(query, params) if params is not None else con.execute(query)
     result.complete()
+
+
+def changed(con: duckdb.DuckDBPyConnection, query: str, params: dict | list | None = None) -> int:
+    """Execute one statement that writes rows (INSERT, UPDATE, DELETE, CREATE TABLE … AS);
+    returns how many it wrote, so that no count query has to follow."""
+    result = con.execute(query, params) if params is not None else con.execute(query)
+    rows = result.fetchall()
+    return int(rows[0][0]) if rows else 0

@@ -184,7 +184,8 @@ def _load_table(con: duckdb.DuckDBPyConnection, units: list[LoadUnit], work_dir:
     results = [_load_unit(con, unit, work_dir, current_before > 0, tracker) for unit in units]
     if snapshot:
         tracker.stage(f"{units[0].contract.name}: retiring the rows the export no longer holds")
-    retired = retire_absent(con, units[0].contract.name) if snapshot else 0
+    # A table without rows before this load has none to retire.
+    retired = retire_absent(con, units[0].contract.name) if snapshot and current_before else 0
     results[-1] = replace(results[-1], retired=retired, current_before=current_before)
     return results
 

@@ -29,16 +29,6 @@ ALTER TABLE typed ADD COLUMN __repeated BOOLEAN;
 ALTER TABLE typed ADD COLUMN __verdict VARCHAR;
 ALTER TABLE typed ADD COLUMN __insert BOOLEAN;
 
--- Lines whose key (the id; without an id, the content hash) is on another valid line of the
--- file too: only these are compared value by value. Keys are compared by a 64-bit hash here;
--- a collision only adds a line to compare.
-CREATE OR REPLACE TEMP TABLE repeat_keys AS
-SELECT hash(__id, CASE WHEN __id IS NULL THEN row_hash END) AS key_hash
-FROM typed
-WHERE __problems IS NULL
-GROUP BY ALL
-HAVING count(*) > 1;
-
 UPDATE typed SET __repeated = true
 WHERE __problems IS NULL
   AND hash(__id, CASE WHEN __id IS NULL THEN row_hash END) IN (SELECT key_hash FROM repeat_keys);
@@ -140,36 +130,3 @@ INSERT INTO seen_rows
 SELECT __rowid FROM row_status WHERE verdict = 'unchanged'
 UNION ALL
 SELECT __rowid FROM kept;
-
--- changes: one row per correction and retirement, written before the old versions move.
-CREATE OR REPLACE TEMP TABLE corrected_rows AS SELECT * FROM typed WHERE __verdict = 'correct';
-
-INSERT INTO changes
-WITH pairs AS (
-    SELECT v.__line, v.__id, t.row_hash, to_json(v.row_struct) AS new_json,
-           to_json(e.row_struct) AS old_json
-    FROM row_values('corrected_rows') v
-    JOIN corrected_rows t USING (__line)
-    JOIN superseded u USING (__line)
-    JOIN existing e ON e.__rowid = u.__rowid
-),
-corrected AS (
-    SELECT *, list_filter(json_keys(new_json), lambda k:
-                  json_extract(new_json, '$.' || k) IS DISTINCT FROM json_extract(old_json, '$.' || k)
-              ) AS cols
-    FROM pairs
-)
-SELECT s.load_id, s.table_name, 'corrected',
-       CASE WHEN list_bool_and(list_transform(cols, lambda k: json_type(old_json, '$.' || k) = 'NULL'))
-            THEN 'values where the earlier version had none'
-            ELSE 'values corrected' END,
-       __id, row_hash, cols, s.file, __line
-FROM corrected, settings s
-ORDER BY __line;
-
-INSERT INTO changes
-SELECT s.load_id, s.table_name, 'retired', 'now listed in the patients file', t.__id, e.row_hash,
-       NULL, s.file, t.__line
-FROM superseded u JOIN typed t USING (__line) JOIN existing e ON e.__rowid = u.__rowid, settings s
-WHERE u.verdict = 'add'
-ORDER BY t.__line;
