@@ -93,7 +93,9 @@ def _setup_session(con: duckdb.DuckDBPyConnection, config: Config, load_id: int,
 def _build_stg(con: duckdb.DuckDBPyConnection, staged: Staged, contract: TableContract) -> None:
     """raw (c0..cN by position) -> stg (contract names); the column names are our own."""
     cols = staged.columns
-    flagged = any(r[0] == "__flag" for r in con.execute("DESCRIBE raw").fetchall())
+    # A direct CSV's raw is csv_rows, which flags rows (csv_rows.py); other readers' may not.
+    flagged = staged.direct is not None or any(
+        r[0] == "__flag" for r in con.execute("DESCRIBE raw").fetchall())
     parts = ["__line", "__flag" if flagged else "0::UTINYINT AS __flag"]
     for name in contract.columns:
         pos = cols.positions.get(name)
