@@ -88,7 +88,10 @@ CREATE OR REPLACE TEMP MACRO not_number_reason(raw, what) AS
          WHEN isinf(to_double(raw))
              THEN 'infinite or too large to be a value (Inf, 1e400 …); ' || what
                   || ' must be a finite number: check the export'
-         WHEN has_invisible(strip(raw))
+         -- has_invisible(strip(raw)), with strip(raw) written once: a macro repeats its argument
+         -- wherever it uses it, and every copy costs DuckDB time to bind and optimise each
+         -- statement. The one-element list is only built for the rare cells tested here.
+         WHEN list_transform([strip(raw)], lambda stripped: has_invisible(stripped))[1]
              THEN 'not a number: the cell holds an invisible character (zero-width space, tab '
                   || 'or line break); retype ' || what
          ELSE 'not a number; ' || what || ' must be a plain number with a decimal point' END;
@@ -235,7 +238,8 @@ CREATE OR REPLACE TEMP MACRO ts_text_problem(t) AS
 CREATE OR REPLACE TEMP MACRO ts_problem(raw, parsed, load_date) AS
     CASE WHEN blank(raw) THEN NULL
          WHEN parsed IS NULL
-             THEN coalesce(ts_text_problem(strip(raw)),
+             -- ts_text_problem(strip(raw)), strip(raw) written once (see not_number_reason)
+             THEN coalesce(list_transform([strip(raw)], lambda stripped: ts_text_problem(stripped))[1],
                            'unparseable date; use ISO 8601 such as 2026-02-02 or 2026-02-02T09:00')
          WHEN parsed::DATE > load_date
              THEN 'date is later than the day of the load (' || load_date::VARCHAR
