@@ -95,6 +95,11 @@ def merge_file(con: duckdb.DuckDBPyConnection, contract: TableContract,
     if not current and not repeats:
         return _add_all(con, table, int(valid))
     define_existing(con, table)
+    if repeats:
+        run(con, sql("merge/repeats.sql"))
+    else:  # no line to compare with another
+        run(con, "CREATE OR REPLACE TEMP TABLE repeat_status "
+                 "(__line BIGINT, id_lines VARCHAR, repeat_same BOOLEAN)")
     run(con, sql("merge/classify.sql"))
     row = con.execute(sql("merge/counts.sql")).fetchall()[0]
     counts = MergeCounts(*(int(v) for v in row[:5]))

@@ -2,9 +2,10 @@
 -- its table. README "Exports over time": a row is added, corrected (its id now carries other
 -- values), unchanged, an exact duplicate, or rejected; a current row named by a rejected line
 -- stays current (kept). Retirement is decided per table once all its files are read (retire.sql).
--- Reads temp table typed (one row per line, __problems NULL when valid), macro row_values (the
--- values of a table shaped like typed as a struct, sql/validate/<table>.sql), view existing (the
--- table's current rows, sql/existing/<table>.sql) and settings. Rows are matched by id; rows
+-- Reads repeat_status (sql/merge/repeats.sql; empty when no key repeats), temp table typed (one
+-- row per line, __problems NULL when valid), macro row_values (the values of a table shaped like
+-- typed as a struct, sql/validate/<table>.sql), view existing (the table's current rows,
+-- sql/existing/<table>.sql) and settings. Rows are matched by id; rows
 -- without an id by content (64-bit hash, then every typed value compared, so a collision never
 -- merges two rows). Structs are built only for the rows that matched or repeat a key.
 -- A row matching one that another file of this same load added is a duplicate or a conflict.
@@ -23,48 +24,10 @@ JOIN (SELECT * FROM existing WHERE __id IS NULL) e
 WHERE v.__problems IS NULL;
 
 -- Marks for the few rows read again with all their values: an update reads only the columns
--- it tests, where a join would read every column of every row of typed. __repeated: the key is
--- on another valid line; __verdict: a conflict or a correction; __insert: sql/load/.
-ALTER TABLE typed ADD COLUMN __repeated BOOLEAN;
+-- it tests, where a join would read every column of every row of typed. __verdict: a conflict
+-- or a correction; __insert: sql/load/ (__repeated: sql/merge/repeats.sql).
 ALTER TABLE typed ADD COLUMN __verdict VARCHAR;
 ALTER TABLE typed ADD COLUMN __insert BOOLEAN;
-
-UPDATE typed SET __repeated = true
-WHERE __problems IS NULL
-  AND hash(__id, CASE WHEN __id IS NULL THEN row_hash END) IN (SELECT key_hash FROM repeat_keys);
-
-CREATE OR REPLACE TEMP TABLE repeated AS SELECT * FROM typed WHERE __repeated;
-
-CREATE OR REPLACE TEMP TABLE repeat_status AS
-WITH valid AS (
-    SELECT __line, __id, row_struct, row_hash FROM row_values('repeated')
-),
-conflicting_ids AS (
-    -- Ids present with two or more different rows in this file: none of them is trusted.
-    SELECT __id, array_to_string(list_slice(list(__line ORDER BY __line), 1, 6), ', ') AS id_lines
-    FROM valid
-    WHERE __id IS NOT NULL
-    GROUP BY __id
-    HAVING count(DISTINCT row_hash) > 1
-),
-groups AS (
-    SELECT __id, row_hash, min(__line) AS first_line
-    FROM valid
-    GROUP BY __id, row_hash
-    HAVING count(*) > 1
-),
-repeats AS (
-    -- Later rows of a group: a duplicate when equal to the group's first row, else a conflict.
-    SELECT v.__line, v.row_struct IS NOT DISTINCT FROM f.row_struct AS same
-    FROM valid v
-    JOIN groups g ON g.__id IS NOT DISTINCT FROM v.__id AND g.row_hash = v.row_hash
-    JOIN valid f ON f.__line = g.first_line
-    WHERE v.__line <> g.first_line
-)
-SELECT v.__line, k.id_lines, r.same AS repeat_same
-FROM valid v
-LEFT JOIN conflicting_ids k ON k.__id = v.__id
-LEFT JOIN repeats r ON r.__line = v.__line;
 
 -- row_status: the valid lines that matched a current row or repeat a key; every other valid
 -- line is added (counted in counts.sql, inserted by sql/load/insert.sql).
