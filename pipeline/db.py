@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -90,6 +91,7 @@ def connect(
         settings["temp_directory"] = config.database.temp_directory
     if config.database.threads:
         settings["threads"] = config.database.threads
+    fresh = not Path(db_path).exists()
     if not read_only:
         Path(db_path).parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -100,8 +102,7 @@ def connect(
         raise
     quiet_duckdb(con)
     if not read_only:
-        for schema_file in sorted((SQL_DIR / "schema").glob("*.sql")):
-            run(con, schema_file.read_text(encoding="utf-8"))
+        _create_schema(con, fresh)
     if load is not None:
         try:
             pin_load(con, load, db_path)
@@ -109,6 +110,53 @@ def connect(
             con.close()
             raise
     return con
+
+
+# The catalog entries of the canonical schema: every column of its tables and views, each view's
+# definition, its sequences.
+_CATALOG = """
+SELECT schema_name, table_name, column_name, data_type FROM duckdb_columns()
+WHERE database_name = current_database()
+UNION ALL
+SELECT schema_name, view_name, sql, NULL FROM duckdb_views()
+WHERE database_name = current_database() AND NOT internal
+UNION ALL
+SELECT schema_name, sequence_name, NULL, NULL FROM duckdb_sequences()
+WHERE database_name = current_database()
+"""
+
+
+@functools.cache
+def _schema() -> tuple[tuple[str, bool], ...]:
+    """The statements of sql/schema/*.sql in order, each with whether it only declares an
+    object (CREATE … IF NOT EXISTS, CREATE OR REPLACE VIEW, ALTER … ADD COLUMN IF NOT EXISTS)."""
+    declaring = {duckdb.StatementType.CREATE, duckdb.StatementType.ALTER}
+    return tuple((statement.query, statement.type in declaring)
+                 for schema_file in sorted((SQL_DIR / "schema").glob("*.sql"))
+                 for statement in duckdb.extract_statements(schema_file.read_text(encoding="utf-8")))
+
+
+@functools.cache
+def _schema_catalog() -> frozenset[tuple]:
+    """What the schema declares, as _CATALOG lists it, built once per process in memory."""
+    con = duckdb.connect(":memory:")
+    try:
+        for query, _ in _schema():
+            run(con, query)
+        return frozenset(con.execute(_CATALOG).fetchall())
+    finally:
+        con.close()
+
+
+def _create_schema(con: duckdb.DuckDBPyConnection, fresh: bool) -> None:
+    """Run sql/schema/*.sql. In a database that already holds every object the schema declares,
+    as it declares it, those statements would change nothing: one catalog query stands in for
+    them, and only the others (the update of legacy `loads` rows) run."""
+    statements = _schema()
+    if not fresh and _schema_catalog() <= set(con.execute(_CATALOG).fetchall()):
+        statements = tuple(s for s in statements if not s[1])
+    for query, _ in statements:
+        run(con, query)
 
 
 def latest_load(con: duckdb.DuckDBPyConnection) -> int | None:
@@ -143,3 +191,11 @@ def run(con: duckdb.DuckDBPyConnection, query: str, params: dict | list | None =
     """Execute statements that return no rows (DuckDB 2 keeps a result open until completed)."""
     result = con.execute(query, params) if params is not None else con.execute(query)
     result.complete()
+
+
+def changed(con: duckdb.DuckDBPyConnection, query: str, params: dict | list | None = None) -> int:
+    """Execute one statement that writes rows (INSERT, UPDATE, DELETE, CREATE TABLE … AS);
+    returns how many it wrote, so that no count query has to follow."""
+    result = con.execute(query, params) if params is not None else con.execute(query)
+    rows = result.fetchall()
+    return int(rows[0][0]) if rows else 0

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
-from pipeline.db import run
+from pipeline.db import changed, run
 from pipeline.ingest.contract import normalize_column
 from pipeline.ingest.csv_text import MAX_LINE_BYTES, CsvText
 from pipeline.paths import sql
@@ -115,29 +115,30 @@ def settle_rows(con: duckdb.DuckDBPyConnection, table: str, read: CsvRead, notes
     if table not in ("typed", "raw_records"):  # substituted into SQL: only our own tables
         raise ValueError(f"not a table of read rows: {table!r}")
     text, tag = read.text, read.tag
-    run(con, "CREATE OR REPLACE TEMP TABLE csv_rejects AS "
-             # the first column's error per line; a line-size error has no column (NULL index)
-             "SELECT line, arg_min(column_name, coalesce(column_idx, -1)) AS col, "
-             "arg_min(error_type, coalesce(column_idx, -1)) AS error_type, "
-             f"any_value(csv_line) AS csv_line FROM rj_{tag} GROUP BY line")
+    rejected = changed(con, "CREATE OR REPLACE TEMP TABLE csv_rejects AS "
+                       # the first column's error per line; a line-size error has no column
+                       # (NULL index)
+                       "SELECT line, arg_min(column_name, coalesce(column_idx, -1)) AS col, "
+                       "arg_min(error_type, coalesce(column_idx, -1)) AS error_type, "
+                       f"any_value(csv_line) AS csv_line FROM rj_{tag} GROUP BY line")
     run(con, f"DROP TABLE rj_{tag}; DROP TABLE rs_{tag}")
-    records, flags = con.execute(
-        f"SELECT count(*), coalesce(bit_or(__flag), 0) FROM {table}").fetchall()[0]
-    rejected = con.execute("SELECT count(*) FROM csv_rejects").fetchall()[0][0]
+    # rowid order is insertion order (it does not start at 0 inside a transaction)
+    records, flags, first = (int(v) for v in con.execute(
+        f"SELECT count(*), coalesce(bit_or(__flag), 0), coalesce(min(rowid), 0) FROM {table}"
+    ).fetchall()[0])
     data_lines = text.total_lines - text.header_line - len(text.blank_lines)
     if records + rejected != data_lines:
         return False  # multi-line fields or a swallowed tail: the exact path decides
     gaps = bool(text.blank_lines or rejected)
     if not _record_lines(con, text, records, gaps):
         return False
-    # rowid order is insertion order (it does not start at 0 inside a transaction)
-    first = int(con.execute(f"SELECT coalesce(min(rowid), 0) FROM {table}").fetchall()[0][0])
     if gaps:
         run(con, f"UPDATE {table} SET __line = f.line FROM record_lines f "
                  f"WHERE f.rid = {table}.rowid - {first}")
     else:  # the common case: line header+n holds the n-th record
         run(con, f"UPDATE {table} SET __line = rowid - {first} + {text.header_line + 1}")
-    _structural_rejects(con, text.header)
+    if rejected:
+        _structural_rejects(con, text.header)
     _screen(con, table, text, flags)
     if flags & DECIMAL_FLAG:
         notes.append(DECIMAL_NOTE)

@@ -21,7 +21,7 @@ import duckdb
 import pyarrow as pa
 
 from pipeline.config import Config
-from pipeline.db import connect, run, writer_lock
+from pipeline.db import changed, connect, run, writer_lock
 from pipeline.errors import InputError, disk_cause
 from pipeline.ingest.adapters import adapter_units
 from pipeline.ingest.adapters.common import default_mapping
@@ -93,7 +93,9 @@ def _setup_session(con: duckdb.DuckDBPyConnection, config: Config, load_id: int,
 def _build_stg(con: duckdb.DuckDBPyConnection, staged: Staged, contract: TableContract) -> None:
     """raw (c0..cN by position) -> stg (contract names); the column names are our own."""
     cols = staged.columns
-    flagged = any(r[0] == "__flag" for r in con.execute("DESCRIBE raw").fetchall())
+    # A direct CSV's raw is csv_rows, which flags rows (csv_rows.py); other readers' may not.
+    flagged = staged.direct is not None or any(
+        r[0] == "__flag" for r in con.execute("DESCRIBE raw").fetchall())
     parts = ["__line", "__flag" if flagged else "0::UTINYINT AS __flag"]
     for name in contract.columns:
         pos = cols.positions.get(name)
@@ -124,14 +126,16 @@ def _check_references(con: duckdb.DuckDBPyConnection, staged: Staged,
     run(con, "CREATE OR REPLACE TEMP TABLE ref_problems (line BIGINT, \"column\" VARCHAR, "
              "value VARCHAR, reason VARCHAR, raw_column VARCHAR)")
     name = contract.name
+    found = 0
     if name == "patients":
-        run(con, sql("validate/first_seen_references.sql"))
+        found += changed(con, sql("validate/first_seen_references.sql"))
     if name == "sessions":
-        run(con, sql("validate/protocol_references.sql"))
+        found += changed(con, sql("validate/protocol_references.sql"))
     if name in DATED_BY:
-        run(con, sql("validate/birth_references.sql").replace("__date__", DATED_BY[name]))
-        run(con, sql("validate/patient_references.sql"))
-    if not _one(con, "SELECT count(*) FROM ref_problems"):
+        found += changed(con, sql("validate/birth_references.sql")
+                         .replace("__date__", DATED_BY[name]))
+        found += changed(con, sql("validate/patient_references.sql"))
+    if not found:
         return
     for (column,) in con.execute(
             "SELECT DISTINCT raw_column FROM ref_problems WHERE raw_column IS NOT NULL").fetchall():
@@ -184,7 +188,8 @@ def _load_table(con: duckdb.DuckDBPyConnection, units: list[LoadUnit], work_dir:
     results = [_load_unit(con, unit, work_dir, current_before > 0, tracker) for unit in units]
     if snapshot:
         tracker.stage(f"{units[0].contract.name}: retiring the rows the export no longer holds")
-    retired = retire_absent(con, units[0].contract.name) if snapshot else 0
+    # A table without rows before this load has none to retire.
+    retired = retire_absent(con, units[0].contract.name) if snapshot and current_before else 0
     results[-1] = replace(results[-1], retired=retired, current_before=current_before)
     return results
 
@@ -326,7 +331,9 @@ def ingest(
                 if not allow_retire:
                     _check_retire_share(results, config.ingest.max_retired_share)
                 tracker.stage("recording the load")
-                run(con, sql("load/derived_patients.sql"))
+                if changed(con, sql("load/derived_patients.sql")):
+                    run(con, sql("load/derived_retire.sql"))
+                run(con, sql("load/derived_add.sql"))
                 # the day of the load is `today`, the day dates were judged against (no date
                 # after it loads); reports refuse an as-of after it (months.check_as_of)
                 loaded_at = datetime.combine(today, datetime.now().time().replace(microsecond=0))

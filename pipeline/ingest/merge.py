@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from pipeline.db import run
+from pipeline.db import changed, run
 from pipeline.ingest.contract import CONTRACTS, TableContract
 from pipeline.ingest.readers import Staged
 from pipeline.paths import sql
@@ -80,32 +80,66 @@ def start_table(con: duckdb.DuckDBPyConnection, name: str) -> int:
 def merge_file(con: duckdb.DuckDBPyConnection, contract: TableContract,
                absent: list[str]) -> MergeCounts:
     """Classify one file's validated rows (temp table typed) against the table's current rows
-    (view existing) and apply them."""
+    (view existing) and apply them.
+
+    A file whose table is empty and whose keys are all distinct (a first load) matches nothing
+    and repeats nothing: each valid line is added, and the classification is not run. Steps
+    that cannot change anything (no reject, no superseded version) are left out too.
+    """
     table = _table(contract.name)
-    define_existing(con, table)
     keep_absent_values(con, contract, absent)
-    run(con, sql("merge/classify.sql"))
-    run(con, sql("load/rejects.sql"))
-    run(con, sql("merge/apply.sql").replace("__table__", table))
-    _insert(con, table)
-    row = con.execute(sql("merge/counts.sql")).fetchall()[0]
-    return MergeCounts(*(int(v) for v in row))
-
-
-def _insert(con: duckdb.DuckDBPyConnection, table: str) -> None:
-    """The file's added and corrected rows into the table, in file order, without a sort."""
-    valid, left_out = con.execute(
+    valid, current = con.execute(
         "SELECT (SELECT count(*) FROM typed WHERE __problems IS NULL), "
-        "(SELECT count(*) FROM row_status WHERE verdict NOT IN ('add', 'correct'))").fetchall()[0]
+        f"(SELECT count(*) FROM {table})").fetchall()[0]
+    repeats = changed(con, sql("merge/repeat_keys.sql"))
+    if not current and not repeats:
+        return _add_all(con, table, int(valid))
+    define_existing(con, table)
+    if repeats:
+        run(con, sql("merge/repeats.sql"))
+    else:  # no line to compare with another
+        run(con, "CREATE OR REPLACE TEMP TABLE repeat_status "
+                 "(__line BIGINT, id_lines VARCHAR, repeat_same BOOLEAN)")
+    run(con, sql("merge/classify.sql"))
+    row = con.execute(sql("merge/counts.sql")).fetchall()[0]
+    counts = MergeCounts(*(int(v) for v in row[:5]))
+    left_out, superseded = (int(v) for v in row[5:])
+    if counts.rejected:
+        run(con, sql("load/rejects.sql"))
+    if superseded:
+        run(con, sql("merge/changes.sql"))
+        run(con, sql("merge/apply.sql").replace("__table__", table))
+    _insert(con, table, int(valid), left_out)
+    return counts
+
+
+def _add_all(con: duckdb.DuckDBPyConnection, table: str, valid: int) -> MergeCounts:
+    """Every valid line is added; the others are rejected, as classify.sql would judge them
+    with no current row to match and no key repeated (row_status and kept empty)."""
+    rejected = int(con.execute(
+        "SELECT count(DISTINCT line) FROM (SELECT line FROM stage_rejects "
+        "UNION ALL SELECT __line FROM typed WHERE __problems IS NOT NULL)").fetchall()[0][0])
+    if rejected:
+        run(con, sql("merge/nothing_matched.sql"))
+        run(con, sql("load/rejects.sql"))
+    if valid:
+        run(con, sql("load/insert.sql").replace("__table__", table).replace("__chosen__", "true"))
+    return MergeCounts(valid, 0, 0, 0, rejected)
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, valid: int, left_out: int) -> None:
+    """The file's added and corrected rows into the table, in file order, without a sort."""
     most = 2 * left_out < valid  # most valid lines are inserted: mark the few left out
     run(con, sql("load/mark_inserts.sql").replace("__mark__", "left out" if most else "inserted"))
-    run(con, sql("load/insert.sql").replace("__table__", table)
-        .replace("__default__", "true" if most else "false"))
+    chosen = f"coalesce(__insert, {'true' if most else 'false'})"
+    run(con, sql("load/insert.sql").replace("__table__", table).replace("__chosen__", chosen))
 
 
 def retire_absent(con: duckdb.DuckDBPyConnection, name: str) -> int:
     """Snapshot: retire the table's rows that no file of this load holds; returns how many."""
     table = _table(name)
     define_existing(con, table)
-    run(con, sql("merge/retire.sql").replace("__table__", table))
-    return int(con.execute("SELECT count(*) FROM retiring").fetchall()[0][0])
+    retiring = changed(con, sql("merge/retiring.sql"))
+    if retiring:
+        run(con, sql("merge/retire.sql").replace("__table__", table))
+    return retiring

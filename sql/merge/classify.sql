@@ -2,9 +2,10 @@
 -- its table. README "Exports over time": a row is added, corrected (its id now carries other
 -- values), unchanged, an exact duplicate, or rejected; a current row named by a rejected line
 -- stays current (kept). Retirement is decided per table once all its files are read (retire.sql).
--- Reads temp table typed (one row per line, __problems NULL when valid), macro row_values (the
--- values of a table shaped like typed as a struct, sql/validate/<table>.sql), view existing (the
--- table's current rows, sql/existing/<table>.sql) and settings. Rows are matched by id; rows
+-- Reads repeat_status (sql/merge/repeats.sql; empty when no key repeats), temp table typed (one
+-- row per line, __problems NULL when valid), macro row_values (the values of a table shaped like
+-- typed as a struct, sql/validate/<table>.sql), view existing (the table's current rows,
+-- sql/existing/<table>.sql) and settings. Rows are matched by id; rows
 -- without an id by content (64-bit hash, then every typed value compared, so a collision never
 -- merges two rows). Structs are built only for the rows that matched or repeat a key.
 -- A row matching one that another file of this same load added is a duplicate or a conflict.
@@ -23,58 +24,10 @@ JOIN (SELECT * FROM existing WHERE __id IS NULL) e
 WHERE v.__problems IS NULL;
 
 -- Marks for the few rows read again with all their values: an update reads only the columns
--- it tests, where a join would read every column of every row of typed. __repeated: the key is
--- on another valid line; __verdict: a conflict or a correction; __insert: sql/load/.
-ALTER TABLE typed ADD COLUMN __repeated BOOLEAN;
+-- it tests, where a join would read every column of every row of typed. __verdict: a conflict
+-- or a correction; __insert: sql/load/ (__repeated: sql/merge/repeats.sql).
 ALTER TABLE typed ADD COLUMN __verdict VARCHAR;
 ALTER TABLE typed ADD COLUMN __insert BOOLEAN;
-
--- Lines whose key (the id; without an id, the content hash) is on another valid line of the
--- file too: only these are compared value by value. Keys are compared by a 64-bit hash here;
--- a collision only adds a line to compare.
-CREATE OR REPLACE TEMP TABLE repeat_keys AS
-SELECT hash(__id, CASE WHEN __id IS NULL THEN row_hash END) AS key_hash
-FROM typed
-WHERE __problems IS NULL
-GROUP BY ALL
-HAVING count(*) > 1;
-
-UPDATE typed SET __repeated = true
-WHERE __problems IS NULL
-  AND hash(__id, CASE WHEN __id IS NULL THEN row_hash END) IN (SELECT key_hash FROM repeat_keys);
-
-CREATE OR REPLACE TEMP TABLE repeated AS SELECT * FROM typed WHERE __repeated;
-
-CREATE OR REPLACE TEMP TABLE repeat_status AS
-WITH valid AS (
-    SELECT __line, __id, row_struct, row_hash FROM row_values('repeated')
-),
-conflicting_ids AS (
-    -- Ids present with two or more different rows in this file: none of them is trusted.
-    SELECT __id, array_to_string(list_slice(list(__line ORDER BY __line), 1, 6), ', ') AS id_lines
-    FROM valid
-    WHERE __id IS NOT NULL
-    GROUP BY __id
-    HAVING count(DISTINCT row_hash) > 1
-),
-groups AS (
-    SELECT __id, row_hash, min(__line) AS first_line
-    FROM valid
-    GROUP BY __id, row_hash
-    HAVING count(*) > 1
-),
-repeats AS (
-    -- Later rows of a group: a duplicate when equal to the group's first row, else a conflict.
-    SELECT v.__line, v.row_struct IS NOT DISTINCT FROM f.row_struct AS same
-    FROM valid v
-    JOIN groups g ON g.__id IS NOT DISTINCT FROM v.__id AND g.row_hash = v.row_hash
-    JOIN valid f ON f.__line = g.first_line
-    WHERE v.__line <> g.first_line
-)
-SELECT v.__line, k.id_lines, r.same AS repeat_same
-FROM valid v
-LEFT JOIN conflicting_ids k ON k.__id = v.__id
-LEFT JOIN repeats r ON r.__line = v.__line;
 
 -- row_status: the valid lines that matched a current row or repeat a key; every other valid
 -- line is added (counted in counts.sql, inserted by sql/load/insert.sql).
@@ -140,36 +93,3 @@ INSERT INTO seen_rows
 SELECT __rowid FROM row_status WHERE verdict = 'unchanged'
 UNION ALL
 SELECT __rowid FROM kept;
-
--- changes: one row per correction and retirement, written before the old versions move.
-CREATE OR REPLACE TEMP TABLE corrected_rows AS SELECT * FROM typed WHERE __verdict = 'correct';
-
-INSERT INTO changes
-WITH pairs AS (
-    SELECT v.__line, v.__id, t.row_hash, to_json(v.row_struct) AS new_json,
-           to_json(e.row_struct) AS old_json
-    FROM row_values('corrected_rows') v
-    JOIN corrected_rows t USING (__line)
-    JOIN superseded u USING (__line)
-    JOIN existing e ON e.__rowid = u.__rowid
-),
-corrected AS (
-    SELECT *, list_filter(json_keys(new_json), lambda k:
-                  json_extract(new_json, '$.' || k) IS DISTINCT FROM json_extract(old_json, '$.' || k)
-              ) AS cols
-    FROM pairs
-)
-SELECT s.load_id, s.table_name, 'corrected',
-       CASE WHEN list_bool_and(list_transform(cols, lambda k: json_type(old_json, '$.' || k) = 'NULL'))
-            THEN 'values where the earlier version had none'
-            ELSE 'values corrected' END,
-       __id, row_hash, cols, s.file, __line
-FROM corrected, settings s
-ORDER BY __line;
-
-INSERT INTO changes
-SELECT s.load_id, s.table_name, 'retired', 'now listed in the patients file', t.__id, e.row_hash,
-       NULL, s.file, t.__line
-FROM superseded u JOIN typed t USING (__line) JOIN existing e ON e.__rowid = u.__rowid, settings s
-WHERE u.verdict = 'add'
-ORDER BY t.__line;

@@ -1,15 +1,7 @@
--- retiring: in a snapshot, the rows of __table__ that none of this load's files still holds.
--- README "Exports over time": retired rows move to history.__table___retired (nothing is
--- deleted) and are listed in `changes`. Runs once every file of the table is read; reads view
--- existing, seen_rows (sql/merge/classify.sql) and settings. Derived patients follow the other
--- tables instead (sql/load/derived_patients.sql).
-CREATE OR REPLACE TEMP TABLE retiring AS
-SELECT e.__rowid, e.__id, e.row_hash
-FROM existing e, settings s
-WHERE NOT e.replaceable
-  AND e.load_id < s.load_id                       -- rows this load added or corrected stay
-  AND e.__rowid NOT IN (SELECT __rowid FROM seen_rows);
-
+-- Retires the rows in retiring (sql/merge/retiring.sql) from __table__, one of the canonical
+-- tables substituted before the run. README "Exports over time": retired rows move to
+-- history.__table___retired (nothing is deleted) and are listed in `changes`. Run only when
+-- retiring holds a row.
 INSERT INTO changes
 SELECT s.load_id, s.table_name, 'retired',
        CASE WHEN r.__id IS NULL THEN 'not in this export (a row without an id is matched by its '

@@ -79,7 +79,7 @@ checked AS (
                     ts_problem(raw_administered_at, administered_at, load_day())) AS r_administered_at,
            coalesce(required_problem(raw_total_score),
                     CASE WHEN total_score IS NULL AND to_double(raw_total_score) IS NULL
-                              AND NOT has_invisible(strip(raw_total_score))
+                              AND NOT stripped_has_invisible(raw_total_score)
                              THEN 'not a number; the total score must be a number'
                          WHEN total_score IS NULL
                              THEN not_number_reason(raw_total_score, 'the total score')
@@ -108,7 +108,7 @@ checked AS (
                              THEN 'item is not a whole number; ' || instrument
                                   || ' items are whole numbers ' || item_min || '–' || item_max
                          WHEN all_items[k] IS NULL AND to_double(items_raw[k]) IS NULL
-                              AND NOT has_invisible(strip(items_raw[k]))
+                              AND NOT stripped_has_invisible(items_raw[k])
                              THEN 'not a number; ' || instrument || ' items are whole numbers '
                                   || item_min || '–' || item_max
                          WHEN all_items[k] IS NULL THEN not_number_reason(items_raw[k], 'an item')

@@ -47,6 +47,12 @@ CREATE OR REPLACE TEMP MACRO has_invisible(s) AS
                                 || '\x{2065}\x{2800}\x{3164}\x{FE00}-\x{FE0F}\x{FFA0}\x{FFF0}-\x{FFF8}'
                                 || '\x{E0000}-\x{E0FFF}]|[^\PZ ]|^[\p{Mn}\p{Me}]+$') END;
 
+-- has_invisible(strip(s)), with strip(s) written once: a macro repeats its argument wherever it
+-- uses it, and every copy costs DuckDB time to bind and optimise each statement. The one-element
+-- list is only built for the cells tested, which fail to parse: few.
+CREATE OR REPLACE TEMP MACRO stripped_has_invisible(s) AS
+    list_transform([strip(s)], lambda stripped: has_invisible(stripped))[1];
+
 -- For an id after clean(): ids are matched exactly across files, so an invisible character is
 -- rejected rather than removed (the export would not match the clinic's other systems).
 CREATE OR REPLACE TEMP MACRO id_problem(id) AS
@@ -88,7 +94,7 @@ CREATE OR REPLACE TEMP MACRO not_number_reason(raw, what) AS
          WHEN isinf(to_double(raw))
              THEN 'infinite or too large to be a value (Inf, 1e400 …); ' || what
                   || ' must be a finite number: check the export'
-         WHEN has_invisible(strip(raw))
+         WHEN stripped_has_invisible(raw)
              THEN 'not a number: the cell holds an invisible character (zero-width space, tab '
                   || 'or line break); retype ' || what
          ELSE 'not a number; ' || what || ' must be a plain number with a decimal point' END;
@@ -235,7 +241,8 @@ CREATE OR REPLACE TEMP MACRO ts_text_problem(t) AS
 CREATE OR REPLACE TEMP MACRO ts_problem(raw, parsed, load_date) AS
     CASE WHEN blank(raw) THEN NULL
          WHEN parsed IS NULL
-             THEN coalesce(ts_text_problem(strip(raw)),
+             -- ts_text_problem(strip(raw)), strip(raw) written once (see stripped_has_invisible)
+             THEN coalesce(list_transform([strip(raw)], lambda stripped: ts_text_problem(stripped))[1],
                            'unparseable date; use ISO 8601 such as 2026-02-02 or 2026-02-02T09:00')
          WHEN parsed::DATE > load_date
              THEN 'date is later than the day of the load (' || load_date::VARCHAR
