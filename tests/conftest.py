@@ -40,15 +40,21 @@ SUPPRESS = "[definitions]\nsuppress_small_cells = true\nsmall_cell_max = 10\n"
 SLOW_MODULES = {"test_faults.py"}
 
 
-# The longest modules, longest first (measured with --durations). `make test` runs the suite on
-# every core (pytest-xdist, one module per worker at a time, in collection order): starting the
-# long ones first keeps one of them from running alone at the end.
-LONGEST_FIRST = ("test_suppression.py", "test_payer_folder.py", "test_faults.py",
-                 "test_report_monthly.py", "test_report_evidence_benchmarks.py",
-                 "test_ingest_history.py", "test_progress.py", "test_report_evidence.py",
-                 "test_privacy.py", "test_determinism.py", "test_faults_snapshots.py",
-                 "test_pdf_tags.py", "test_report_dates.py", "test_long_text.py",
-                 "test_ingest_corpus_files.py", "test_ingest_corpus_values.py", "test_results.py")
+# The longest modules, longest first (measured with --durations), except that a module which
+# builds a fixture shared through `built_once` comes well before the others that read it
+# (determinism before privacy, long_text before pdf_tags, evidence_benchmarks before results,
+# faults before progress), so that no worker waits on the lock while the other builds. `make
+# test` runs the suite on every core (pytest-xdist, one module per worker at a time, in
+# collection order): starting the long ones first keeps one of them from running alone at the end.
+LONGEST_FIRST = ("test_suppression.py", "test_faults.py", "test_determinism.py",
+                 "test_ingest_history.py", "test_report_evidence_benchmarks.py",
+                 "test_report_monthly.py", "test_long_text.py", "test_faults_snapshots.py",
+                 "test_ingest_corpus_files.py", "test_hostile_content.py", "test_render.py",
+                 "test_report_monthly_casemix.py", "test_report_dates.py",
+                 "test_report_evidence.py", "test_payer_folder.py",
+                 "test_ingest_corpus_values.py", "test_outcomes_categories.py",
+                 "test_ingest_snapshots.py", "test_report_payer.py", "test_mapping_ingest.py",
+                 "test_privacy.py", "test_pdf_tags.py", "test_results.py", "test_progress.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
