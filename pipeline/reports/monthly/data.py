@@ -72,23 +72,43 @@ def _bounds(con: duckdb.DuckDBPyConnection, first: date, last: date) -> None:
                 "?::DATE AS last_day, ?::VARCHAR AS all_label", [first, last, ALL])
 
 
-def summary(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    """protocol_summary (pipeline/metrics.py) of the view course_outcomes."""
-    return summarise(con, cumulative_response(con))
-
-
-def read_period(con: duckdb.DuckDBPyConnection, first: date, last: date
-                ) -> dict[str, pl.DataFrame]:
-    """The tables of one period (see the module doc)."""
-    set_period(con, first, last, POOLED)
-    clinic = summary(con)
-    set_period(con, first, last)
+def summaries(con: duckdb.DuckDBPyConnection, shown: dict[tuple[str, str], tuple[date, date, str]]
+              ) -> dict[tuple[str, str], tuple[pl.DataFrame, pl.DataFrame]]:
+    """protocol_summary and cumulative_response (pipeline/metrics.py) of the view course_outcomes
+    for each (period, shown) of `shown`: its first..last and how the view shows it (`set_period`),
+    all in one pass: the course rows of every one with protocol_id prefixed by a key of its own
+    (sql/reports/monthly/summary_outcomes.sql), split again here. Leaves course_outcomes to be
+    set again (`set_period`)."""
+    keys = {name: f"{number:03d}" for number, name in enumerate(shown)}
+    con.execute("CREATE OR REPLACE TEMP TABLE report_summaries AS SELECT * FROM (VALUES "
+                + ", ".join(["(?::VARCHAR, ?::DATE, ?::DATE, ?::VARCHAR, ?::VARCHAR)"] * len(keys))
+                + ") AS rows(summary_key, first_day, last_day, shown, all_label)",
+                [value for name, (first, last, how) in shown.items()
+                 for value in (keys[name], first, last, how, ALL)])
+    con.execute("CREATE OR REPLACE TEMP VIEW course_outcomes AS "
+                + sql("reports/monthly/summary_outcomes.sql"))
     cumulative = cumulative_response(con)
+    summary = summarise(con, cumulative)
+    return {name: (_keyed(summary, key), _keyed(cumulative, key)) for name, key in keys.items()}
+
+
+def _keyed(frame: pl.DataFrame, key: str) -> pl.DataFrame:
+    """The rows of `frame` whose protocol_id starts with `key`, without it."""
+    return frame.filter(pl.col("protocol_id").str.starts_with(key)).with_columns(
+        pl.col("protocol_id").str.slice(len(key)))
+
+
+def read_period(con: duckdb.DuckDBPyConnection, first: date, last: date,
+                clinic: pl.DataFrame, by_protocol: tuple[pl.DataFrame, pl.DataFrame]
+                ) -> dict[str, pl.DataFrame]:
+    """The tables of one period (see the module doc), with its metric summaries (`summaries`):
+    pooled over the protocols (clinic) and by protocol (protocol_summary, cumulative_response)."""
+    set_period(con, first, last)
     safety_summary, adverse_events = safety(con)
     tables = {
-        "protocol_summary": summarise(con, cumulative),
+        "protocol_summary": by_protocol[0],
         "clinic_summary": clinic,
-        "cumulative_response": cumulative,
+        "cumulative_response": by_protocol[1],
         "safety_summary": safety_summary,
         "adverse_event_rates": adverse_events,
         "attrition": attrition(con),
@@ -127,9 +147,15 @@ def read_monthly(con: duckdb.DuckDBPyConnection, as_of: date, config: Config) ->
         units = con.sql("SELECT * FROM report_units SEMI JOIN (SELECT patient_id, course_id "
                         "FROM course_outcomes WHERE evaluable) USING (patient_id, course_id) "
                         "ORDER BY patient_id, course_id").pl()
-        periods = {key: read_period(con, first, last) for key, (first, last) in bounds.items()}
-        set_period(con, month.shift(1 - HISTORY_MONTHS).first, month.last, BY_MONTH)
-        months = {"summary": summary(con),
+        history = (month.shift(1 - HISTORY_MONTHS).first, month.last)
+        shown = {(key, how): (first, last, how)
+                 for key, (first, last) in bounds.items() for how in (POOLED, BY_PROTOCOL)}
+        found = summaries(con, {**shown, (BY_MONTH, BY_MONTH): (*history, BY_MONTH)})
+        periods = {key: read_period(con, first, last, found[key, POOLED][0],
+                                    found[key, BY_PROTOCOL])
+                   for key, (first, last) in bounds.items()}
+        set_period(con, *history, BY_MONTH)
+        months = {"summary": found[BY_MONTH, BY_MONTH][0],
                   "course_counts": con.sql(sql("reports/monthly/course_counts.sql")).pl()}
         activity = {key: _activity(con, *bounds[key]) for key in ACTIVITY_PERIODS}
         planned = {r["protocol_id"]: int(r["planned_infusions"]) for r in
@@ -138,7 +164,8 @@ def read_monthly(con: duckdb.DuckDBPyConnection, as_of: date, config: Config) ->
     finally:
         for name in TEMP:
             con.execute(f"DROP VIEW IF EXISTS temp.main.{name}")
-        for name in ("report_units", "placed_infusions", "report_period"):
+        for name in ("report_units", "placed_infusions", "report_period",
+                     "report_summaries"):
             con.execute(f"DROP TABLE IF EXISTS temp.main.{name}")
     return MonthlyData(periods, months, activity, case_rows, units,
                        read_case_mix_inputs(con, as_of), planned, used)
