@@ -1,18 +1,15 @@
 -- summary_outcomes: the course rows of every metric summary of one monthly report at once
--- (pipeline/reports/monthly/data.py `summaries`): for each row of report_summaries, the course
--- rows of its period as period_outcomes.sql takes them (not in progress, outcome date in the
--- period), with protocol_id as the view course_outcomes shows it (by protocol, pooled as in
--- pooled_course_outcomes.sql or by month as in month_course_outcomes.sql) prefixed by the row's
--- key, so sql/metrics counts each summary under its own key. docs/definitions.md "Reporting month".
-select all_course_outcomes.* replace (
-    report_summaries.summary_key || case report_summaries.shown
-        when 'pooled' then report_summaries.all_label
-        when 'by month' then strftime(all_course_outcomes.course_outcome_date, '%Y-%m')
-        else all_course_outcomes.protocol_id
+-- (pipeline/reports/monthly/data.py `summaries`): for each row of report_period, the course rows
+-- of its period (period_outcomes) with protocol_id as that row shows it (report_period.shown: by
+-- protocol, pooled over the protocols as the clinic's label, or by month as
+-- month_course_outcomes.sql) prefixed by the row's period_key, so sql/metrics counts each
+-- summary under its own key. docs/definitions.md "Reporting month".
+select period_outcomes.* replace (
+    period_outcomes.period_key || case report_period.shown
+        when 'pooled' then report_period.all_label
+        when 'by month' then strftime(period_outcomes.course_outcome_date, '%Y-%m')
+        else period_outcomes.protocol_id
     end as protocol_id
 )
-from all_course_outcomes
-join report_summaries
-    on all_course_outcomes.course_outcome_date
-        between report_summaries.first_day and report_summaries.last_day
-where all_course_outcomes.status <> 'in_progress'
+from period_outcomes
+join report_period using (period_key)
