@@ -67,6 +67,10 @@ def set_period(con: duckdb.DuckDBPyConnection, periods: dict[str, tuple[date, da
     period_key) and how the view course_outcomes shows its course rows: by protocol or by
     month."""
     _bounds(con, {key: (first, last, shown) for key, (first, last) in periods.items()})
+    _show(con, shown)
+
+
+def _show(con: duckdb.DuckDBPyConnection, shown: str) -> None:
     view = OUTCOME_VIEWS.get(shown)
     con.execute("CREATE OR REPLACE TEMP VIEW course_outcomes AS "
                 + (sql(f"reports/monthly/{view}.sql") if view else "SELECT * FROM period_outcomes"))
@@ -117,7 +121,7 @@ def read_periods(con: duckdb.DuckDBPyConnection, bounds: dict[str, tuple[date, d
     at once (their rows keyed by period_key)."""
     periods = {}
     for key, (first, last) in bounds.items():
-        set_period(con, {key: (first, last)})
+        _bounds(con, {key: (first, last, BY_PROTOCOL)})  # the metrics here read no course rows
         safety_summary, adverse_events = safety(con)
         periods[key] = {
             "protocol_summary": found[key, BY_PROTOCOL][0],
@@ -143,7 +147,6 @@ def read_monthly(con: duckdb.DuckDBPyConnection, as_of: date, config: Config) ->
     `as_of`."""
     month = month_of(as_of)
     bounds = period_bounds(month)
-    rolling = {"rolling": bounds["rolling"]}
     _bounds(con, {"rolling": (*bounds["rolling"], BY_PROTOCOL)})  # the views below read it
     con.execute("CREATE OR REPLACE TEMP VIEW monthly_sessions AS "
                 + sql("reports/monthly/sessions.sql"))
@@ -153,7 +156,7 @@ def read_monthly(con: duckdb.DuckDBPyConnection, as_of: date, config: Config) ->
         con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS "
                     + sql(f"reports/monthly/period_{name}.sql"))
     try:
-        set_period(con, rolling)
+        _show(con, BY_PROTOCOL)
         # the site and provider of the rolling 12 months' infusions and of every course ending
         # in them (one join with the sessions)
         for name, file in (("placed_infusions", "placed_infusions"), ("report_units", "course_units")):
