@@ -13,6 +13,10 @@ outcome relations restricted to the period (sql/reports/monthly/period_*.sql):
   endpoint scores of evaluable rows (`severity_scores`);
 - per site and provider: courses, evaluable rows and responses, infusions;
 - the item-9 flags counted and the courses per protocol and status.
+Every metric summary (each period pooled and by protocol, the p-chart's months) is taken in one
+pass (`summaries`), and each sql/reports/monthly table of the periods once for the three periods
+(report_period holds one row per period; the period views carry its key, period_key): DuckDB's
+cost per query, not the data, is what a report's reading costs.
 Besides: each month of the p-chart pooled (`months`: its summary and course counts), the
 month's and the previous month's activity, the case-mix model's course rows, units and inputs,
 each protocol's planned infusions and the instruments any course row is scored on.
@@ -39,7 +43,7 @@ from pipeline.reports.monthly.periods import ACTIVITY_PERIODS, ALL, period_bound
 PERIOD_VIEWS = ("courses", "course_infusions", "scores")
 # what the view course_outcomes shows of the period's course rows (period_outcomes)
 BY_PROTOCOL, POOLED, BY_MONTH = "by protocol", "pooled", "by month"
-OUTCOME_VIEWS = {POOLED: "pooled_course_outcomes", BY_MONTH: "month_course_outcomes"}
+OUTCOME_VIEWS = {BY_MONTH: "month_course_outcomes"}
 TEMP = ("monthly_sessions", "period_outcomes", "course_outcomes", "placed_outcomes", *PERIOD_VIEWS)
 
 
@@ -57,48 +61,85 @@ class MonthlyData:
     instruments_used: set[str]
 
 
-def set_period(con: duckdb.DuckDBPyConnection, first: date, last: date, shown: str = BY_PROTOCOL
-               ) -> None:
-    """The period the views show (first..last, both included) and how the view course_outcomes
-    shows its course rows: by protocol, pooled over the protocols (ALL) or by month."""
-    _bounds(con, first, last)
+def set_period(con: duckdb.DuckDBPyConnection, periods: dict[str, tuple[date, date]],
+               shown: str = BY_PROTOCOL) -> None:
+    """The periods the views show (key -> first..last, both included; their rows carry the key,
+    period_key) and how the view course_outcomes shows its course rows: by protocol or by
+    month."""
+    _bounds(con, {key: (first, last, shown) for key, (first, last) in periods.items()})
+    _show(con, shown)
+
+
+def _show(con: duckdb.DuckDBPyConnection, shown: str) -> None:
     view = OUTCOME_VIEWS.get(shown)
     con.execute("CREATE OR REPLACE TEMP VIEW course_outcomes AS "
                 + (sql(f"reports/monthly/{view}.sql") if view else "SELECT * FROM period_outcomes"))
 
 
-def _bounds(con: duckdb.DuckDBPyConnection, first: date, last: date) -> None:
-    con.execute("CREATE OR REPLACE TEMP TABLE report_period AS SELECT ?::DATE AS first_day, "
-                "?::DATE AS last_day, ?::VARCHAR AS all_label", [first, last, ALL])
+def _bounds(con: duckdb.DuckDBPyConnection, periods: dict[str, tuple[date, date, str]]) -> None:
+    con.execute("CREATE OR REPLACE TEMP TABLE report_period AS SELECT * FROM (VALUES "
+                + ", ".join(["(?::VARCHAR, ?::DATE, ?::DATE, ?::VARCHAR, ?::VARCHAR)"]
+                            * len(periods))
+                + ") AS periods(period_key, first_day, last_day, all_label, shown)",
+                [value for key, (first, last, shown) in periods.items()
+                 for value in (key, first, last, ALL, shown)])
 
 
-def summary(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    """protocol_summary (pipeline/metrics.py) of the view course_outcomes."""
-    return summarise(con, cumulative_response(con))
+def _of_period(frame: pl.DataFrame, key: str) -> pl.DataFrame:
+    """The rows of `frame` of the period `key`, without its period_key."""
+    return frame.filter(pl.col("period_key") == key).drop("period_key")
 
 
-def read_period(con: duckdb.DuckDBPyConnection, first: date, last: date
-                ) -> dict[str, pl.DataFrame]:
-    """The tables of one period (see the module doc)."""
-    set_period(con, first, last, POOLED)
-    clinic = summary(con)
-    set_period(con, first, last)
+def summaries(con: duckdb.DuckDBPyConnection, shown: dict[tuple[str, str], tuple[date, date]]
+              ) -> dict[tuple[str, str], tuple[pl.DataFrame, pl.DataFrame]]:
+    """protocol_summary and cumulative_response (pipeline/metrics.py) of the view course_outcomes
+    for each (period, shown) of `shown`: its first..last and how the view shows it (by protocol,
+    pooled over the protocols as ALL, or by month), all in one pass: the course rows of every
+    one with protocol_id prefixed by a key of its own (sql/reports/monthly/summary_outcomes.sql),
+    split again here. Leaves course_outcomes to be set again (`set_period`)."""
+    keys = {name: f"{number:03d}" for number, name in enumerate(shown)}
+    _bounds(con, {keys[name]: (first, last, name[1]) for name, (first, last) in shown.items()})
+    con.execute("CREATE OR REPLACE TEMP VIEW course_outcomes AS "
+                + sql("reports/monthly/summary_outcomes.sql"))
     cumulative = cumulative_response(con)
-    safety_summary, adverse_events = safety(con)
-    tables = {
-        "protocol_summary": summarise(con, cumulative),
-        "clinic_summary": clinic,
-        "cumulative_response": cumulative,
-        "safety_summary": safety_summary,
-        "adverse_event_rates": adverse_events,
-        "attrition": attrition(con),
-        "item9": con.sql("SELECT count(*) AS scores, count(DISTINCT patient_id) AS patients "
-                         f"FROM ({sql('metrics/item9_flags.sql')})").pl(),
-    }
+    summary = summarise(con, cumulative)
+    return {name: (_keyed(summary, key), _keyed(cumulative, key)) for name, key in keys.items()}
+
+
+def _keyed(frame: pl.DataFrame, key: str) -> pl.DataFrame:
+    """The rows of `frame` whose protocol_id starts with `key`, without it."""
+    return frame.filter(pl.col("protocol_id").str.starts_with(key)).with_columns(
+        pl.col("protocol_id").str.slice(len(key)))
+
+
+def read_periods(con: duckdb.DuckDBPyConnection, bounds: dict[str, tuple[date, date]],
+                 found: dict[tuple[str, str], tuple[pl.DataFrame, pl.DataFrame]]
+                 ) -> dict[str, dict[str, pl.DataFrame]]:
+    """The tables of each period of `bounds` (see the module doc), with its metric summaries
+    (`summaries`): pooled over the protocols (clinic_summary) and by protocol
+    (protocol_summary, cumulative_response). The sql/reports/monthly tables of every period
+    at once (their rows keyed by period_key)."""
+    periods = {}
+    for key, (first, last) in bounds.items():
+        _bounds(con, {key: (first, last, BY_PROTOCOL)})  # the metrics here read no course rows
+        safety_summary, adverse_events = safety(con)
+        periods[key] = {
+            "protocol_summary": found[key, BY_PROTOCOL][0],
+            "clinic_summary": found[key, POOLED][0],
+            "cumulative_response": found[key, BY_PROTOCOL][1],
+            "safety_summary": safety_summary,
+            "adverse_event_rates": adverse_events,
+            "attrition": attrition(con),
+            "item9": con.sql("SELECT count(*) AS scores, count(DISTINCT patient_id) AS patients "
+                             f"FROM ({sql('metrics/item9_flags.sql')})").pl(),
+        }
+    set_period(con, bounds)
     for name in ("course_status", "course_counts", "course_totals", "severity_scores",
                  "unit_courses", "unit_rated", "unit_infusions"):
-        tables[name] = con.sql(sql(f"reports/monthly/{name}.sql")).pl()
-    return tables
+        frame = con.sql(sql(f"reports/monthly/{name}.sql")).pl()
+        for key, tables in periods.items():
+            tables[name] = _of_period(frame, key)
+    return periods
 
 
 def read_monthly(con: duckdb.DuckDBPyConnection, as_of: date, config: Config) -> MonthlyData:
@@ -106,7 +147,7 @@ def read_monthly(con: duckdb.DuckDBPyConnection, as_of: date, config: Config) ->
     `as_of`."""
     month = month_of(as_of)
     bounds = period_bounds(month)
-    _bounds(con, *bounds["rolling"])  # the views below read it
+    _bounds(con, {"rolling": (*bounds["rolling"], BY_PROTOCOL)})  # the views below read it
     con.execute("CREATE OR REPLACE TEMP VIEW monthly_sessions AS "
                 + sql("reports/monthly/sessions.sql"))
     con.execute("CREATE OR REPLACE TEMP VIEW period_outcomes AS "
@@ -115,7 +156,7 @@ def read_monthly(con: duckdb.DuckDBPyConnection, as_of: date, config: Config) ->
         con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS "
                     + sql(f"reports/monthly/period_{name}.sql"))
     try:
-        set_period(con, *bounds["rolling"])
+        _show(con, BY_PROTOCOL)
         # the site and provider of the rolling 12 months' infusions and of every course ending
         # in them (one join with the sessions)
         for name, file in (("placed_infusions", "placed_infusions"), ("report_units", "course_units")):
@@ -127,10 +168,15 @@ def read_monthly(con: duckdb.DuckDBPyConnection, as_of: date, config: Config) ->
         units = con.sql("SELECT * FROM report_units SEMI JOIN (SELECT patient_id, course_id "
                         "FROM course_outcomes WHERE evaluable) USING (patient_id, course_id) "
                         "ORDER BY patient_id, course_id").pl()
-        periods = {key: read_period(con, first, last) for key, (first, last) in bounds.items()}
-        set_period(con, month.shift(1 - HISTORY_MONTHS).first, month.last, BY_MONTH)
-        months = {"summary": summary(con),
-                  "course_counts": con.sql(sql("reports/monthly/course_counts.sql")).pl()}
+        history = {BY_MONTH: (month.shift(1 - HISTORY_MONTHS).first, month.last)}
+        found = summaries(con, {**{(key, shown): period for key, period in bounds.items()
+                                   for shown in (POOLED, BY_PROTOCOL)},
+                                (BY_MONTH, BY_MONTH): history[BY_MONTH]})
+        periods = read_periods(con, bounds, found)
+        set_period(con, history, BY_MONTH)
+        months = {"summary": found[BY_MONTH, BY_MONTH][0],
+                  "course_counts": _of_period(
+                      con.sql(sql("reports/monthly/course_counts.sql")).pl(), BY_MONTH)}
         activity = {key: _activity(con, *bounds[key]) for key in ACTIVITY_PERIODS}
         planned = {r["protocol_id"]: int(r["planned_infusions"]) for r in
                    con.sql(sql("reports/monthly/planned_infusions.sql")).pl().to_dicts()}

@@ -1,8 +1,10 @@
--- course_counts: the course rows of the view course_outcomes counted per protocol, instrument,
--- status, evaluable, reason not evaluable, category and response timing: every count of course
--- rows the monthly report prints is a sum of these. docs/definitions.md "Rates".
+-- course_counts: the course rows of the view course_outcomes counted per period (period_key),
+-- protocol, instrument, status, evaluable, reason not evaluable, category and response timing:
+-- every count of course rows the monthly report prints is a sum of these. docs/definitions.md
+-- "Rates".
 with final as (
     select
+        period_key,
         protocol_id,
         instrument,
         status,

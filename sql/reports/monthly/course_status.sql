@@ -1,13 +1,15 @@
--- course_status: the period's courses (view courses) per protocol: completed and discontinued.
+-- course_status: the courses of each period (view courses, period_key) per protocol: completed and
+-- discontinued.
 -- docs/definitions.md "Attrition".
 with final as (
     select
+        period_key,
         protocol_id,
         count(*) filter (where status = 'completed') as completed,
         count(*) filter (where status = 'discontinued') as discontinued
     from courses
-    group by protocol_id
+    group by period_key, protocol_id
 )
 
 select * from final
-order by protocol_id
+order by period_key, protocol_id
