@@ -29,7 +29,13 @@ from pipeline.ingest.contract import CONTRACTS, TABLES, TableContract, contract_
 from pipeline.ingest.csv_rows import csv_cells
 from pipeline.ingest.mapped import mapped_units, name_source_columns
 from pipeline.ingest.mapping_file import MAPPING_NAME
-from pipeline.ingest.merge import absent_columns, merge_file, retire_absent, start_table
+from pipeline.ingest.merge import (
+    absent_columns,
+    merge_file,
+    move_to_history,
+    retire_absent,
+    start_table,
+)
 from pipeline.ingest.readers import Staged, settle_direct, stage_file
 from pipeline.ingest.report import FileResult, LoadReport
 from pipeline.ingest.units import LoadUnit
@@ -333,6 +339,7 @@ def ingest(
                 tracker.stage("recording the load")
                 if changed(con, sql("load/derived_patients.sql")):
                     run(con, sql("load/derived_retire.sql"))
+                    move_to_history(con, "patients", "derived_retiring")
                 run(con, sql("load/derived_add.sql"))
                 # the day of the load is `today`, the day dates were judged against (no date
                 # after it loads); reports refuse an as-of after it (months.check_as_of)

@@ -108,7 +108,7 @@ def merge_file(con: duckdb.DuckDBPyConnection, contract: TableContract,
         run(con, sql("load/rejects.sql"))
     if superseded:
         run(con, sql("merge/changes.sql"))
-        run(con, sql("merge/apply.sql").replace("__table__", table))
+        move_to_history(con, table, "superseded")
     _insert(con, table, int(valid), left_out)
     return counts
 
@@ -142,4 +142,16 @@ def retire_absent(con: duckdb.DuckDBPyConnection, name: str) -> int:
     retiring = changed(con, sql("merge/retiring.sql"))
     if retiring:
         run(con, sql("merge/retire.sql").replace("__table__", table))
+        move_to_history(con, table, "retiring")
     return retiring
+
+
+HISTORY_ROWS = ("superseded", "retiring", "derived_retiring")  # temp tables of rowids to move
+
+
+def move_to_history(con: duckdb.DuckDBPyConnection, table: str, rows: str) -> None:
+    """Move the rows of `table` whose rowid is in temp table `rows` into its history table."""
+    if rows not in HISTORY_ROWS:
+        raise ValueError(f"not a temp table of rows to move: {rows!r}")  # substituted into SQL
+    run(con, sql("merge/to_history.sql").replace("__table__", _table(table))
+        .replace("__rows__", rows))

@@ -1,6 +1,6 @@
 -- changes: the corrections this file makes and the derived patients it lists, one row each
 -- (README "Exports over time"). Reads superseded, typed and row_status (sql/merge/classify.sql);
--- run only when superseded holds a row, before the old versions move (sql/merge/apply.sql).
+-- run only when superseded holds a row, before the old versions move (sql/merge/to_history.sql).
 CREATE OR REPLACE TEMP TABLE corrected_rows AS SELECT * FROM typed WHERE __verdict = 'correct';
 
 INSERT INTO changes
