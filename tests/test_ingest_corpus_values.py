@@ -133,17 +133,14 @@ def export(empty_export: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def earlier(tmp_path_factory: pytest.TempPathFactory) -> Earlier:
-    databases = []
-    for files in ({}, {"sessions.csv": SESSIONS_OK}):
-        folder = tmp_path_factory.mktemp("earlier")
-        write(folder / "export", "protocols.csv", PROTOCOLS)
-        write(folder / "export", "patients.csv", PATIENTS)
-        for name, text in files.items():
-            write(folder / "export", name, text)
-        load(folder / "export", folder / "clinic.duckdb")
-        databases.append(folder / "clinic.duckdb")
-    return Earlier(tmp_path_factory, *databases)
+def earlier(tmp_path_factory: pytest.TempPathFactory, references_db: Path) -> Earlier:
+    """tests/conftest.py `references_db`, and a load of the same with SESSIONS_OK."""
+    folder = tmp_path_factory.mktemp("earlier")
+    for name, text in (("protocols.csv", PROTOCOLS), ("patients.csv", PATIENTS),
+                       ("sessions.csv", SESSIONS_OK)):
+        write(folder / "export", name, text)
+    load(folder / "export", folder / "clinic.duckdb")
+    return Earlier(tmp_path_factory, references_db, folder / "clinic.duckdb")
 
 
 @pytest.fixture

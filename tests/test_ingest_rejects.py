@@ -27,17 +27,16 @@ def export(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def earlier(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def earlier(tmp_path_factory: pytest.TempPathFactory, references_db: Path) -> dict[str, Path]:
     """Databases after an earlier load (copy them, do not write): "references" of protocols
-    and patients, "with_session" of protocols, patients and SESSIONS_OK."""
-    databases = {}
-    for name, files in (("references", {}), ("with_session", {"sessions.csv": SESSIONS_OK})):
-        folder = tmp_path_factory.mktemp(name)
-        for file, text in {"protocols.csv": PROTOCOLS, "patients.csv": PATIENTS, **files}.items():
-            write(folder / "export", file, text)
-        load(folder / "export", folder / "clinic.duckdb")
-        databases[name] = folder / "clinic.duckdb"
-    return databases
+    and patients (tests/conftest.py `references_db`), "with_session" of protocols, patients
+    and SESSIONS_OK."""
+    folder = tmp_path_factory.mktemp("with_session")
+    for file, text in {"protocols.csv": PROTOCOLS, "patients.csv": PATIENTS,
+                       "sessions.csv": SESSIONS_OK}.items():
+        write(folder / "export", file, text)
+    load(folder / "export", folder / "clinic.duckdb")
+    return {"references": references_db, "with_session": folder / "clinic.duckdb"}
 
 
 @pytest.fixture
