@@ -187,15 +187,18 @@ def pin_load(con: duckdb.DuckDBPyConnection, load: int, db_path: str | Path) -> 
     run(con, sql("history/pin_load.sql").replace("__store__", quoted))
 
 
+def _execute(con: duckdb.DuckDBPyConnection, query: str, params: dict | list | None
+             ) -> duckdb.DuckDBPyConnection:
+    return con.execute(query, params) if params is not None else con.execute(query)
+
+
 def run(con: duckdb.DuckDBPyConnection, query: str, params: dict | list | None = None) -> None:
     """Execute statements that return no rows (DuckDB 2 keeps a result open until completed)."""
-    result = con.execute(query, params) if params is not None else con.execute(query)
-    result.complete()
+    _execute(con, query, params).complete()
 
 
 def changed(con: duckdb.DuckDBPyConnection, query: str, params: dict | list | None = None) -> int:
     """Execute one statement that writes rows (INSERT, UPDATE, DELETE, CREATE TABLE … AS);
     returns how many it wrote, so that no count query has to follow."""
-    result = con.execute(query, params) if params is not None else con.execute(query)
-    rows = result.fetchall()
+    rows = _execute(con, query, params).fetchall()
     return int(rows[0][0]) if rows else 0
