@@ -24,16 +24,21 @@ run: sysdeps $(STAMP)
 # -n auto: one pytest worker per core (pytest-xdist); a module runs on one worker, so its
 # fixtures are built once; tests/conftest.py starts the longest modules first.
 PYTEST_PARALLEL := -n auto --dist loadfile --no-loadscope-reorder
+# Bytecode is cached even where the environment turns it off (PYTHONDONTWRITEBYTECODE=1): the
+# suite starts hundreds of Python processes (the CLI, payer render workers), each of which would
+# compile the package again, and each pytest worker would rewrite the asserts of all test modules
+# (~4 s) on every run. __pycache__/ is ignored by git.
+PYTEST := PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest
 
 test: sysdeps $(STAMP)
 	$(BIN)/ruff check pipeline tests bench
 	$(BIN)/mypy pipeline
-	$(BIN)/python -m pytest $(PYTEST_PARALLEL)
+	$(PYTEST) $(PYTEST_PARALLEL)
 
 quick: $(STAMP)
 	$(BIN)/ruff check pipeline tests bench
 	$(BIN)/mypy pipeline
-	$(BIN)/python -m pytest $(PYTEST_PARALLEL) -m "not slow"
+	$(PYTEST) $(PYTEST_PARALLEL) -m "not slow"
 
 # Not part of `make test` / CI: minutes, and gigabytes of generated exports under bench-out/.
 # Both write BENCHMARKS.md (each only its own marked part). bench: ~10 min (12 snapshots of 100k
