@@ -24,27 +24,43 @@ each protocol's planned infusions and the instruments any course row is scored o
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import polars as pl
 
 from pipeline.casemix_predictors import CaseMixInputs, read_case_mix_inputs
 from pipeline.config import Config
-from pipeline.metrics import attrition, cumulative_response, safety, summarise
+from pipeline.metrics import attrition, cumulative_response, define_macros, safety, summarise
 from pipeline.months import month_of
 from pipeline.paths import sql
 from pipeline.reports.monthly.curves import HISTORY_MONTHS
 from pipeline.reports.monthly.periods import ACTIVITY_PERIODS, ALL, period_bounds
 
-# the relations restricted to a period: the metric SQL reads them under these names
-PERIOD_VIEWS = ("courses", "course_infusions", "scores")
+# the relations restricted to the periods (views period_<name>, sql/reports/monthly/period_*.sql,
+# their rows with period_key): the metric SQL reads them under these names, each row with its
+# period's key in front of the column named here, so that it counts every period apart in one
+# query (the key of a clinic-wide row is the macro clinic_scope, CLINIC_SCOPE)
+PERIOD_VIEWS = {"courses": "protocol_id", "course_infusions": "protocol_id", "scores": "patient_id"}
+# the period keys of a query over several periods or summaries at once: all of one width, so none
+# is the start of another
+KEY_WIDTH = 3
+Key = TypeVar("Key", bound=Hashable)
+CLINIC_SCOPE = ("CREATE OR REPLACE TEMP MACRO clinic_scope(protocol_id) AS "
+                f"left(protocol_id, {KEY_WIDTH})")
+# the item-9 flags (sql/metrics/item9_flags.sql) counted per period: scores and patients
+ITEM9 = ("SELECT report_period.period_key, count(flags.patient_id) AS scores, "
+         "count(DISTINCT flags.patient_id) AS patients FROM report_period LEFT JOIN ({}) AS flags "
+         "ON starts_with(flags.patient_id, report_period.period_key) "
+         "GROUP BY report_period.period_key")
 # what the view course_outcomes shows of the period's course rows (period_outcomes)
 BY_PROTOCOL, POOLED, BY_MONTH = "by protocol", "pooled", "by month"
 OUTCOME_VIEWS = {BY_MONTH: "month_course_outcomes"}
-TEMP = ("monthly_sessions", "period_outcomes", "course_outcomes", "placed_outcomes", *PERIOD_VIEWS)
+TEMP = ("monthly_sessions", "period_outcomes", "course_outcomes", "placed_outcomes", *PERIOD_VIEWS,
+        *(f"period_{name}" for name in PERIOD_VIEWS))
 
 
 @dataclass(frozen=True)
@@ -85,6 +101,11 @@ def _bounds(con: duckdb.DuckDBPyConnection, periods: dict[str, tuple[date, date,
                  for value in (key, first, last, ALL, shown)])
 
 
+def _keys(names: Iterable[Key]) -> dict[Key, str]:
+    """A period key of its own for each of `names` (KEY_WIDTH)."""
+    return {name: f"{number:0{KEY_WIDTH}d}" for number, name in enumerate(names)}
+
+
 def _of_period(frame: pl.DataFrame, key: str) -> pl.DataFrame:
     """The rows of `frame` of the period `key`, without its period_key."""
     return frame.filter(pl.col("period_key") == key).drop("period_key")
@@ -97,7 +118,7 @@ def summaries(con: duckdb.DuckDBPyConnection, shown: dict[tuple[str, str], tuple
     pooled over the protocols as ALL, or by month), all in one pass: the course rows of every
     one with protocol_id prefixed by a key of its own (sql/reports/monthly/summary_outcomes.sql),
     split again here. Leaves course_outcomes to be set again (`set_period`)."""
-    keys = {name: f"{number:03d}" for number, name in enumerate(shown)}
+    keys = _keys(shown)
     _bounds(con, {keys[name]: (first, last, name[1]) for name, (first, last) in shown.items()})
     con.execute("CREATE OR REPLACE TEMP VIEW course_outcomes AS "
                 + sql("reports/monthly/summary_outcomes.sql"))
@@ -112,34 +133,44 @@ def _keyed(frame: pl.DataFrame, key: str) -> pl.DataFrame:
         pl.col("protocol_id").str.slice(len(key)))
 
 
+def _scoped(frame: pl.DataFrame, key: str) -> pl.DataFrame:
+    """`_keyed` for a table of both scopes: a clinic-wide row's protocol_id (the key alone,
+    CLINIC_SCOPE) null again."""
+    return _keyed(frame, key).with_columns(
+        pl.when(pl.col("scope") == "clinic").then(None).otherwise(pl.col("protocol_id"))
+        .alias("protocol_id"))
+
+
 def read_periods(con: duckdb.DuckDBPyConnection, bounds: dict[str, tuple[date, date]],
                  found: dict[tuple[str, str], tuple[pl.DataFrame, pl.DataFrame]]
                  ) -> dict[str, dict[str, pl.DataFrame]]:
     """The tables of each period of `bounds` (see the module doc), with its metric summaries
     (`summaries`): pooled over the protocols (clinic_summary) and by protocol
-    (protocol_summary, cumulative_response). The sql/reports/monthly tables of every period
-    at once (their rows keyed by period_key)."""
-    periods = {}
-    for key, (first, last) in bounds.items():
-        _bounds(con, {key: (first, last, BY_PROTOCOL)})  # the metrics here read no course rows
+    (protocol_summary, cumulative_response). Each table of every period at once: the metrics
+    over the period views keyed by period (PERIOD_VIEWS), the sql/reports/monthly tables with
+    their rows keyed by period_key."""
+    keys = _keys(bounds)
+    set_period(con, {keys[key]: period for key, period in bounds.items()})
+    con.execute(CLINIC_SCOPE)
+    try:
         safety_summary, adverse_events = safety(con)
-        periods[key] = {
-            "protocol_summary": found[key, BY_PROTOCOL][0],
-            "clinic_summary": found[key, POOLED][0],
-            "cumulative_response": found[key, BY_PROTOCOL][1],
-            "safety_summary": safety_summary,
-            "adverse_event_rates": adverse_events,
-            "attrition": attrition(con),
-            "item9": con.sql("SELECT count(*) AS scores, count(DISTINCT patient_id) AS patients "
-                             f"FROM ({sql('metrics/item9_flags.sql')})").pl(),
-        }
-    set_period(con, bounds)
-    for name in ("course_status", "course_counts", "course_totals", "severity_scores",
-                 "unit_courses", "unit_rated", "unit_infusions"):
-        frame = con.sql(sql(f"reports/monthly/{name}.sql")).pl()
-        for key, tables in periods.items():
-            tables[name] = _of_period(frame, key)
-    return periods
+        attrition_rows = attrition(con)
+        item9 = con.sql(ITEM9.format(sql("metrics/item9_flags.sql"))).pl()
+    finally:
+        define_macros(con)  # clinic_scope as the metrics define it
+    tables = {name: con.sql(sql(f"reports/monthly/{name}.sql")).pl()
+              for name in ("course_status", "course_counts", "course_totals", "severity_scores",
+                           "unit_courses", "unit_rated", "unit_infusions")}
+    return {key: {
+        "protocol_summary": found[key, BY_PROTOCOL][0],
+        "clinic_summary": found[key, POOLED][0],
+        "cumulative_response": found[key, BY_PROTOCOL][1],
+        "safety_summary": _scoped(safety_summary, period_key),
+        "adverse_event_rates": _scoped(adverse_events, period_key),
+        "attrition": _keyed(attrition_rows, period_key),
+        "item9": _of_period(item9, period_key),
+        **{name: _of_period(frame, period_key) for name, frame in tables.items()},
+    } for key, period_key in keys.items()}
 
 
 def read_monthly(con: duckdb.DuckDBPyConnection, as_of: date, config: Config) -> MonthlyData:
@@ -152,9 +183,11 @@ def read_monthly(con: duckdb.DuckDBPyConnection, as_of: date, config: Config) ->
                 + sql("reports/monthly/sessions.sql"))
     con.execute("CREATE OR REPLACE TEMP VIEW period_outcomes AS "
                 + sql("reports/monthly/period_outcomes.sql"))
-    for name in PERIOD_VIEWS:  # our own relation names
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS "
+    for name, column in PERIOD_VIEWS.items():  # our own relation and column names
+        con.execute(f"CREATE OR REPLACE TEMP VIEW period_{name} AS "
                     + sql(f"reports/monthly/period_{name}.sql"))
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * REPLACE "
+                    f"(period_key || {column} AS {column}) FROM period_{name}")
     try:
         _show(con, BY_PROTOCOL)
         # the site and provider of the rolling 12 months' infusions and of every course ending
