@@ -210,7 +210,7 @@ def read_monthly(con: duckdb.DuckDBPyConnection, as_of: date, config: Config) ->
         months = {"summary": found[BY_MONTH, BY_MONTH][0],
                   "course_counts": _of_period(
                       con.sql(sql("reports/monthly/course_counts.sql")).pl(), BY_MONTH)}
-        activity = {key: _activity(con, *bounds[key]) for key in ACTIVITY_PERIODS}
+        activity = _activity(con, {key: bounds[key] for key in ACTIVITY_PERIODS})
         planned = {r["protocol_id"]: int(r["planned_infusions"]) for r in
                    con.sql(sql("reports/monthly/planned_infusions.sql")).pl().to_dicts()}
         used = set(con.sql(sql("reports/monthly/instruments_used.sql")).pl()["instrument"])
@@ -223,7 +223,12 @@ def read_monthly(con: duckdb.DuckDBPyConnection, as_of: date, config: Config) ->
                        read_case_mix_inputs(con, as_of), planned, used)
 
 
-def _activity(con: duckdb.DuckDBPyConnection, first: date, last: date) -> dict[str, int]:
-    row: dict[str, Any] = con.sql(sql("reports/monthly/activity.sql"),
-                                  params={"first": first, "last": last}).pl().to_dicts()[0]
-    return {name: int(value) for name, value in row.items()}
+def _activity(con: duckdb.DuckDBPyConnection, periods: dict[str, tuple[date, date]]
+              ) -> dict[str, dict[str, int]]:
+    """sql/reports/monthly/activity.sql for each of `periods` (key -> first..last), in one query."""
+    keys = _keys(periods)
+    _bounds(con, {keys[key]: (first, last, BY_PROTOCOL) for key, (first, last) in periods.items()})
+    rows: dict[str, dict[str, Any]] = {
+        row.pop("period_key"): row
+        for row in con.sql(sql("reports/monthly/activity.sql")).pl().to_dicts()}
+    return {key: {name: int(value) for name, value in rows[keys[key]].items()} for key in periods}
