@@ -219,7 +219,10 @@ def _compute_in_duckdb(con: duckdb.DuckDBPyConnection, as_of: date, config: Conf
             con.execute(f"CREATE OR REPLACE TEMP VIEW all_{name} AS "
                         f"SELECT {columns_of} FROM {source}")
         results = Results(as_of, config, inputs, load_id, stored=False, _tables=read)
-        results._read = run_readers(con, readers, as_of, config)
+        # the settings of these relations are defined (build_outcome_relations), and the macros
+        # too when a metric table was computed
+        results._read = run_readers(con, readers, as_of, config, settings=False,
+                                    macros=not wanted)
         return results
     finally:
         for name in FRAMES:
@@ -230,12 +233,17 @@ def _compute_in_duckdb(con: duckdb.DuckDBPyConnection, as_of: date, config: Conf
 
 
 def run_readers(con: duckdb.DuckDBPyConnection, readers: Iterable[Reader], as_of: date,
-                config: Config) -> dict[Reader, Any]:
+                config: Config, settings: bool = True, macros: bool = True
+                ) -> dict[Reader, Any]:
     """Each reader over the relations `all_<frame>` on `con` (FRAMES), with the outcome
-    settings and the metrics macros defined."""
-    define_settings(con, as_of, config)
-    define_macros(con)
-    return {reader: reader(con, as_of, config) for reader in dict.fromkeys(readers)}
+    settings and the metrics macros defined (here, unless `settings` or `macros` says they
+    already are, as of `as_of` under `config`)."""
+    readers = dict.fromkeys(readers)
+    if readers and settings:
+        define_settings(con, as_of, config)
+    if readers and macros:
+        define_macros(con)
+    return {reader: reader(con, as_of, config) for reader in readers}
 
 
 def _load_id(con: duckdb.DuckDBPyConnection, load: int | None) -> int | None:
