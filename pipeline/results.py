@@ -195,8 +195,8 @@ def _compute_in_duckdb(con: duckdb.DuckDBPyConnection, as_of: date, config: Conf
                        columns: Mapping[str, Sequence[str]], readers: Iterable[Reader]) -> Results:
     """The outcome relations computed as temporary tables on `con`; the metric tables asked for
     computed over them (pipeline/metrics.py, as compute_metrics does over frames) and read; the
-    relations then renamed computed_<frame> (the readers' period views take their names) and
-    shown to the readers as all_<frame>; everything dropped at the end."""
+    relations then renamed all_<frame>, as the readers find them (and their period views take
+    the relations' own names), score_ids a view; everything dropped at the end."""
     build_outcome_relations(con, as_of, config)
     renamed: list[str] = []
     try:
@@ -210,14 +210,12 @@ def _compute_in_duckdb(con: duckdb.DuckDBPyConnection, as_of: date, config: Conf
                     query = f"SELECT {', '.join(columns[name])} FROM ({query})"
                 read[name] = con.sql(query).pl() if query else summaries[name]
         for name in FRAMES:  # our own relation names
-            source = "course_scores" if name == "score_ids" else name
-            if name != "score_ids":
-                con.execute(f"ALTER TABLE temp.main.{name} RENAME TO computed_{name}")
-                renamed.append(f"computed_{name}")
-                source = f"computed_{name}"
-            columns_of = SCORE_ID_COLUMNS if name == "score_ids" else "*"
-            con.execute(f"CREATE OR REPLACE TEMP VIEW all_{name} AS "
-                        f"SELECT {columns_of} FROM {source}")
+            if name == "score_ids":
+                con.execute(f"CREATE OR REPLACE TEMP VIEW all_{name} AS "
+                            f"SELECT {SCORE_ID_COLUMNS} FROM course_scores")
+            else:
+                con.execute(f"ALTER TABLE temp.main.{name} RENAME TO all_{name}")
+                renamed.append(f"all_{name}")
         results = Results(as_of, config, inputs, load_id, stored=False, _tables=read)
         # the settings of these relations are defined (build_outcome_relations), and the macros
         # too when a metric table was computed
@@ -225,8 +223,7 @@ def _compute_in_duckdb(con: duckdb.DuckDBPyConnection, as_of: date, config: Conf
                                     macros=not wanted)
         return results
     finally:
-        for name in FRAMES:
-            con.execute(f"DROP VIEW IF EXISTS temp.main.all_{name}")
+        con.execute("DROP VIEW IF EXISTS temp.main.all_score_ids")
         for name in (*renamed, *(t for t in ROW_TABLES if t != "course_outcomes")):
             con.execute(f"DROP TABLE IF EXISTS temp.main.{name}")
         drop_outcome_relations(con)
