@@ -105,10 +105,11 @@ def km_table(con: duckdb.DuckDBPyConnection, source: str) -> pl.DataFrame:
     """Kaplan-Meier table per protocol x instrument of `source` (a query with the columns
     protocol_id, instrument, time, event): one row per distinct time with at_risk, events,
     censored, survival, and the group's subjects. Counts in SQL (sql/metrics/km_counts.sql);
-    the product over the few rows of each group here."""
-    con.execute(f"CREATE OR REPLACE TEMP VIEW km_input AS {source}")
+    the product over the few rows of each group here. `source` is run once into a temp table
+    (km_counts reads it twice)."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE km_input AS {source}")
     counts = query(con, "km_counts", "protocol_id, instrument, time")
-    con.execute("DROP VIEW km_input")
+    con.execute("DROP TABLE km_input")
     return counts.with_columns(
         survival=(1 - pl.col("events") / pl.col("at_risk")).cum_prod().over(GROUP, order_by="time")
     ).select([*GROUP, "time", "at_risk", "events", "censored", "survival", "subjects"])

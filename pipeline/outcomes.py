@@ -158,17 +158,31 @@ def define_settings(con: duckdb.DuckDBPyConnection, as_of: date, config: Config)
          definitions.endpoint_window_days, definitions.response_pct,
          definitions.partial_response_pct, NEVER, *SAFETY_ITEM, *HIGH_BP],
     )
-    con.register("instrument_frame", instrument_frame(config.instruments).to_arrow())
-    con.execute("CREATE OR REPLACE TEMP TABLE instrument_thresholds AS "
-                "SELECT * FROM instrument_frame")
-    con.unregister("instrument_frame")
-    con.execute("CREATE OR REPLACE TEMP TABLE timing_classes (key VARCHAR, first INTEGER, "
-                "last INTEGER)")
-    con.executemany("INSERT INTO timing_classes VALUES (?, ?, ?)",
-                    [[c.key, c.first, c.last] for c in TIMING_CLASSES])
+    instruments = config.instruments
+    _values_table(con, "instrument_thresholds",
+                  {"instrument": "VARCHAR", "remission_cutoff": "DOUBLE",
+                   "caseness_cutoff": "DOUBLE", "reliable_change": "DOUBLE"},
+                  [(name, inst.remission, inst.caseness, inst.reliable_change)
+                   for name, inst in instruments.items()])  # instrument_frame's rows
+    _values_table(con, "timing_classes", {"key": "VARCHAR", "first": "INTEGER", "last": "INTEGER"},
+                  [(c.key, c.first, c.last) for c in TIMING_CLASSES])
     score, baseline, pct = (duckdb.ColumnExpression(n) for n in ("score", "baseline", "pct"))
     test = reduced_by_at_least(score, baseline, pct)
     con.execute(f"CREATE OR REPLACE TEMP MACRO reduced_by_at_least(score, baseline, pct) AS {test}")
+
+
+def _values_table(con: duckdb.DuckDBPyConnection, name: str, columns: dict[str, str],
+                  rows: list[tuple[Any, ...]]) -> None:
+    """The temp table `name` (our own name) of `rows`, its columns named and typed as
+    `columns` says, in one statement."""
+    if not rows:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} ("
+                    + ", ".join(f"{column} {kind}" for column, kind in columns.items()) + ")")
+        return
+    row = "(" + ", ".join(f"?::{kind}" for kind in columns.values()) + ")"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM (VALUES "
+                + ", ".join([row] * len(rows)) + f") AS {name}({', '.join(columns)})",
+                [value for values in rows for value in values])
 
 
 def nulls_first(keys: str) -> str:

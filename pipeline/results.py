@@ -195,8 +195,8 @@ def _compute_in_duckdb(con: duckdb.DuckDBPyConnection, as_of: date, config: Conf
                        columns: Mapping[str, Sequence[str]], readers: Iterable[Reader]) -> Results:
     """The outcome relations computed as temporary tables on `con`; the metric tables asked for
     computed over them (pipeline/metrics.py, as compute_metrics does over frames) and read; the
-    relations then renamed computed_<frame> (the readers' period views take their names) and
-    shown to the readers as all_<frame>; everything dropped at the end."""
+    relations then renamed all_<frame>, as the readers find them (and their period views take
+    the relations' own names), score_ids a view; everything dropped at the end."""
     build_outcome_relations(con, as_of, config)
     renamed: list[str] = []
     try:
@@ -210,32 +210,37 @@ def _compute_in_duckdb(con: duckdb.DuckDBPyConnection, as_of: date, config: Conf
                     query = f"SELECT {', '.join(columns[name])} FROM ({query})"
                 read[name] = con.sql(query).pl() if query else summaries[name]
         for name in FRAMES:  # our own relation names
-            source = "course_scores" if name == "score_ids" else name
-            if name != "score_ids":
-                con.execute(f"ALTER TABLE temp.main.{name} RENAME TO computed_{name}")
-                renamed.append(f"computed_{name}")
-                source = f"computed_{name}"
-            columns_of = SCORE_ID_COLUMNS if name == "score_ids" else "*"
-            con.execute(f"CREATE OR REPLACE TEMP VIEW all_{name} AS "
-                        f"SELECT {columns_of} FROM {source}")
+            if name == "score_ids":
+                con.execute(f"CREATE OR REPLACE TEMP VIEW all_{name} AS "
+                            f"SELECT {SCORE_ID_COLUMNS} FROM course_scores")
+            else:
+                con.execute(f"ALTER TABLE temp.main.{name} RENAME TO all_{name}")
+                renamed.append(f"all_{name}")
         results = Results(as_of, config, inputs, load_id, stored=False, _tables=read)
-        results._read = run_readers(con, readers, as_of, config)
+        # the settings of these relations are defined (build_outcome_relations), and the macros
+        # too when a metric table was computed
+        results._read = run_readers(con, readers, as_of, config, settings=False,
+                                    macros=not wanted)
         return results
     finally:
-        for name in FRAMES:
-            con.execute(f"DROP VIEW IF EXISTS temp.main.all_{name}")
+        con.execute("DROP VIEW IF EXISTS temp.main.all_score_ids")
         for name in (*renamed, *(t for t in ROW_TABLES if t != "course_outcomes")):
             con.execute(f"DROP TABLE IF EXISTS temp.main.{name}")
         drop_outcome_relations(con)
 
 
 def run_readers(con: duckdb.DuckDBPyConnection, readers: Iterable[Reader], as_of: date,
-                config: Config) -> dict[Reader, Any]:
+                config: Config, settings: bool = True, macros: bool = True
+                ) -> dict[Reader, Any]:
     """Each reader over the relations `all_<frame>` on `con` (FRAMES), with the outcome
-    settings and the metrics macros defined."""
-    define_settings(con, as_of, config)
-    define_macros(con)
-    return {reader: reader(con, as_of, config) for reader in dict.fromkeys(readers)}
+    settings and the metrics macros defined (here, unless `settings` or `macros` says they
+    already are, as of `as_of` under `config`)."""
+    readers = dict.fromkeys(readers)
+    if readers and settings:
+        define_settings(con, as_of, config)
+    if readers and macros:
+        define_macros(con)
+    return {reader: reader(con, as_of, config) for reader in readers}
 
 
 def _load_id(con: duckdb.DuckDBPyConnection, load: int | None) -> int | None:

@@ -10,7 +10,7 @@ with events as (
 both_scopes as (
     select 'protocol' as scope, protocol_id, event_type from events
     union all
-    select 'clinic' as scope, null::varchar as protocol_id, event_type from events
+    select 'clinic' as scope, clinic_scope(protocol_id) as protocol_id, event_type from events
 ),
 
 final as (

@@ -1,6 +1,7 @@
 -- safety_counts: administered infusions per protocol (scope 'protocol') and clinic-wide (scope
--- 'clinic', protocol_id null): aborted, blood pressure recorded, high blood pressure (settings
--- high_bp_systolic / high_bp_diastolic, pipeline/outcomes.py HIGH_BP), with an adverse event.
+-- 'clinic', protocol_id null: macro clinic_scope, macros.sql): aborted, blood pressure recorded,
+-- high blood pressure (settings high_bp_systolic / high_bp_diastolic, pipeline/outcomes.py
+-- HIGH_BP), with an adverse event.
 -- docs/definitions.md "Safety"; rates: pipeline/metrics.py.
 with infusions as (
     select
@@ -17,7 +18,7 @@ with infusions as (
 both_scopes as (
     select 'protocol' as scope, * from infusions
     union all
-    select 'clinic' as scope, * replace (null::varchar as protocol_id) from infusions
+    select 'clinic' as scope, * replace (clinic_scope(protocol_id) as protocol_id) from infusions
 ),
 
 final as (

@@ -23,25 +23,20 @@ course_breaks as (
     cross join settings
 ),
 
-islands as (
-    select
-        course_breaks.*,
-        sum(starts_course) over (
-            partition by patient_id order by started_at, session_id
-            rows between unbounded preceding and current row
-        ) as island
-    from course_breaks
-),
-
 derived as (
-    -- A derived id names patient, protocol and first infusion day: stable across re-runs.
+    -- A derived id names patient, protocol and first infusion day: stable across re-runs. The
+    -- course's first day is that of the latest infusion so far that starts a course (days
+    -- never decrease in started_at order).
     select
-        islands.* exclude (previous_protocol_id, previous_infusion_day, starts_course, island),
+        course_breaks.* exclude (previous_protocol_id, previous_infusion_day, starts_course),
         patient_id || '-' || protocol_id || '-'
-            || strftime(min(infusion_day) over (partition by patient_id, island), '%Y%m%d')
+            || strftime(max(case when starts_course = 1 then infusion_day end) over (
+                partition by patient_id order by started_at, session_id
+                rows between unbounded preceding and current row
+            ), '%Y%m%d')
             as course_id,
         'derived' as course_id_source
-    from islands
+    from course_breaks
 ),
 
 exported as (

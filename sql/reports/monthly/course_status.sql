@@ -1,5 +1,5 @@
--- course_status: the courses of each period (view courses, period_key) per protocol: completed and
--- discontinued.
+-- course_status: the courses of each period (view period_courses, period_key) per protocol:
+-- completed and discontinued.
 -- docs/definitions.md "Attrition".
 with final as (
     select
@@ -7,7 +7,7 @@ with final as (
         protocol_id,
         count(*) filter (where status = 'completed') as completed,
         count(*) filter (where status = 'discontinued') as discontinued
-    from courses
+    from period_courses
     group by period_key, protocol_id
 )
 

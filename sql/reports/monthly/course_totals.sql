@@ -2,24 +2,27 @@
 -- view course_outcomes, and those discontinued, per period of report_period (period_key).
 -- docs/definitions.md "Reporting month".
 with courses as (
-    select distinct period_key, patient_id, course_id
+    -- a course's status is one for all its rows
+    select distinct period_key, patient_id, course_id, status
     from course_outcomes
 ),
 
-discontinued as (
-    select distinct period_key, patient_id, course_id
-    from course_outcomes
-    where status = 'discontinued'
+counted as (
+    select
+        period_key,
+        count(*) as ended,
+        count(*) filter (where status = 'discontinued') as discontinued
+    from courses
+    group by period_key
 ),
 
 final as (
     select
         report_period.period_key,
-        (select count(*) from courses where courses.period_key = report_period.period_key)
-            as ended,
-        (select count(*) from discontinued
-            where discontinued.period_key = report_period.period_key) as discontinued
+        coalesce(counted.ended, 0) as ended,
+        coalesce(counted.discontinued, 0) as discontinued
     from report_period
+    left join counted using (period_key)
 )
 
 select * from final

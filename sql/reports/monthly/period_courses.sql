@@ -1,6 +1,5 @@
--- courses of one period of the monthly report: the courses, not in progress, whose outcome date
--- falls in a period of report_period, with its key (period_key). docs/definitions.md
--- "Reporting month".
+-- period_courses: the courses, not in progress, whose outcome date falls in a period of
+-- report_period, with its key (period_key). docs/definitions.md "Reporting month".
 select all_courses.*, report_period.period_key
 from all_courses
 cross join report_period
