@@ -20,7 +20,9 @@ CREATE OR REPLACE TEMP MACRO blank(s) AS
          WHEN ascii(s) BETWEEN 33 AND 126 THEN false
          ELSE strip(s) = '' END;
 
-CREATE OR REPLACE TEMP MACRO clean(s) AS nullif(strip(s), '');
+-- nullif(strip(s), ''), strip(s) written once (nullif repeats its first argument; see
+-- stripped_has_invisible).
+CREATE OR REPLACE TEMP MACRO clean(s) AS list_transform([strip(s)], lambda stripped: nullif(stripped, ''))[1];
 
 -- The one rule for characters that make two ids look the same but differ, or make an id look
 -- like nothing (docs/bad-input-values.md, "Invisible characters in ids"):
