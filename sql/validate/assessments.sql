@@ -73,7 +73,7 @@ checked AS (
                     CASE WHEN instrument IS NULL
                          THEN 'unknown instrument; correct the name or add the instrument under '
                               || '[instruments] in the config (known: '
-                              || (SELECT string_agg(name, ', ' ORDER BY name) FROM instruments) || ')'
+                              || getvariable('instrument_names') || ')'
                     END) AS r_instrument,
            coalesce(required_problem(raw_administered_at),
                     ts_problem(raw_administered_at, administered_at, load_day())) AS r_administered_at,

@@ -3,7 +3,8 @@
 --   instrument_named: names as usually written (the registry's own names and the alias keys)
 --                     -> instrument; most rows name an instrument this way;
 --   instrument_keyed: alias key (upper case, letters and digits only) -> instrument;
---   registry:         instrument -> its item count, item and total ranges and scoring.
+--   registry:         instrument -> its item count, item and total ranges and scoring;
+--   instrument_names: the registry's names, sorted, for the message on an unknown instrument.
 -- A name found in instrument_named gives the instrument its key would give.
 SET VARIABLE instrument_named = (
     SELECT map(list(w.written), list(a.instrument))
@@ -17,3 +18,5 @@ SET VARIABLE registry = (
     SELECT map(list(name), list(struct_pack(item_count, item_min, item_max, scoring, total_min,
                                             total_max)))
     FROM instruments);
+
+SET VARIABLE instrument_names = (SELECT string_agg(name, ', ' ORDER BY name) FROM instruments);

@@ -20,7 +20,9 @@ CREATE OR REPLACE TEMP MACRO blank(s) AS
          WHEN ascii(s) BETWEEN 33 AND 126 THEN false
          ELSE strip(s) = '' END;
 
-CREATE OR REPLACE TEMP MACRO clean(s) AS nullif(strip(s), '');
+-- nullif(strip(s), ''), strip(s) written once (nullif repeats its first argument; see
+-- stripped_has_invisible).
+CREATE OR REPLACE TEMP MACRO clean(s) AS list_transform([strip(s)], lambda stripped: nullif(stripped, ''))[1];
 
 -- The one rule for characters that make two ids look the same but differ, or make an id look
 -- like nothing (docs/bad-input-values.md, "Invisible characters in ids"):
@@ -45,7 +47,13 @@ CREATE OR REPLACE TEMP MACRO has_invisible(s) AS
              THEN regexp_matches(s, '[\x00-\x1F\x7F]')
          ELSE regexp_matches(s, '[\p{Cc}\p{Cf}\x{034F}\x{115F}\x{1160}\x{17B4}\x{17B5}\x{180B}-\x{180F}'
                                 || '\x{2065}\x{2800}\x{3164}\x{FE00}-\x{FE0F}\x{FFA0}\x{FFF0}-\x{FFF8}'
-                                || '\x{E0000}-\x{E0FFF}]|[^\PZ ]|^[\p{Mn}\p{Me}]+$') END;
+                                || '\x{E0000}-\x{E0FFF}]|[^\PZ ]')
+              -- Only combining marks. Every Mn and Me code point is removed by strip_accents(),
+              -- so only a value it empties can be one; the pattern is joined to `left(s, 0)` (an
+              -- empty text) so that RE2 compiles its large classes for those rare values alone,
+              -- not for every statement that uses the macro (about 1 ms each time).
+              OR CASE WHEN strip_accents(s) = ''
+                      THEN regexp_full_match(s, '[\p{Mn}\p{Me}]+' || left(s, 0)) ELSE false END END;
 
 -- has_invisible(strip(s)), with strip(s) written once: a macro repeats its argument wherever it
 -- uses it, and every copy costs DuckDB time to bind and optimise each statement. The one-element
@@ -165,7 +173,9 @@ CREATE OR REPLACE TEMP MACRO ts_stripped(t) AS
 
 -- The timestamp, or NULL when the text is not one of the forms above (or no such day / hour).
 CREATE OR REPLACE TEMP MACRO parse_ts(s) AS
-    CASE WHEN ts_plain(s) THEN try_cast(s AS TIMESTAMP) ELSE ts_stripped(strip(s)) END;
+    CASE WHEN ts_plain(s) THEN try_cast(s AS TIMESTAMP)
+         -- ts_stripped(strip(s)), strip(s) written once (see stripped_has_invisible)
+         ELSE list_transform([strip(s)], lambda stripped: ts_stripped(stripped))[1] END;
 
 -- 1 when parse_ts(s) dropped a UTC offset or zone from s, else 0 (counted in the load report).
 CREATE OR REPLACE TEMP MACRO ts_offset(s) AS
@@ -230,10 +240,11 @@ CREATE OR REPLACE TEMP MACRO ts_text_problem(t) AS
                         regexp_extract(t, '^\d{4}[/.]\d{1,2}[/.]\d{1,2}'), '[/.]', '-', 'g') AS DATE),
                         '%Y-%m-%d') || ')', '')
          WHEN regexp_full_match(t, '\d{1,2}[/.-]\d{1,2}[/.-]\d{4}(?:[Tt ,].*)?')
-             THEN day_month_reason(
-                     try_cast(regexp_extract(t, '^(\d{1,2})', 1) AS INTEGER),
-                     try_cast(regexp_extract(t, '^\d{1,2}[/.-](\d{1,2})', 1) AS INTEGER),
-                     try_cast(regexp_extract(t, '^\d{1,2}[/.-]\d{1,2}[/.-](\d{4})', 1) AS INTEGER))
+             -- each number written once (day_month_reason uses each several times)
+             THEN list_transform([[try_cast(regexp_extract(t, '^(\d{1,2})', 1) AS INTEGER),
+                                   try_cast(regexp_extract(t, '^\d{1,2}[/.-](\d{1,2})', 1) AS INTEGER),
+                                   try_cast(regexp_extract(t, '^\d{1,2}[/.-]\d{1,2}[/.-](\d{4})', 1) AS INTEGER)]],
+                                 lambda n: day_month_reason(n[1], n[2], n[3]))[1]
     END;
 
 -- raw: the cell; parsed: parse_ts(raw). Dates before 1900 and after the day of the load are
@@ -259,5 +270,7 @@ CREATE OR REPLACE TEMP MACRO problem(col, val, why) AS
 
 -- ---------------------------------------------------------------- other tables
 
--- The day of the load (settings).
-CREATE OR REPLACE TEMP MACRO load_day() AS (SELECT load_date FROM settings);
+-- The day of the load (settings), as a variable: a value known when a statement is bound,
+-- where a subquery would be planned as a join in every statement (twice per ts_problem).
+SET VARIABLE load_date = (SELECT load_date FROM settings);
+CREATE OR REPLACE TEMP MACRO load_day() AS getvariable('load_date');
