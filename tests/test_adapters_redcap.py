@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -66,6 +69,25 @@ def test_checkbox_columns_become_semicolon_joined_adverse_events(example, db):
     # infusion 6 of P001 ticks inf_ae___1 (Nausea) and inf_ae___4 (Dizziness)
     assert query(db, "SELECT list_sort(adverse_events) FROM sessions "
                      "WHERE adverse_events IS NOT NULL") == [(["dizziness", "nausea"],)]
+
+
+def test_ticked_checkboxes_are_joined_in_the_exports_column_order_in_every_process(example,
+                                                                                 tmp_path):
+    """inf_ae___1 (Nausea) comes before inf_ae___4 (Dizziness) in the export. The labels were
+    joined in a set's order, which changes with each process's string hashing: under hash
+    seed 0 the session held dizziness first, under seed 2 nausea first, and its row_hash with
+    it, so a reload of the same export in another process would have "corrected" the row."""
+    stored = []
+    for seed in ("0", "2"):
+        db = tmp_path / f"seed-{seed}.duckdb"
+        done = subprocess.run([sys.executable, "-m", "pipeline", "ingest", str(example),
+                               "--db", str(db), "--format", "redcap"], capture_output=True,
+                              text=True, env={**os.environ, "PYTHONHASHSEED": seed})
+        assert done.returncode == 0, done.stderr
+        stored.append(query(db, "SELECT session_id, adverse_events, row_hash FROM sessions "
+                                "WHERE adverse_events IS NOT NULL"))
+    assert stored[0] == stored[1]
+    assert [row[1] for row in stored[0]] == [["nausea", "dizziness"]]
 
 
 CLASSIC_DICTIONARY = """\

@@ -68,7 +68,9 @@ class Project:
         self.export = export
         self.fields = fields
         self.mapping_path = mapping_path
-        self.columns = set(export.frame.columns)
+        # in the export's order (a dict): the labels of ticked checkboxes are joined in that
+        # order, not in a set's, which changes with each process's string hashing
+        self.columns = dict.fromkeys(export.frame.columns)
         self.record = next(iter(fields))  # REDCap's first field is the record id
         if self.record not in self.columns:
             raise InputError(f"{export.path.name}: the record id column {self.record!r} (the "
