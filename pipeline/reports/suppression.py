@@ -253,6 +253,7 @@ class Ledger:
                 cell.state = PRIMARY
         self._apply_atomic()
         system = Derivation(self)
+        search = _CellSearch(self, system)
         given_up: set[Key] = set()
         for _ in range(_MAX_ROUNDS):
             determined = system.determined_small()
@@ -268,7 +269,7 @@ class Ledger:
                 rows = system.rows_of(leak)
                 if rows & touched:
                     continue
-                target = self._complement_for(leak, system)
+                target = self._complement_for(leak, search)
                 if target is None:
                     blank = self._blank_for(leak, system)
                     if blank is None:
@@ -309,16 +310,40 @@ class Ledger:
             return self.small_cell_max + 1, INF
         return 0, INF
 
-    def _complement_for(self, leak: Key, system: Derivation) -> Key | None:
+    def all_bounds(self) -> tuple[list[float], list[float]]:
+        """`bounds` of every cell, in the order of `keys()`: (lows, highs)."""
+        if not self.on:
+            values: list[float] = [cell.value for cell in self._cells.values()]
+            return values, list(values)
+        k = self.small_cell_max
+        hidden: dict[str, tuple[float, float]] = {PRIMARY: (1, k), SECONDARY: (k + 1, INF)}
+        unprinted: tuple[float, float] = (0, INF)
+        lows: list[float] = []
+        highs: list[float] = []
+        for cell in self._cells.values():
+            if cell.state == SHOWN:
+                lows.append(cell.value)
+                highs.append(cell.value)
+            else:
+                low, high = hidden.get(cell.state, unprinted)
+                lows.append(low)
+                highs.append(high)
+        return lows, highs
+
+    def _complement_for(self, leak: Key, search: _CellSearch) -> Key | None:
         """The cell to withhold so that `leak` cannot be derived.
 
         Follow the derivation back: in an equality that fixes the leak (all its other cells
         are known or derivable), withhold the shown non-zero cell with the lowest (keep,
         value); when that equality holds no shown cell, break the derivation of one of its
         derivable hidden cells the same way. Leaks found only by combining relations fall
-        back to the nearest shown cell around the leak."""
-        found = self._break(leak, system, set(), 0)
-        return found if found is not None else self._nearest(leak, system)
+        back to the nearest shown cell around the leak (`_CellSearch`)."""
+        system = search.system
+        leak_index = system.index[leak]
+        found = search.break_derivation(leak_index, set(), 0)
+        if found is None:
+            found = search.nearest(leak_index)
+        return None if found is None else system.keys[found]
 
     def _blank_for(self, leak: Key, system: Derivation) -> Key | None:
         """When no shown cell is left to withhold (a month of small counts, where "<11"
@@ -330,60 +355,9 @@ class Ledger:
             candidates = [leak]
         return min(candidates, key=self._rank) if candidates else None
 
-    def _usable(self, key: Key) -> bool:
-        cell = self._cells[key]
-        return cell.state == SHOWN and cell.printed and cell.value > 0
-
     def _rank(self, key: Key) -> tuple[int, int, int]:
         cell = self._cells[key]
         return cell.keep, cell.value, cell.order
-
-    def _break(self, target: Key, system: Derivation, seen: set[Key], depth: int) -> Key | None:
-        """The cell to withhold for `target`: the best shown cell of an equality that fixes it
-        from printed cells alone; else the best shown cell of an equality fixing it or fixing
-        a derivable hidden cell of such an equality (one step back); further back only if
-        neither has one."""
-        seen.add(target)
-        witnesses = system.witnesses(target)
-        # An equality whose other cells are all printed must lose one of them, whatever
-        # else is done: start there.
-        direct = [k for r in witnesses
-                  if all(k == target or self._cells[k].state == SHOWN and self._cells[k].printed
-                         for k in system.row_keys(r))
-                  for k in system.row_keys(r) if k not in seen and self._usable(k)]
-        if direct:
-            return min(direct, key=self._rank)
-        near = {k for r in witnesses for k in system.row_keys(r)} - seen
-        derived = sorted((k for k in near if system.known(k) and not self._usable(k)),
-                         key=self._rank)
-        candidates = [k for k in near if self._usable(k)]
-        for key in derived:
-            candidates += [k for r in system.witnesses(key) for k in system.row_keys(r)
-                           if k not in seen and k != key and self._usable(k)]
-        if candidates:
-            return min(candidates, key=self._rank)
-        if depth >= 6:
-            return None
-        for key in derived:
-            found = self._break(key, system, seen, depth + 1)
-            if found is not None:
-                return found
-        return None
-
-    def _nearest(self, leak: Key, system: Derivation) -> Key | None:
-        seen = {leak}
-        frontier = {leak}
-        for _ in range(4):
-            rows = set().union(*(system.rows_of(k) for k in frontier))
-            near = {k for r in rows for k in system.row_keys(r)} - seen
-            candidates = [k for k in near if self._usable(k)]
-            if candidates:
-                return min(candidates, key=self._rank)
-            if not near:
-                return None
-            seen |= near
-            frontier = near
-        return None
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -446,3 +420,73 @@ class Ledger:
 
 def _key(ref: CountRef | Key) -> Key:
     return ref.key if isinstance(ref, CountRef) else ref
+
+
+class _CellSearch:
+    """`Ledger._complement_for`'s search for a cell to withhold, over the cells' indexes in a
+    `Derivation` (its cells in the order of `Ledger.keys()`), as the ledger stands now."""
+
+    def __init__(self, ledger: Ledger, system: Derivation) -> None:
+        self.system = system
+        self.cells = list(ledger._cells.values())
+        self.cols = [cols for cols, _, _ in system.rows]
+
+    def usable(self, i: int) -> bool:
+        """Shown, printed and not zero: a cell that may be withheld."""
+        cell = self.cells[i]
+        return cell.state == SHOWN and cell.printed and cell.value > 0
+
+    def rank(self, i: int) -> tuple[int, int, int]:
+        cell = self.cells[i]
+        return cell.keep, cell.value, cell.order
+
+    def break_derivation(self, target: int, seen: set[int], depth: int) -> int | None:
+        """The cell to withhold for `target`: the best shown cell of an equality that fixes it
+        from printed cells alone; else the best shown cell of an equality fixing it or fixing
+        a derivable hidden cell of such an equality (one step back); further back only if
+        neither has one."""
+        system, cells, cols, usable, rank = (self.system, self.cells, self.cols, self.usable,
+                                             self.rank)
+        seen.add(target)
+        witnesses = system.witnesses_of(target)
+        # An equality whose other cells are all printed must lose one of them, whatever
+        # else is done: start there.
+        direct = [k for r in witnesses
+                  if all(k == target or cells[k].state == SHOWN and cells[k].printed
+                         for k in cols[r])
+                  for k in cols[r] if k not in seen and usable(k)]
+        if direct:
+            return min(direct, key=rank)
+        near = {k for r in witnesses for k in cols[r]} - seen
+        fixed = system.fixed
+        derived = sorted((k for k in near if fixed[k] and not usable(k)), key=rank)
+        candidates = [k for k in near if usable(k)]
+        for key in derived:
+            candidates += [k for r in system.witnesses_of(key) for k in cols[r]
+                           if k not in seen and k != key and usable(k)]
+        if candidates:
+            return min(candidates, key=rank)
+        if depth >= 6:
+            return None
+        for key in derived:
+            found = self.break_derivation(key, seen, depth + 1)
+            if found is not None:
+                return found
+        return None
+
+    def nearest(self, leak: int) -> int | None:
+        """The best shown cell of the relations around `leak`, then of theirs (4 steps)."""
+        touching, cols = self.system.touching, self.cols
+        seen = {leak}
+        frontier = {leak}
+        for _ in range(4):
+            rows = set().union(*(touching[k] for k in frontier))
+            near = {k for r in rows for k in cols[r]} - seen
+            candidates = [k for k in near if self.usable(k)]
+            if candidates:
+                return min(candidates, key=self.rank)
+            if not near:
+                return None
+            seen |= near
+            frontier = near
+        return None
