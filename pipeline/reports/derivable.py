@@ -47,7 +47,6 @@ class Derivation:
         for r, (cols, _, _) in enumerate(self.rows):
             for i in cols:
                 self.touching[i].append(r)
-        self._row_keys = [[self.keys[i] for i in cols] for cols, _, _ in self.rows]
         self._touching_equalities = [rows[:bisect.bisect_left(rows, len(equalities))]
                                      for rows in self.touching]  # equalities come first
         self._small = [ledger.small(ledger.value(k)) for k in self.keys]
@@ -84,7 +83,7 @@ class Derivation:
         return set(self.touching[self.index[key]])
 
     def row_keys(self, row: int) -> list[Key]:
-        return self._row_keys[row]
+        return [self.keys[i] for i in self.rows[row][0]]
 
     def determined_small(self) -> list[Key]:
         """Cells of 1..k that are not shown but that a reader can work out exactly."""
