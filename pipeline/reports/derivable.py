@@ -163,13 +163,13 @@ class Derivation:
         for i in sorted(columns.keys() - {p for p, _ in pivots}):
             value[i] = randrange(_PRIME)
         for p, rest in reversed(pivots):  # a pivot row holds only pivots found after it
-            value[p] = -sum(c * value[i] for i, c in rest.items()) % _PRIME
+            value[p] = -sum([c * value[i] for i, c in rest.items()]) % _PRIME
         for i, row in reversed(peeled):
             for j in row:
                 if j != i and j not in value:  # in peeled rows only: free
                     value[j] = randrange(_PRIME)
             inverse = pow(row[i], -1, _PRIME)
-            value[i] = -inverse * sum(c * value[j] for j, c in row.items() if j != i) % _PRIME
+            value[i] = -inverse * sum([c * value[j] for j, c in row.items() if j != i]) % _PRIME
         newly = sorted(i for i, v in value.items() if v == 0 and unknown[i])
         for i in newly:
             lo[i] = hi[i] = self.ledger.value(self.keys[i])
@@ -188,34 +188,36 @@ def _echelon(rows: list[dict[int, int]]
     only when they leave that range: equal modulo the prime to the reduced ones, and zero
     exactly when those are (the reports' small coefficients then stay small and quick)."""
     found: dict[int, int] = {}  # pivot column -> position in `pivots`
-    rests: dict[int, dict[int, int]] = {}  # pivot column -> the rest of its row
     pivots: list[tuple[int, dict[int, int]]] = []
     count: dict[int, int] = {}
     for source in rows:
         for i in source:
             count[i] = count.get(i, 0) + 1
+    # the pivot of a row: its cell in the fewest rows, then the lowest; as one number
+    width = max(count, default=0) + 1
+    fewest = {i: n * width + i for i, n in count.items()}.__getitem__
     heappush, heappop = heapq.heappush, heapq.heappop
     for source in sorted(rows, key=len):
         row = {i: c for i, c in source.items() if c}
-        hits = [(found[i], i) for i in row if i in found]
+        hits = [found[i] for i in row if i in found]  # positions: oldest pivot first
         heapq.heapify(hits)
         while hits:
-            _, col = heappop(hits)
+            col, rest = pivots[heappop(hits)]
             factor = row.pop(col, 0)
             if not factor:
                 continue
-            for i, v in rests[col].items():
+            for i, v in rest.items():
                 new = row.get(i, 0) - factor * v
                 if not -_PRIME < new < _PRIME:
                     new %= _PRIME
                 if new:
                     if i not in row and i in found:
-                        heappush(hits, (found[i], i))
+                        heappush(hits, found[i])
                     row[i] = new
                 else:
                     row.pop(i, None)
         if row:
-            pivot = min(row, key=lambda i: (count[i], i))
+            pivot = min(row, key=fewest)
             lead = row.pop(pivot)
             if lead == 1:
                 rest = row
@@ -225,6 +227,5 @@ def _echelon(rows: list[dict[int, int]]
                 inverse = pow(lead, -1, _PRIME)
                 rest = {i: v * inverse % _PRIME for i, v in row.items()}
             found[pivot] = len(pivots)
-            rests[pivot] = rest
             pivots.append((pivot, rest))
     return pivots, count

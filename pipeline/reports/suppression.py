@@ -428,42 +428,45 @@ class _CellSearch:
 
     def __init__(self, ledger: Ledger, system: Derivation) -> None:
         self.system = system
-        self.cells = list(ledger._cells.values())
+        self.cells = list(ledger._cells.values())  # their states change as cells are withheld
         self.cols = [cols for cols, _, _ in system.rows]
+        # what does not change while solving: printed, printed and not zero, the rank
+        self.printed = [cell.printed for cell in self.cells]
+        self.positive = [cell.printed and cell.value > 0 for cell in self.cells]
+        self.rank = [(cell.keep, cell.value, cell.order) for cell in self.cells].__getitem__
 
     def usable(self, i: int) -> bool:
         """Shown, printed and not zero: a cell that may be withheld."""
-        cell = self.cells[i]
-        return cell.state == SHOWN and cell.printed and cell.value > 0
-
-    def rank(self, i: int) -> tuple[int, int, int]:
-        cell = self.cells[i]
-        return cell.keep, cell.value, cell.order
+        return self.positive[i] and self.cells[i].state == SHOWN
 
     def break_derivation(self, target: int, seen: set[int], depth: int) -> int | None:
         """The cell to withhold for `target`: the best shown cell of an equality that fixes it
         from printed cells alone; else the best shown cell of an equality fixing it or fixing
         a derivable hidden cell of such an equality (one step back); further back only if
         neither has one."""
-        system, cells, cols, usable, rank = (self.system, self.cells, self.cols, self.usable,
-                                             self.rank)
+        system, cells, cols, rank = self.system, self.cells, self.cols, self.rank
+        printed, positive = self.printed, self.positive
         seen.add(target)
         witnesses = system.witnesses_of(target)
         # An equality whose other cells are all printed must lose one of them, whatever
         # else is done: start there.
         direct = [k for r in witnesses
-                  if all(k == target or cells[k].state == SHOWN and cells[k].printed
+                  if all(k == target or printed[k] and cells[k].state == SHOWN
                          for k in cols[r])
-                  for k in cols[r] if k not in seen and usable(k)]
+                  for k in cols[r]
+                  if k not in seen and positive[k] and cells[k].state == SHOWN]
         if direct:
             return min(direct, key=rank)
         near = {k for r in witnesses for k in cols[r]} - seen
         fixed = system.fixed
-        derived = sorted((k for k in near if fixed[k] and not usable(k)), key=rank)
-        candidates = [k for k in near if usable(k)]
+        usable = [k for k in near if positive[k] and cells[k].state == SHOWN]
+        derived = sorted((k for k in near if fixed[k]
+                          and not (positive[k] and cells[k].state == SHOWN)), key=rank)
+        candidates = usable
         for key in derived:
             candidates += [k for r in system.witnesses_of(key) for k in cols[r]
-                           if k not in seen and k != key and usable(k)]
+                           if k not in seen and k != key and positive[k]
+                           and cells[k].state == SHOWN]
         if candidates:
             return min(candidates, key=rank)
         if depth >= 6:
