@@ -88,9 +88,7 @@ class Derivation:
     def determined_small(self) -> list[Key]:
         """Cells of 1..k that are not shown but that a reader can work out exactly."""
         ledger = self.ledger
-        low, high = ledger.all_bounds()
-        lo = np.array(low, dtype=float)
-        hi = np.array(high, dtype=float)
+        lo, hi = ledger.all_bounds()
         fixed_by_elimination = -1
         for _ in range(10):
             self.bounds.propagate(lo, hi)
@@ -160,10 +158,10 @@ class Derivation:
         pivots, columns = _echelon(list(active.values()))  # `active` is in row order
         randrange = random.Random(_SEED).randrange
         value: dict[int, int] = {}
-        for i in sorted(columns.keys() - {p for p, _ in pivots}):
+        for i in sorted(columns.keys() - {p for p, _, _ in pivots}):
             value[i] = randrange(_PRIME)
-        for p, rest in reversed(pivots):  # a pivot row holds only pivots found after it
-            value[p] = -sum([c * value[i] for i, c in rest.items()]) % _PRIME
+        for p, rest, sign in reversed(pivots):  # a pivot row holds only pivots found after it
+            value[p] = -sign * sum([c * value[i] for i, c in rest.items()]) % _PRIME
         for i, row in reversed(peeled):
             for j in row:
                 if j != i and j not in value:  # in peeled rows only: free
@@ -177,9 +175,10 @@ class Derivation:
 
 
 def _echelon(rows: list[dict[int, int]]
-             ) -> tuple[list[tuple[int, dict[int, int]]], dict[int, int]]:
-    """Gaussian elimination modulo the prime: (pivot column, the rest of its row with the pivot
-    coefficient made 1), in the order found, and how many rows hold each column. A row holds
+             ) -> tuple[list[tuple[int, dict[int, int], int]], dict[int, int]]:
+    """Gaussian elimination modulo the prime: (pivot column, the rest of its row, sign), the
+    row with its pivot coefficient made 1 being sign * rest (a pivot coefficient of -1 is
+    not divided out), in the order found, and how many rows hold each column. A row holds
     no pivot column found before its own. A row is reduced by the pivots it holds, oldest
     first, and pivots on its cell found in the fewest rows (less fill-in; any order spans the
     same rows).
@@ -188,7 +187,7 @@ def _echelon(rows: list[dict[int, int]]
     only when they leave that range: equal modulo the prime to the reduced ones, and zero
     exactly when those are (the reports' small coefficients then stay small and quick)."""
     found: dict[int, int] = {}  # pivot column -> position in `pivots`
-    pivots: list[tuple[int, dict[int, int]]] = []
+    pivots: list[tuple[int, dict[int, int], int]] = []
     count: dict[int, int] = {}
     for source in rows:
         for i in source:
@@ -202,8 +201,8 @@ def _echelon(rows: list[dict[int, int]]
         hits = [found[i] for i in row if i in found]  # positions: oldest pivot first
         heapq.heapify(hits)
         while hits:
-            col, rest = pivots[heappop(hits)]
-            factor = row.pop(col, 0)
+            col, rest, sign = pivots[heappop(hits)]
+            factor = row.pop(col, 0) * sign
             if not factor:
                 continue
             for i, v in rest.items():
@@ -219,13 +218,11 @@ def _echelon(rows: list[dict[int, int]]
         if row:
             pivot = min(row, key=fewest)
             lead = row.pop(pivot)
-            if lead == 1:
-                rest = row
-            elif lead == -1:
-                rest = {i: -v for i, v in row.items()}
+            if lead in (1, -1):
+                rest, sign = row, lead
             else:
                 inverse = pow(lead, -1, _PRIME)
-                rest = {i: v * inverse % _PRIME for i, v in row.items()}
+                rest, sign = {i: v * inverse % _PRIME for i, v in row.items()}, 1
             found[pivot] = len(pivots)
-            pivots.append((pivot, rest))
+            pivots.append((pivot, rest, sign))
     return pivots, count

@@ -34,6 +34,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from pipeline.formatting import Suppressed, Withheld
 from pipeline.reports.derivable import Derivation
 from pipeline.stats import wilson
@@ -156,32 +158,35 @@ class Ledger:
     def value(self, ref: CountRef | Key) -> int:
         return self._cells[_key(ref)].value
 
-    def _relation(self, kind: str, terms: tuple[tuple[Key, int], ...], holds: bool,
-                  text: str) -> None:
+    def _relation(self, kind: str, terms: tuple[tuple[Key, int], ...]) -> None:
         merged: dict[Key, int] = {}
         for key, coefficient in terms:
             merged[key] = merged.get(key, 0) + coefficient
-        terms = tuple((k, c) for k, c in merged.items() if c)
-        if not holds:
-            self.violations.append(text)
+        terms = tuple([(k, c) for k, c in merged.items() if c])
+        if len(terms) < 2:
             return
-        if len(terms) < 2 or (kind, terms) in self._relation_keys:
-            return
+        known = len(self._relation_keys)
         self._relation_keys.add((kind, terms))
-        (self._eq if kind == "eq" else self._ge).append(terms)
+        if len(self._relation_keys) > known:  # not declared before
+            (self._eq if kind == "eq" else self._ge).append(terms)
 
     def add(self, total: CountRef | Key, parts: Sequence[CountRef | Key]) -> None:
         """Declare total = sum(parts)."""
         t, ps = _key(total), [_key(p) for p in parts]
-        holds = self._cells[t].value == sum(self._cells[p].value for p in ps)
-        self._relation("eq", ((t, 1), *((p, -1) for p in ps)), holds, f"{t} = sum{ps}")
+        cells = self._cells
+        if cells[t].value != sum([cells[p].value for p in ps]):
+            self.violations.append(f"{t} = sum{ps}")
+            return
+        self._relation("eq", ((t, 1), *((p, -1) for p in ps)))
 
     def at_least(self, big: Sequence[CountRef | Key], small: Sequence[CountRef | Key]) -> None:
         """Declare sum(big) >= sum(small)."""
         bs, ss = [_key(b) for b in big], [_key(s) for s in small]
-        holds = (sum(self._cells[b].value for b in bs) >= sum(self._cells[s].value for s in ss))
-        self._relation("ge", (*((b, 1) for b in bs), *((s, -1) for s in ss)), holds,
-                       f"sum{bs} >= sum{ss}")
+        cells = self._cells
+        if sum([cells[b].value for b in bs]) < sum([cells[s].value for s in ss]):
+            self.violations.append(f"sum{bs} >= sum{ss}")
+            return
+        self._relation("ge", (*((b, 1) for b in bs), *((s, -1) for s in ss)))
 
     def split(self, total: CountRef | Key, parts: Sequence[CountRef | Key],
               rest_key: Key) -> CountRef:
@@ -310,24 +315,20 @@ class Ledger:
             return self.small_cell_max + 1, INF
         return 0, INF
 
-    def all_bounds(self) -> tuple[list[float], list[float]]:
-        """`bounds` of every cell, in the order of `keys()`: (lows, highs)."""
+    def all_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """`bounds` of every cell, in the order of `keys()`: (lows, highs) as arrays."""
+        cells = self._cells.values()
+        values = np.array([cell.value for cell in cells], dtype=float)
         if not self.on:
-            values: list[float] = [cell.value for cell in self._cells.values()]
-            return values, list(values)
+            return values, values.copy()
         k = self.small_cell_max
-        hidden: dict[str, tuple[float, float]] = {PRIMARY: (1, k), SECONDARY: (k + 1, INF)}
-        unprinted: tuple[float, float] = (0, INF)
-        lows: list[float] = []
-        highs: list[float] = []
-        for cell in self._cells.values():
-            if cell.state == SHOWN:
-                lows.append(cell.value)
-                highs.append(cell.value)
-            else:
-                low, high = hidden.get(cell.state, unprinted)
-                lows.append(low)
-                highs.append(high)
+        # by state: shown (its value), "<11", "*", not printed
+        code = {SHOWN: 0, PRIMARY: 1, SECONDARY: 2}
+        states = np.array([code.get(cell.state, 3) for cell in cells], dtype=np.int64)
+        lows = np.array([0, 1, k + 1, 0], dtype=float)[states]
+        highs = np.array([0, k, INF, INF], dtype=float)[states]
+        shown = states == 0
+        lows[shown] = highs[shown] = values[shown]
         return lows, highs
 
     def _complement_for(self, leak: Key, search: _CellSearch) -> Key | None:
