@@ -166,7 +166,7 @@ class Derivation:
             for j in row:
                 if j != i and j not in value:  # in peeled rows only: free
                     value[j] = randrange(_PRIME)
-            inverse = pow(row[i], -1, _PRIME)
+            inverse = pow(row[i], -1, _PRIME) if row[i] else 0  # as pow(0, prime - 2, prime)
             value[i] = -inverse * sum([c * value[j] for j, c in row.items() if j != i]) % _PRIME
         newly = sorted(i for i, v in value.items() if v == 0 and unknown[i])
         for i in newly:
