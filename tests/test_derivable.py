@@ -59,17 +59,22 @@ def sequential_bounds(rows: list[tuple[list[int], list[int], bool]], lo: list[fl
         changed = False
         for cols, coefs, equality in rows:
             for i, c in zip(cols, coefs, strict=True):
-                others = [(j, d) for j, d in zip(cols, coefs, strict=True) if j != i]
-                most = sum(hi[j] if d > 0 else -lo[j] for j, d in others)
-                least = sum(lo[j] if d > 0 else -hi[j] for j, d in others)
-                # c x + others = 0 (or >= 0)
-                if c > 0:
-                    new_lo, new_hi = -most, (-least if equality else INF)
-                else:
-                    new_lo, new_hi = (least if equality else -INF), most
+                new_lo, new_hi = relation_bounds(cols, coefs, equality, i, c, lo, hi)
                 if new_lo > lo[i] or new_hi < hi[i]:
                     lo[i], hi[i] = max(lo[i], new_lo), min(hi[i], new_hi)
                     changed = True
+
+
+def relation_bounds(cols: list[int], coefs: list[int], equality: bool, i: int, c: int,
+                    lo: list[float], hi: list[float]) -> tuple[float, float]:
+    """What one relation says of its cell i (coefficient c, +-1) from the others' bounds."""
+    others = [(j, d) for j, d in zip(cols, coefs, strict=True) if j != i]
+    most = sum(hi[j] if d > 0 else -lo[j] for j, d in others)
+    least = sum(lo[j] if d > 0 else -hi[j] for j, d in others)
+    # c x + others = 0 (or >= 0)
+    if c > 0:
+        return -most, (-least if equality else INF)
+    return (least if equality else -INF), most
 
 
 def rank(rows: list[list[Fraction]]) -> int:
@@ -122,6 +127,41 @@ def test_bounds_reach_the_fixed_point_of_one_relation_at_a_time(seed: int) -> No
     assert hi_array.tolist() == hi
     values = [system.ledger.value(k) for k in system.keys]
     assert all(a <= v <= b for a, v, b in zip(lo, values, hi, strict=True))
+
+
+def sweep(rows: list[tuple[list[int], list[int], bool]], lo: list[float],
+          hi: list[float]) -> bool:
+    """One sweep of every relation at once: each bounds its cells from the bounds as they were
+    before the sweep, and what all of them say is intersected. True if anything tightened."""
+    new_lo, new_hi = list(lo), list(hi)
+    for cols, coefs, equality in rows:
+        for i, c in zip(cols, coefs, strict=True):
+            low, high = relation_bounds(cols, coefs, equality, i, c, lo, hi)
+            new_lo[i], new_hi[i] = max(new_lo[i], low), min(new_hi[i], high)
+    changed = new_lo != lo or new_hi != hi
+    lo[:], hi[:] = new_lo, new_hi
+    return changed
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_bounds_after_each_sweep_are_those_of_every_relation_at_once(seed: int) -> None:
+    # propagate applies only the relations of cells the last sweep tightened: stopped after
+    # any number of sweeps, it must hold what sweeping every relation would
+    system = Derivation(random_ledger(seed, leaves=12 + seed % 5, totals=8 + seed % 7))
+    start = [system.ledger.bounds(k) for k in system.keys]
+    lo, hi = [b[0] for b in start], [b[1] for b in start]
+    sweeps = 0
+    while sweep(system.rows, lo, hi):
+        sweeps += 1
+        lo_array = np.array([b[0] for b in start], dtype=float)
+        hi_array = np.array([b[1] for b in start], dtype=float)
+        finished = Bounds(system.rows).propagate(lo_array, hi_array, sweeps=sweeps)
+        assert lo_array.tolist() == lo
+        assert hi_array.tolist() == hi
+        assert not finished  # one more sweep is needed to see that nothing tightens
+    assert Bounds(system.rows).propagate(np.array([b[0] for b in start], dtype=float),
+                                         np.array([b[1] for b in start], dtype=float),
+                                         sweeps=sweeps + 1)
 
 
 def test_bounds_round_a_coefficient_of_two_inwards() -> None:

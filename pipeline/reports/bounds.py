@@ -31,44 +31,62 @@ class Bounds:
         self.coef = np.array([c for _, coefs, _ in rows for c in coefs], dtype=float)
         self.up = self.coef > 0
         self.equality = np.array([eq for cols, _, eq in rows for _ in cols], dtype=bool)
-        # entries grouped by cell, for the per-cell maximum / minimum of what the rows say
-        self.by_col = np.argsort(self.col, kind="stable")
-        cols = self.col[self.by_col]
-        self.col_start = np.flatnonzero(np.r_[True, cols[1:] != cols[:-1]]) if cols.size else cols
-        self.col_of_group = cols[self.col_start] if cols.size else cols
+        # an inequality bounds a cell on one side only: from below when its coefficient is
+        # positive, from above when negative
+        self.no_low = ~self.up & ~self.equality
+        self.no_high = self.up & ~self.equality
+        self.cells = int(self.col.max()) + 1 if self.col.size else 0
 
     def propagate(self, lo: np.ndarray, hi: np.ndarray, sweeps: int = 10_000) -> bool:
-        """Tighten `lo` / `hi` in place to the fixed point; False if `sweeps` ran out first."""
+        """Tighten `lo` / `hi` in place to the fixed point; False if `sweeps` ran out first.
+
+        Each sweep applies every relation to the bounds as they were at its start. A relation
+        none of whose cells was tightened by the last sweep says what it said then, which
+        that sweep applied, so after the first sweep only the relations of the cells just
+        tightened are applied: the same bounds after every sweep, for less work."""
         if not self.col.size:
             return True
-        row, col, coef, up, equality = self.row, self.col, self.coef, self.up, self.equality
+        rows = self.rows
+        row, col, coef, up = self.row, self.col, self.coef, self.up
+        no_low, no_high = self.no_low, self.no_high
         for _ in range(sweeps):
             low, high = lo[col], hi[col]
-            mins = np.where(up, coef * low, coef * high)  # the least c_j x_j can be
-            maxs = np.where(up, coef * high, coef * low)  # the most
+            mins = coef * np.where(up, low, high)  # the least c_j x_j can be
+            maxs = coef * np.where(up, high, low)  # the most
             min_inf = mins == -INF
             max_inf = maxs == INF
             min_fin = np.where(min_inf, 0.0, mins)
             max_fin = np.where(max_inf, 0.0, maxs)
-            row_min_inf = np.bincount(row, min_inf, self.rows)
-            row_max_inf = np.bincount(row, max_inf, self.rows)
-            row_min = np.bincount(row, min_fin, self.rows)
-            row_max = np.bincount(row, max_fin, self.rows)
+            row_min_inf = np.bincount(row, min_inf, rows)[row]
+            row_max_inf = np.bincount(row, max_inf, rows)[row]
+            row_min = np.bincount(row, min_fin, rows)[row]
+            row_max = np.bincount(row, max_fin, rows)[row]
             # the others of the entry's row: the row's sum less the entry (infinite parts apart)
-            others_max = np.where(row_max_inf[row] - max_inf > 0, INF, row_max[row] - max_fin)
-            others_min = np.where(row_min_inf[row] - min_inf > 0, -INF, row_min[row] - min_fin)
+            others_max = np.where(row_max_inf > max_inf, INF, row_max - max_fin)
+            others_min = np.where(row_min_inf > min_inf, -INF, row_min - min_fin)
             # c x >= -others_max always (sum >= 0); c x <= -others_min for equalities; dividing
             # by a negative c turns each side over
-            by_max, by_min = -others_max / coef, -others_min / coef
-            new_lo = np.where(up, np.ceil(by_max), np.where(equality, np.ceil(by_min), -INF))
-            new_hi = np.where(up, np.where(equality, np.floor(by_min), INF), np.floor(by_max))
-            said_lo = np.maximum.reduceat(new_lo[self.by_col], self.col_start)
-            said_hi = np.minimum.reduceat(new_hi[self.by_col], self.col_start)
-            cells = self.col_of_group
-            tighter_lo = said_lo > lo[cells]
-            tighter_hi = said_hi < hi[cells]
+            new_lo = -np.where(up, others_max, others_min) / coef
+            new_hi = -np.where(up, others_min, others_max) / coef
+            new_lo[no_low] = -INF
+            new_hi[no_high] = INF
+            np.ceil(new_lo, out=new_lo)
+            np.floor(new_hi, out=new_hi)
+            tighter_lo = new_lo > low
+            tighter_hi = new_hi < high
             if not (tighter_lo.any() or tighter_hi.any()):
                 return True
-            lo[cells[tighter_lo]] = said_lo[tighter_lo]
-            hi[cells[tighter_hi]] = said_hi[tighter_hi]
+            raised, lowered = col[tighter_lo], col[tighter_hi]
+            np.maximum.at(lo, raised, new_lo[tighter_lo])
+            np.minimum.at(hi, lowered, new_hi[tighter_hi])
+            # the next sweep: the entries of the relations of the cells just tightened
+            tightened = np.zeros(self.cells, dtype=bool)
+            tightened[raised] = True
+            tightened[lowered] = True
+            again = np.zeros(rows, dtype=bool)
+            again[self.row[tightened[self.col]]] = True
+            entries = np.flatnonzero(again[self.row])
+            row, col, coef, up = (self.row[entries], self.col[entries], self.coef[entries],
+                                  self.up[entries])
+            no_low, no_high = self.no_low[entries], self.no_high[entries]
         return False

@@ -7,6 +7,7 @@ counts are still determined.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import random
 from typing import TYPE_CHECKING, Any
@@ -24,36 +25,59 @@ _SEED = 20261202  # the random solution of `eliminate`: fixed, so a report is re
 
 
 class Derivation:
-    """The ledger's relations over integer cell indexes, for the derivability check."""
+    """The ledger's relations over integer cell indexes, for the derivability check.
+
+    Built once per `Ledger.solve`; what does not change between its rounds (the rows, their
+    keys, which rows touch a cell) is worked out here once."""
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
         self.keys = ledger.keys()
-        self.index = {key: i for i, key in enumerate(self.keys)}
+        self.index = index = {key: i for i, key in enumerate(self.keys)}
         equalities, inequalities = ledger.relations()
         self.rows: list[tuple[list[int], list[int], bool]] = [
-            ([self.index[k] for k, _ in terms], [c for _, c in terms], True)
-            for terms in equalities
-        ] + [([self.index[k] for k, _ in terms], [c for _, c in terms], False)
-             for terms in inequalities]
+            ([index[k] for k, _ in terms], [c for _, c in terms], equality)
+            for relations, equality in ((equalities, True), (inequalities, False))
+            for terms in relations]
         self.lo: list[float] = []
         self.hi: list[float] = []
+        self.fixed: list[bool] = []  # by cell: determined in the last check
         self.bounds = Bounds(self.rows)
         self.touching: list[list[int]] = [[] for _ in self.keys]
         for r, (cols, _, _) in enumerate(self.rows):
             for i in cols:
                 self.touching[i].append(r)
+        self._touching_equalities = [rows[:bisect.bisect_left(rows, len(equalities))]
+                                     for rows in self.touching]  # equalities come first
+        self._small = [ledger.small(ledger.value(k)) for k in self.keys]
+        self._witnesses: dict[int, list[int]] = {}  # of the last check, by cell
+        # `eliminate`'s view of the equalities: each as {cell: coefficient} (the row when all
+        # its cells are unknown; coefficients between -prime and prime, see `_echelon`), and
+        # one entry per (equality, cell) as arrays
+        self._equalities = [{i: c if -_PRIME < c < _PRIME else c % _PRIME
+                             for i, c in zip(cols, coefs, strict=True)}
+                            for cols, coefs, _ in self.rows[:len(equalities)]]
+        self._sizes = np.array([len(row) for row in self._equalities], dtype=np.int64)
+        self._entry_row = np.repeat(np.arange(len(equalities), dtype=np.int64), self._sizes)
+        self._entry_col = np.array([i for row in self._equalities for i in row], dtype=np.int64)
 
     def known(self, key: Key) -> bool:
         """Determined in the last check (shown, or derivable)."""
-        i = self.index[key]
-        return bool(self.lo[i] == self.hi[i])
+        return self.fixed[self.index[key]]
 
     def witnesses(self, key: Key) -> list[int]:
         """Equalities holding `key` whose other cells were all determined in the last check."""
-        i = self.index[key]
-        return [r for r in self.touching[i] if self.rows[r][2]
-                and all(j == i or self.lo[j] == self.hi[j] for j in self.rows[r][0])]
+        return self.witnesses_of(self.index[key])
+
+    def witnesses_of(self, i: int) -> list[int]:
+        """`witnesses` of the cell of index i."""
+        found = self._witnesses.get(i)
+        if found is None:
+            lo, hi, rows = self.lo, self.hi, self.rows
+            found = [r for r in self._touching_equalities[i]
+                     if all(j == i or lo[j] == hi[j] for j in rows[r][0])]
+            self._witnesses[i] = found
+        return found
 
     def rows_of(self, key: Key) -> set[int]:
         return set(self.touching[self.index[key]])
@@ -64,9 +88,7 @@ class Derivation:
     def determined_small(self) -> list[Key]:
         """Cells of 1..k that are not shown but that a reader can work out exactly."""
         ledger = self.ledger
-        bounds = [ledger.bounds(k) for k in self.keys]
-        lo = np.array([b[0] for b in bounds], dtype=float)
-        hi = np.array([b[1] for b in bounds], dtype=float)
+        lo, hi = ledger.all_bounds()
         fixed_by_elimination = -1
         for _ in range(10):
             self.bounds.propagate(lo, hi)
@@ -78,8 +100,12 @@ class Derivation:
                 break
             fixed_by_elimination = int(np.count_nonzero(lo == hi))
         self.lo, self.hi = lo.tolist(), hi.tolist()
-        return [k for i, k in enumerate(self.keys)
-                if self.lo[i] == self.hi[i] and ledger.hidden_small(k)]
+        fixed = lo == hi
+        self.fixed = fixed.tolist()
+        self._witnesses = {}
+        small, keys = self._small, self.keys
+        return [keys[i] for i in np.flatnonzero(fixed).tolist()
+                if small[i] and ledger.hidden_small(keys[i])]
 
     def eliminate(self, lo: np.ndarray, hi: np.ndarray) -> list[int]:
         """Fix cells that linear combinations of the equalities determine; the cells fixed.
@@ -96,83 +122,107 @@ class Derivation:
         (Gaussian elimination modulo the prime), its free cells drawn at random, its pivot
         cells solved back, then the peeled cells in reverse order.
         """
-        unknown = (lo != hi).tolist()
-        active: dict[int, dict[int, int]] = {}
-        col_rows: dict[int, set[int]] = {}
-        for r, (cols, coefs, equality) in enumerate(self.rows):
-            if not equality:
-                continue
-            row = {i: c for i, c in zip(cols, coefs, strict=True) if unknown[i]}
-            if len(row) >= 2:
-                active[r] = row
-                for i in row:
-                    col_rows.setdefault(i, set()).add(r)
+        unknown_cells = lo != hi
+        unknown = unknown_cells.tolist()
+        # the equalities with two unknown cells or more, over their unknown cells
+        entry_unknown = unknown_cells[self._entry_col]
+        per_row = np.bincount(self._entry_row, entry_unknown, len(self._equalities))
+        taking = per_row >= 2
+        whole = (per_row == self._sizes).tolist()
+        active: dict[int, dict[int, int]] = {}  # the rows are only read, never changed
+        for r in np.flatnonzero(taking).tolist():
+            row = self._equalities[r]
+            active[r] = row if whole[r] else {i: c for i, c in row.items() if unknown[i]}
+        # a cell's active rows: how many, and (when one) which; the cells in one row only,
+        # in the order they first appear
+        entries = taking[self._entry_row] & entry_unknown
+        cols, rows = self._entry_col[entries], self._entry_row[entries]
+        counts = np.bincount(cols, minlength=len(unknown))
+        col_count = counts.tolist()
+        col_sum = np.bincount(cols, rows, len(unknown)).astype(np.int64).tolist()
+        first = cols[np.sort(np.unique(cols, return_index=True)[1])]
+        stack = first[counts[first] == 1].tolist()
         peeled: list[tuple[int, dict[int, int]]] = []
-        stack = [i for i, rs in col_rows.items() if len(rs) == 1]
         while stack:
             i = stack.pop()
-            if len(col_rows.get(i, ())) != 1:
+            if col_count[i] != 1:
                 continue
-            r = next(iter(col_rows[i]))
+            r = col_sum[i]
             row = active.pop(r)
             peeled.append((i, row))
             for j in row:
-                col_rows[j].discard(r)
-                if len(col_rows[j]) == 1:
+                col_count[j] -= 1
+                col_sum[j] -= r
+                if col_count[j] == 1:
                     stack.append(j)
-        pivots = _echelon([active[r] for r in sorted(active)])
-        draw = random.Random(_SEED)
+        pivots, columns = _echelon(list(active.values()))  # `active` is in row order
+        randrange = random.Random(_SEED).randrange
         value: dict[int, int] = {}
-        pivot_columns = {p for p, _ in pivots}
-        for i in sorted({i for row in active.values() for i in row} - pivot_columns):
-            value[i] = draw.randrange(_PRIME)
-        for p, row in reversed(pivots):  # a pivot row holds only pivots found after it
-            value[p] = -sum(c * value[i] for i, c in row.items() if i != p) % _PRIME
+        for i in sorted(columns.keys() - {p for p, _, _ in pivots}):
+            value[i] = randrange(_PRIME)
+        for p, rest, sign in reversed(pivots):  # a pivot row holds only pivots found after it
+            value[p] = -sign * sum([c * value[i] for i, c in rest.items()]) % _PRIME
         for i, row in reversed(peeled):
             for j in row:
                 if j != i and j not in value:  # in peeled rows only: free
-                    value[j] = draw.randrange(_PRIME)
-            inverse = pow(row[i] % _PRIME, _PRIME - 2, _PRIME)
-            value[i] = -inverse * sum(c * value[j] for j, c in row.items() if j != i) % _PRIME
+                    value[j] = randrange(_PRIME)
+            inverse = pow(row[i], -1, _PRIME) if row[i] else 0  # as pow(0, prime - 2, prime)
+            value[i] = -inverse * sum([c * value[j] for j, c in row.items() if j != i]) % _PRIME
         newly = sorted(i for i, v in value.items() if v == 0 and unknown[i])
         for i in newly:
             lo[i] = hi[i] = self.ledger.value(self.keys[i])
         return newly
 
 
-def _echelon(rows: list[dict[int, int]]) -> list[tuple[int, dict[int, int]]]:
-    """Gaussian elimination modulo the prime: (pivot column, its row with pivot coefficient 1),
-    in the order found; a row holds no pivot column found before its own. A row is reduced by
-    the pivots it holds, oldest first, and pivots on its cell found in the fewest rows (less
-    fill-in; any order spans the same rows)."""
+def _echelon(rows: list[dict[int, int]]
+             ) -> tuple[list[tuple[int, dict[int, int], int]], dict[int, int]]:
+    """Gaussian elimination modulo the prime: (pivot column, the rest of its row, sign), the
+    row with its pivot coefficient made 1 being sign * rest (a pivot coefficient of -1 is
+    not divided out), in the order found, and how many rows hold each column. A row holds
+    no pivot column found before its own. A row is reduced by the pivots it holds, oldest
+    first, and pivots on its cell found in the fewest rows (less fill-in; any order spans the
+    same rows).
+
+    Coefficients are kept as whole numbers between -prime and prime, reduced modulo the prime
+    only when they leave that range: equal modulo the prime to the reduced ones, and zero
+    exactly when those are (the reports' small coefficients then stay small and quick)."""
     found: dict[int, int] = {}  # pivot column -> position in `pivots`
-    pivots: list[tuple[int, dict[int, int]]] = []
+    pivots: list[tuple[int, dict[int, int], int]] = []
     count: dict[int, int] = {}
     for source in rows:
         for i in source:
             count[i] = count.get(i, 0) + 1
+    # the pivot of a row: its cell in the fewest rows, then the lowest; as one number
+    width = max(count, default=0) + 1
+    fewest = {i: n * width + i for i, n in count.items()}.__getitem__
+    heappush, heappop = heapq.heappush, heapq.heappop
     for source in sorted(rows, key=len):
-        row = {i: c % _PRIME for i, c in source.items() if c % _PRIME}
-        hits = [(found[i], i) for i in row if i in found]
+        row = {i: c for i, c in source.items() if c}
+        hits = [found[i] for i in row if i in found]  # positions: oldest pivot first
         heapq.heapify(hits)
         while hits:
-            _, col = heapq.heappop(hits)
-            factor = row.pop(col, 0)
+            col, rest, sign = pivots[heappop(hits)]
+            factor = row.pop(col, 0) * sign
             if not factor:
                 continue
-            for i, v in pivots[found[col]][1].items():
-                if i == col:
-                    continue
-                new = (row.get(i, 0) - factor * v) % _PRIME
+            for i, v in rest.items():
+                new = row.get(i, 0) - factor * v
+                if not -_PRIME < new < _PRIME:
+                    new %= _PRIME
                 if new:
                     if i not in row and i in found:
-                        heapq.heappush(hits, (found[i], i))
+                        heappush(hits, found[i])
                     row[i] = new
                 else:
                     row.pop(i, None)
         if row:
-            pivot = min(row, key=lambda i: (count[i], i))
-            inverse = pow(row[pivot], _PRIME - 2, _PRIME)
+            pivot = min(row, key=fewest)
+            lead = row.pop(pivot)
+            if lead in (1, -1):
+                rest, sign = row, lead
+            else:
+                inverse = pow(lead, -1, _PRIME)
+                rest, sign = {i: v * inverse % _PRIME for i, v in row.items()}, 1
             found[pivot] = len(pivots)
-            pivots.append((pivot, {i: v * inverse % _PRIME for i, v in row.items()}))
-    return pivots
+            pivots.append((pivot, rest, sign))
+    return pivots, count

@@ -34,6 +34,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from pipeline.formatting import Suppressed, Withheld
 from pipeline.reports.derivable import Derivation
 from pipeline.stats import wilson
@@ -156,32 +158,35 @@ class Ledger:
     def value(self, ref: CountRef | Key) -> int:
         return self._cells[_key(ref)].value
 
-    def _relation(self, kind: str, terms: tuple[tuple[Key, int], ...], holds: bool,
-                  text: str) -> None:
+    def _relation(self, kind: str, terms: tuple[tuple[Key, int], ...]) -> None:
         merged: dict[Key, int] = {}
         for key, coefficient in terms:
             merged[key] = merged.get(key, 0) + coefficient
-        terms = tuple((k, c) for k, c in merged.items() if c)
-        if not holds:
-            self.violations.append(text)
+        terms = tuple([(k, c) for k, c in merged.items() if c])
+        if len(terms) < 2:
             return
-        if len(terms) < 2 or (kind, terms) in self._relation_keys:
-            return
+        known = len(self._relation_keys)
         self._relation_keys.add((kind, terms))
-        (self._eq if kind == "eq" else self._ge).append(terms)
+        if len(self._relation_keys) > known:  # not declared before
+            (self._eq if kind == "eq" else self._ge).append(terms)
 
     def add(self, total: CountRef | Key, parts: Sequence[CountRef | Key]) -> None:
         """Declare total = sum(parts)."""
         t, ps = _key(total), [_key(p) for p in parts]
-        holds = self._cells[t].value == sum(self._cells[p].value for p in ps)
-        self._relation("eq", ((t, 1), *((p, -1) for p in ps)), holds, f"{t} = sum{ps}")
+        cells = self._cells
+        if cells[t].value != sum([cells[p].value for p in ps]):
+            self.violations.append(f"{t} = sum{ps}")
+            return
+        self._relation("eq", ((t, 1), *((p, -1) for p in ps)))
 
     def at_least(self, big: Sequence[CountRef | Key], small: Sequence[CountRef | Key]) -> None:
         """Declare sum(big) >= sum(small)."""
         bs, ss = [_key(b) for b in big], [_key(s) for s in small]
-        holds = (sum(self._cells[b].value for b in bs) >= sum(self._cells[s].value for s in ss))
-        self._relation("ge", (*((b, 1) for b in bs), *((s, -1) for s in ss)), holds,
-                       f"sum{bs} >= sum{ss}")
+        cells = self._cells
+        if sum([cells[b].value for b in bs]) < sum([cells[s].value for s in ss]):
+            self.violations.append(f"sum{bs} >= sum{ss}")
+            return
+        self._relation("ge", (*((b, 1) for b in bs), *((s, -1) for s in ss)))
 
     def split(self, total: CountRef | Key, parts: Sequence[CountRef | Key],
               rest_key: Key) -> CountRef:
@@ -253,6 +258,7 @@ class Ledger:
                 cell.state = PRIMARY
         self._apply_atomic()
         system = Derivation(self)
+        search = _CellSearch(self, system)
         given_up: set[Key] = set()
         for _ in range(_MAX_ROUNDS):
             determined = system.determined_small()
@@ -268,7 +274,7 @@ class Ledger:
                 rows = system.rows_of(leak)
                 if rows & touched:
                     continue
-                target = self._complement_for(leak, system)
+                target = self._complement_for(leak, search)
                 if target is None:
                     blank = self._blank_for(leak, system)
                     if blank is None:
@@ -309,16 +315,36 @@ class Ledger:
             return self.small_cell_max + 1, INF
         return 0, INF
 
-    def _complement_for(self, leak: Key, system: Derivation) -> Key | None:
+    def all_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """`bounds` of every cell, in the order of `keys()`: (lows, highs) as arrays."""
+        cells = self._cells.values()
+        values = np.array([cell.value for cell in cells], dtype=float)
+        if not self.on:
+            return values, values.copy()
+        k = self.small_cell_max
+        # by state: shown (its value), "<11", "*", not printed
+        code = {SHOWN: 0, PRIMARY: 1, SECONDARY: 2}
+        states = np.array([code.get(cell.state, 3) for cell in cells], dtype=np.int64)
+        lows = np.array([0, 1, k + 1, 0], dtype=float)[states]
+        highs = np.array([0, k, INF, INF], dtype=float)[states]
+        shown = states == 0
+        lows[shown] = highs[shown] = values[shown]
+        return lows, highs
+
+    def _complement_for(self, leak: Key, search: _CellSearch) -> Key | None:
         """The cell to withhold so that `leak` cannot be derived.
 
         Follow the derivation back: in an equality that fixes the leak (all its other cells
         are known or derivable), withhold the shown non-zero cell with the lowest (keep,
         value); when that equality holds no shown cell, break the derivation of one of its
         derivable hidden cells the same way. Leaks found only by combining relations fall
-        back to the nearest shown cell around the leak."""
-        found = self._break(leak, system, set(), 0)
-        return found if found is not None else self._nearest(leak, system)
+        back to the nearest shown cell around the leak (`_CellSearch`)."""
+        system = search.system
+        leak_index = system.index[leak]
+        found = search.break_derivation(leak_index, set(), 0)
+        if found is None:
+            found = search.nearest(leak_index)
+        return None if found is None else system.keys[found]
 
     def _blank_for(self, leak: Key, system: Derivation) -> Key | None:
         """When no shown cell is left to withhold (a month of small counts, where "<11"
@@ -330,60 +356,9 @@ class Ledger:
             candidates = [leak]
         return min(candidates, key=self._rank) if candidates else None
 
-    def _usable(self, key: Key) -> bool:
-        cell = self._cells[key]
-        return cell.state == SHOWN and cell.printed and cell.value > 0
-
     def _rank(self, key: Key) -> tuple[int, int, int]:
         cell = self._cells[key]
         return cell.keep, cell.value, cell.order
-
-    def _break(self, target: Key, system: Derivation, seen: set[Key], depth: int) -> Key | None:
-        """The cell to withhold for `target`: the best shown cell of an equality that fixes it
-        from printed cells alone; else the best shown cell of an equality fixing it or fixing
-        a derivable hidden cell of such an equality (one step back); further back only if
-        neither has one."""
-        seen.add(target)
-        witnesses = system.witnesses(target)
-        # An equality whose other cells are all printed must lose one of them, whatever
-        # else is done: start there.
-        direct = [k for r in witnesses
-                  if all(k == target or self._cells[k].state == SHOWN and self._cells[k].printed
-                         for k in system.row_keys(r))
-                  for k in system.row_keys(r) if k not in seen and self._usable(k)]
-        if direct:
-            return min(direct, key=self._rank)
-        near = {k for r in witnesses for k in system.row_keys(r)} - seen
-        derived = sorted((k for k in near if system.known(k) and not self._usable(k)),
-                         key=self._rank)
-        candidates = [k for k in near if self._usable(k)]
-        for key in derived:
-            candidates += [k for r in system.witnesses(key) for k in system.row_keys(r)
-                           if k not in seen and k != key and self._usable(k)]
-        if candidates:
-            return min(candidates, key=self._rank)
-        if depth >= 6:
-            return None
-        for key in derived:
-            found = self._break(key, system, seen, depth + 1)
-            if found is not None:
-                return found
-        return None
-
-    def _nearest(self, leak: Key, system: Derivation) -> Key | None:
-        seen = {leak}
-        frontier = {leak}
-        for _ in range(4):
-            rows = set().union(*(system.rows_of(k) for k in frontier))
-            near = {k for r in rows for k in system.row_keys(r)} - seen
-            candidates = [k for k in near if self._usable(k)]
-            if candidates:
-                return min(candidates, key=self._rank)
-            if not near:
-                return None
-            seen |= near
-            frontier = near
-        return None
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -446,3 +421,76 @@ class Ledger:
 
 def _key(ref: CountRef | Key) -> Key:
     return ref.key if isinstance(ref, CountRef) else ref
+
+
+class _CellSearch:
+    """`Ledger._complement_for`'s search for a cell to withhold, over the cells' indexes in a
+    `Derivation` (its cells in the order of `Ledger.keys()`), as the ledger stands now."""
+
+    def __init__(self, ledger: Ledger, system: Derivation) -> None:
+        self.system = system
+        self.cells = list(ledger._cells.values())  # their states change as cells are withheld
+        self.cols = [cols for cols, _, _ in system.rows]
+        # what does not change while solving: printed, printed and not zero, the rank
+        self.printed = [cell.printed for cell in self.cells]
+        self.positive = [cell.printed and cell.value > 0 for cell in self.cells]
+        self.rank = [(cell.keep, cell.value, cell.order) for cell in self.cells].__getitem__
+
+    def usable(self, i: int) -> bool:
+        """Shown, printed and not zero: a cell that may be withheld."""
+        return self.positive[i] and self.cells[i].state == SHOWN
+
+    def break_derivation(self, target: int, seen: set[int], depth: int) -> int | None:
+        """The cell to withhold for `target`: the best shown cell of an equality that fixes it
+        from printed cells alone; else the best shown cell of an equality fixing it or fixing
+        a derivable hidden cell of such an equality (one step back); further back only if
+        neither has one."""
+        system, cells, cols, rank = self.system, self.cells, self.cols, self.rank
+        printed, positive = self.printed, self.positive
+        seen.add(target)
+        witnesses = system.witnesses_of(target)
+        # An equality whose other cells are all printed must lose one of them, whatever
+        # else is done: start there.
+        direct = [k for r in witnesses
+                  if all(k == target or printed[k] and cells[k].state == SHOWN
+                         for k in cols[r])
+                  for k in cols[r]
+                  if k not in seen and positive[k] and cells[k].state == SHOWN]
+        if direct:
+            return min(direct, key=rank)
+        near = {k for r in witnesses for k in cols[r]} - seen
+        fixed = system.fixed
+        usable = [k for k in near if positive[k] and cells[k].state == SHOWN]
+        derived = sorted((k for k in near if fixed[k]
+                          and not (positive[k] and cells[k].state == SHOWN)), key=rank)
+        candidates = usable
+        for key in derived:
+            candidates += [k for r in system.witnesses_of(key) for k in cols[r]
+                           if k not in seen and k != key and positive[k]
+                           and cells[k].state == SHOWN]
+        if candidates:
+            return min(candidates, key=rank)
+        if depth >= 6:
+            return None
+        for key in derived:
+            found = self.break_derivation(key, seen, depth + 1)
+            if found is not None:
+                return found
+        return None
+
+    def nearest(self, leak: int) -> int | None:
+        """The best shown cell of the relations around `leak`, then of theirs (4 steps)."""
+        touching, cols = self.system.touching, self.cols
+        seen = {leak}
+        frontier = {leak}
+        for _ in range(4):
+            rows = set().union(*(touching[k] for k in frontier))
+            near = {k for r in rows for k in cols[r]} - seen
+            candidates = [k for k in near if self.usable(k)]
+            if candidates:
+                return min(candidates, key=self.rank)
+            if not near:
+                return None
+            seen |= near
+            frontier = near
+        return None
