@@ -118,10 +118,9 @@ def determined_by_equalities(system: Derivation, unknown: list[int]) -> set[int]
 @pytest.mark.parametrize("seed", range(40))
 def test_bounds_reach_the_fixed_point_of_one_relation_at_a_time(seed: int) -> None:
     system = Derivation(random_ledger(seed))
-    start = [system.ledger.bounds(k) for k in system.keys]
-    lo, hi = [b[0] for b in start], [b[1] for b in start]
+    lo_array, hi_array = system.ledger.all_bounds()
+    lo, hi = lo_array.tolist(), hi_array.tolist()
     sequential_bounds(system.rows, lo, hi)
-    lo_array, hi_array = np.array([b[0] for b in start]), np.array([b[1] for b in start])
     assert Bounds(system.rows).propagate(lo_array, hi_array)
     assert lo_array.tolist() == lo
     assert hi_array.tolist() == hi
@@ -148,20 +147,17 @@ def test_bounds_after_each_sweep_are_those_of_every_relation_at_once(seed: int) 
     # propagate applies only the relations of cells the last sweep tightened: stopped after
     # any number of sweeps, it must hold what sweeping every relation would
     system = Derivation(random_ledger(seed, leaves=12 + seed % 5, totals=8 + seed % 7))
-    start = [system.ledger.bounds(k) for k in system.keys]
-    lo, hi = [b[0] for b in start], [b[1] for b in start]
+    start = system.ledger.all_bounds()
+    lo, hi = start[0].tolist(), start[1].tolist()
     sweeps = 0
     while sweep(system.rows, lo, hi):
         sweeps += 1
-        lo_array = np.array([b[0] for b in start], dtype=float)
-        hi_array = np.array([b[1] for b in start], dtype=float)
+        lo_array, hi_array = start[0].copy(), start[1].copy()
         finished = Bounds(system.rows).propagate(lo_array, hi_array, sweeps=sweeps)
         assert lo_array.tolist() == lo
         assert hi_array.tolist() == hi
         assert not finished  # one more sweep is needed to see that nothing tightens
-    assert Bounds(system.rows).propagate(np.array([b[0] for b in start], dtype=float),
-                                         np.array([b[1] for b in start], dtype=float),
-                                         sweeps=sweeps + 1)
+    assert Bounds(system.rows).propagate(start[0].copy(), start[1].copy(), sweeps=sweeps + 1)
 
 
 def test_bounds_round_a_coefficient_of_two_inwards() -> None:

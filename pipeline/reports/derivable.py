@@ -61,16 +61,9 @@ class Derivation:
         self._entry_row = np.repeat(np.arange(len(equalities), dtype=np.int64), self._sizes)
         self._entry_col = np.array([i for row in self._equalities for i in row], dtype=np.int64)
 
-    def known(self, key: Key) -> bool:
-        """Determined in the last check (shown, or derivable)."""
-        return self.fixed[self.index[key]]
-
-    def witnesses(self, key: Key) -> list[int]:
-        """Equalities holding `key` whose other cells were all determined in the last check."""
-        return self.witnesses_of(self.index[key])
-
     def witnesses_of(self, i: int) -> list[int]:
-        """`witnesses` of the cell of index i."""
+        """Equalities holding the cell of index i whose other cells were all determined in the
+        last check (`fixed`)."""
         found = self._witnesses.get(i)
         if found is None:
             lo, hi, rows = self.lo, self.hi, self.rows

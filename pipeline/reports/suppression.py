@@ -303,20 +303,10 @@ class Ledger:
                             c.state = UNPRINTED
                             changed = True
 
-    def bounds(self, key: Key) -> tuple[float, float]:
-        """What a reader knows of a cell from its print alone: a shown count exactly, "<11"
-        1..k, "*" more than k, anything not printed only that it is >= 0."""
-        cell = self._cells[key]
-        if not self.on or cell.state == SHOWN:
-            return cell.value, cell.value
-        if cell.state == PRIMARY:
-            return 1, self.small_cell_max
-        if cell.state == SECONDARY:
-            return self.small_cell_max + 1, INF
-        return 0, INF
-
     def all_bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        """`bounds` of every cell, in the order of `keys()`: (lows, highs) as arrays."""
+        """What a reader knows of each cell from its print alone, in the order of `keys()`
+        as (lows, highs): a shown count exactly (every count when suppression is off), "<11"
+        1..k, "*" more than k, anything not printed only that it is >= 0."""
         cells = self._cells.values()
         values = np.array([cell.value for cell in cells], dtype=float)
         if not self.on:
