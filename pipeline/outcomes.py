@@ -52,19 +52,24 @@ def outcome_sql_files() -> list[tuple[str, str]]:
     return [(re.sub(r"^\d+_", "", f.stem), f.read_text(encoding="utf-8")) for f in files]
 
 
+# the registry's thresholds, one row per instrument (`threshold_rows`): as a frame to join on
+# `instrument` (`instrument_frame`) and as the temp table instrument_thresholds (define_settings)
+THRESHOLD_COLUMNS = {"instrument": "VARCHAR", "remission_cutoff": "DOUBLE",
+                     "caseness_cutoff": "DOUBLE", "reliable_change": "DOUBLE"}
+_POLARS_TYPES = {"VARCHAR": pl.String, "DOUBLE": pl.Float64}
+
+
+def threshold_rows(instruments: dict[str, Instrument]) -> list[tuple[Any, ...]]:
+    """(instrument, remission, caseness, reliable change) of each instrument (THRESHOLD_COLUMNS)."""
+    return [(name, inst.remission, inst.caseness, inst.reliable_change)
+            for name, inst in instruments.items()]
+
+
 def instrument_frame(instruments: dict[str, Instrument]) -> pl.DataFrame:
     """Registry thresholds as a frame to join on `instrument`."""
-    names = list(instruments)
-    return pl.DataFrame(
-        {
-            "instrument": names,
-            "remission_cutoff": [instruments[n].remission for n in names],
-            "caseness_cutoff": [instruments[n].caseness for n in names],
-            "reliable_change": [instruments[n].reliable_change for n in names],
-        },
-        schema={"instrument": pl.String, "remission_cutoff": pl.Float64,
-                "caseness_cutoff": pl.Float64, "reliable_change": pl.Float64},
-    )
+    return pl.DataFrame(threshold_rows(instruments), orient="row",
+                        schema={column: _POLARS_TYPES[kind]
+                                for column, kind in THRESHOLD_COLUMNS.items()})
 
 
 def reduced_by_at_least(score: Any, baseline: Any, pct: Any) -> Any:
@@ -158,12 +163,8 @@ def define_settings(con: duckdb.DuckDBPyConnection, as_of: date, config: Config)
          definitions.endpoint_window_days, definitions.response_pct,
          definitions.partial_response_pct, NEVER, *SAFETY_ITEM, *HIGH_BP],
     )
-    instruments = config.instruments
-    _values_table(con, "instrument_thresholds",
-                  {"instrument": "VARCHAR", "remission_cutoff": "DOUBLE",
-                   "caseness_cutoff": "DOUBLE", "reliable_change": "DOUBLE"},
-                  [(name, inst.remission, inst.caseness, inst.reliable_change)
-                   for name, inst in instruments.items()])  # instrument_frame's rows
+    _values_table(con, "instrument_thresholds", THRESHOLD_COLUMNS,
+                  threshold_rows(config.instruments))
     _values_table(con, "timing_classes", {"key": "VARCHAR", "first": "INTEGER", "last": "INTEGER"},
                   [(c.key, c.first, c.last) for c in TIMING_CLASSES])
     score, baseline, pct = (duckdb.ColumnExpression(n) for n in ("score", "baseline", "pct"))
