@@ -72,12 +72,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 # statsmodels…) and the session's fixtures. Python's full collections walked all of it again and
 # again and found nothing to free: ~10% of a worker's CPU (gc.callbacks timings on
 # test_suppression.py + test_report_monthly.py: 8.1 s → 2.9 s of collection). What is alive once
-# collection is done, and again when each module starts (the last module's fixtures are torn down
-# by then), is moved out of the collector's view with gc.freeze(), after a full pass frees the
-# garbage. Objects a test creates are still collected as before.
-_frozen_after: list[str] = []
-
-
+# collection is done, and again when a module's fixtures have been torn down, is moved out of the
+# collector's view with gc.freeze(), after a full pass frees the garbage. Objects a test creates
+# are still collected as before.
 def _freeze_the_heap() -> None:
     gc.collect()
     gc.freeze()
@@ -87,10 +84,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     _freeze_the_heap()
 
 
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    if _frozen_after and _frozen_after[-1] != item.nodeid.split("::")[0]:
+@pytest.hookimpl(trylast=True)  # after pytest's own teardown, which ends the module's fixtures
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    if nextitem is not None and nextitem.path != item.path:
         _freeze_the_heap()
-    _frozen_after[:] = [item.nodeid.split("::")[0]]
 
 
 def cli(*args: str | Path, env: dict[str, str | None] | None = None) -> Result:
