@@ -108,9 +108,11 @@ def outcomes_process(*args: str | Path, timeout: int = 600) -> subprocess.Comple
 
 
 def copy_db(db: Path, target: Path) -> Path:
-    """A writable copy of a (session) database."""
+    """A writable copy of a (session) database. A write-ahead log that a killed process left
+    beside `target` is removed: DuckDB would replay it onto the copy."""
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(db, target)
+    target.with_name(target.name + ".wal").unlink(missing_ok=True)
     return target
 
 
