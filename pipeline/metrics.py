@@ -11,6 +11,8 @@ the table name `outcomes metrics` stores it under (pipeline/metrics_files.py).
 
 from __future__ import annotations
 
+import functools
+
 import duckdb
 import polars as pl
 
@@ -88,10 +90,22 @@ def define_macros(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(sql("metrics/macros.sql"))
 
 
+@functools.cache
+def _local_database() -> duckdb.DuckDBPyConnection:
+    """The process's in-memory DuckDB behind every local_connection (opened on first use)."""
+    return duckdb.connect(config={"autoinstall_known_extensions": False,
+                                  "autoload_known_extensions": False})
+
+
 def local_connection() -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB for sql/metrics over frames already in polars."""
-    con = duckdb.connect(config={"autoinstall_known_extensions": False,
-                                 "autoload_known_extensions": False})
+    """An in-memory DuckDB connection for sql/metrics over frames already in polars; close it
+    when done.
+
+    A cursor of one in-memory database per process: a connection of its own (its registered
+    frames, temp tables, macros and settings are its own and end when it is closed), without
+    the ~12 ms of starting a database each time.
+    """
+    con = _local_database().cursor()
     quiet_duckdb(con)
     define_macros(con)
     return con

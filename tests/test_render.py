@@ -126,7 +126,8 @@ def test_no_full_collection_runs_while_a_document_renders(renderer: Renderer,
     render_thread = threading.get_ident()
 
     html = renderer.html("base.html.j2", {"doc": doc(title="Collector")})
-    rows = "".join(f"<tr><td>{i}</td><td>row {i}</td></tr>" for i in range(1500))
+    # 600 rows: ~37 passes of generation 1 and 2 full ones with the default thresholds
+    rows = "".join(f"<tr><td>{i}</td><td>row {i}</td></tr>" for i in range(600))
     html = html.replace("</body>", f"<table>{rows}</table></body>")
     heap = [[i] for i in range(200_000)]  # a report's context and modules: full passes walk it
     gc.callbacks.append(count)
