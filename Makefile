@@ -28,17 +28,19 @@ PYTEST_PARALLEL := -n auto --dist loadfile --no-loadscope-reorder
 # suite starts hundreds of Python processes (the CLI, payer render workers), each of which would
 # compile the package again, and each pytest worker would rewrite the asserts of all test modules
 # (~4 s) on every run. __pycache__/ is ignored by git.
-PYTEST := PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest
+PYTEST := env PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest
+# The tests' temporary files go to /dev/shm when it has room (scripts/run-tests.sh says why).
+RUN_TESTS := sh scripts/run-tests.sh
 
 test: sysdeps $(STAMP)
 	$(BIN)/ruff check pipeline tests bench
 	$(BIN)/mypy pipeline
-	$(PYTEST) $(PYTEST_PARALLEL)
+	$(RUN_TESTS) $(PYTEST) $(PYTEST_PARALLEL)
 
 quick: $(STAMP)
 	$(BIN)/ruff check pipeline tests bench
 	$(BIN)/mypy pipeline
-	$(PYTEST) $(PYTEST_PARALLEL) -m "not slow"
+	$(RUN_TESTS) $(PYTEST) $(PYTEST_PARALLEL) -m "not slow"
 
 # Not part of `make test` / CI: minutes, and gigabytes of generated exports under bench-out/.
 # Both write BENCHMARKS.md (each only its own marked part). bench: ~10 min (12 snapshots of 100k
