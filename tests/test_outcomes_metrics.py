@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 
+import duckdb
 import polars as pl
 import pytest
 from lifelines import KaplanMeierFitter
@@ -104,6 +105,28 @@ def test_km_table_matches_stats_and_lifelines_per_group():
         lifelines_sf = KaplanMeierFitter().fit(durations, events).survival_function_
         assert mine["survival"].to_list() == pytest.approx(
             lifelines_sf.loc[mine["time"].to_list(), "KM_estimate"].to_list())
+    con.close()
+
+
+def test_local_connections_keep_their_frames_tables_and_macros_to_themselves():
+    """local_connection hands out cursors of one in-memory database: what one registers or
+    creates is not seen by another, open at the same time or opened after it is closed."""
+    first, second = local_connection(), local_connection()
+    first.register("frame", pl.DataFrame({"x": [1, 2]}))
+    first.execute("CREATE TEMP TABLE km_input AS SELECT 1 AS one")
+    first.execute("CREATE OR REPLACE TEMP MACRO rated(evaluable, status) AS 42")
+    assert first.execute("SELECT rated(true, 'x'), count(*) FROM frame").fetchall() == [(42, 2)]
+    for other in (second, local_connection()):
+        for query in ("SELECT * FROM frame", "SELECT * FROM km_input"):
+            with pytest.raises(duckdb.CatalogException):
+                other.execute(query)
+        assert other.execute("SELECT rated(true, 'completed')").fetchall() == [(True,)]
+        other.close()
+    first.close()
+    third = local_connection()
+    with pytest.raises(duckdb.CatalogException):
+        third.execute("SELECT * FROM km_input")
+    third.close()
 
 
 def test_same_session_effect_of_infusion_1(tmp_path):
