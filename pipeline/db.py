@@ -65,6 +65,11 @@ def writer_lock(db_path: str | Path) -> Iterator[None]:
         os.close(fd)  # closing the descriptor releases the flock
 
 
+# Extensions cannot be downloaded here: DuckDB never tries at query time (every database the
+# pipeline opens, on file or in memory).
+OFFLINE = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+
+
 def quiet_duckdb(con: duckdb.DuckDBPyConnection) -> None:
     """No progress bar of DuckDB's own: it would print even into a file or a pipe. The
     pipeline's display (pipeline/progress.py) shows long work on a terminal instead."""
@@ -80,11 +85,7 @@ def connect(
     over time"): the canonical tables, loads, rejects and changes are shadowed by temp views.
     None, or the latest load, reads the stored tables themselves.
     """
-    settings: dict[str, str | bool | int | float | list[str]] = {
-        # Extensions cannot be downloaded here; never try at query time.
-        "autoinstall_known_extensions": False,
-        "autoload_known_extensions": False,
-    }
+    settings: dict[str, str | bool | int | float | list[str]] = dict(OFFLINE)
     if config.database.memory_limit:
         settings["memory_limit"] = config.database.memory_limit
     if config.database.temp_directory:

@@ -17,7 +17,7 @@ import duckdb
 import polars as pl
 
 from pipeline.config import Config
-from pipeline.db import quiet_duckdb
+from pipeline.db import OFFLINE, quiet_duckdb
 from pipeline.outcomes import HIGH_BP as HIGH_BP  # re-exported: the reports import it here
 from pipeline.outcomes import (
     OUTCOME_ORDER,
@@ -93,8 +93,7 @@ def define_macros(con: duckdb.DuckDBPyConnection) -> None:
 @functools.cache
 def _local_database() -> duckdb.DuckDBPyConnection:
     """The process's in-memory DuckDB behind every local_connection (opened on first use)."""
-    return duckdb.connect(config={"autoinstall_known_extensions": False,
-                                  "autoload_known_extensions": False})
+    return duckdb.connect(config=dict(OFFLINE))
 
 
 def local_connection() -> duckdb.DuckDBPyConnection:
